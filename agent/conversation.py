@@ -1,0 +1,32 @@
+"""A plain conversation with the model and no tools: the offline (in-car) mode's whole loop.
+
+It keeps the messages and one Generator, so each turn reuses the KV cache of the last one and
+encodes only the new user message. It yields the generator's events and prints nothing. The
+ReAct loop with tools is a separate module; this is what runs when tools are off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from agent.settings import Settings
+from model.chat import render
+from model.generate import Completion, Delta, Generator
+from model.messages import Message
+
+
+class Conversation:
+    def __init__(self, generator: Generator, settings: Settings) -> None:
+        self.generator = generator
+        self.settings = settings
+        system = settings.offline_system_prompt if settings.offline else settings.system_prompt
+        self.messages: list[Message] = [Message(role="system", content=system)]
+
+    def turn(self, user_text: str) -> Iterator[Delta | Completion]:
+        self.messages.append(Message(role="user", content=user_text))
+        lm = self.generator.lm
+        prompt = render(lm.tokenizer, self.messages, None, lm.tool_format)
+        for event in self.generator.stream(prompt, self.settings.sampling, self.settings.guard):
+            if isinstance(event, Completion):
+                self.messages.append(Message(role="assistant", content=event.text.strip()))
+            yield event

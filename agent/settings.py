@@ -1,0 +1,102 @@
+"""The one way to configure edgeagent: typed settings with defaults, a TOML file, then CLI flags.
+
+Precedence, lowest first: the defaults below, the TOML file (`--config PATH`, else
+$EDGEAGENT_CONFIG, else ~/.config/edgeagent/config.toml if it exists), then `--set key=value`
+and the named CLI flags. The resolved object is saved into every trajectory, so a run can be
+reproduced from its log. Each package defines its own section (sampling in `model.generate`,
+the guard in `model.guard`, ...); this module only composes them.
+
+TOML example:
+    [model]
+    spec = "smollm2"
+    [sampling]
+    temperature = 0.7
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from model.guard import GuardSettings
+from model.generate import SamplingSettings
+
+
+class ModelSettings(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    spec: str = Field(default="embedded", description="embedded name, folder, .gguf or hub id")
+    adapter: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    threads: int | None = Field(default=None, ge=1, description="torch threads; None = cores")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
+    offline: bool = Field(default=False, description="in-car mode: no tools, no network")
+    system_prompt: str = "You are a concise, helpful assistant."
+    offline_system_prompt: str = "You are a concise in-car assistant. Answer in one or two sentences."
+
+
+class SettingsError(Exception):
+    """A config file or override is wrong; the message says which key and why."""
+
+
+def default_config_path() -> Path | None:
+    if env := os.environ.get("EDGEAGENT_CONFIG"):
+        return Path(env).expanduser()
+    path = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    path = path / "edgeagent" / "config.toml"
+    return path if path.is_file() else None
+
+
+def load_settings(
+    config: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    data: dict[str, Any] = {}
+    path = config or default_config_path()
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"config file {path} is not valid TOML: {e}") from None
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(data, key, value)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SettingsError(f"setting '{where}': {first['msg']}") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`section.key=value` from the CLI; the value is read as JSON when it parses, else text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise SettingsError(f"--set expects key=value, got '{text}'")
+    try:
+        return key.strip(), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.strip(), raw
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    *parents, last = dotted.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise SettingsError(f"setting '{dotted}': '{part}' is not a section")
+        node = child
+    node[last] = value

@@ -1,0 +1,236 @@
+"""Streaming generation: one decode loop with prefix reuse, stop strings, sampling and the guard.
+
+`Generator.stream(prompt)` yields `Delta`s (new text and the token ids that made it) and ends
+with one `Completion`. It keeps the KV cache of the last call: the ReAct loop only ever appends
+to its conversation, so the next prompt shares a prefix with what the cache holds, and only
+the new tokens are encoded. A cache that cannot be cut back (recurrent or sliding-window
+layers) is reused only when the new prompt extends it exactly; otherwise it starts over.
+
+Our own loop rather than `model.generate` because we need the cache between calls, per-token
+cancellation from another thread, stop strings that never leak into the stream, and the
+doom-loop guard, all in one place. It is not a batching server: one sequence at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, Field
+
+from model.guard import GuardSettings, RepetitionGuard
+from model.loader import LoadedModel
+
+FinishReason = Literal["eos", "stop", "length", "doom_loop", "cancelled"]
+
+
+class SamplingSettings(BaseModel):
+    max_new_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, description="0 means greedy")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_k: int = Field(default=0, ge=0, description="0 means no top-k cut")
+    seed: int | None = None
+    stop: list[str] = Field(default_factory=list)
+
+
+class Delta(BaseModel):
+    text: str
+    token_ids: list[int]
+
+
+class Completion(BaseModel):
+    text: str
+    token_ids: list[int]  # every token the model sampled, stop tokens included
+    finish_reason: FinishReason
+    prompt_tokens: int
+    reused_tokens: int  # prompt tokens whose KV came from the previous call
+    ttft_s: float
+    decode_s: float
+
+    @property
+    def doom_loop(self) -> bool:
+        return self.finish_reason == "doom_loop"
+
+    @property
+    def tokens_per_s(self) -> float:
+        n = len(self.token_ids) - 1
+        return n / self.decode_s if n > 0 and self.decode_s > 0 else 0.0
+
+
+class Generator:
+    """Owns one model's KV cache between calls; use from one thread at a time."""
+
+    def __init__(self, lm: LoadedModel) -> None:
+        self.lm = lm
+        self._cache: Any = None
+        self._cached: list[int] = []  # token ids whose KV the cache holds
+
+    def reset(self) -> None:
+        self._cache, self._cached = None, []
+
+    def encode(self, prompt: str) -> list[int]:
+        # Chat templates already write their own BOS and markers.
+        return self.lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+    def stream(
+        self,
+        prompt: str | list[int],
+        sampling: SamplingSettings | None = None,
+        guard: GuardSettings | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Delta | Completion]:
+        sampling = sampling or SamplingSettings()
+        ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
+        if not ids:
+            raise ValueError("empty prompt")
+        start = time.perf_counter()
+        rng = _rng(sampling.seed)
+        reused = self._reuse(ids)
+        logits = self._forward(ids[reused:])
+        first_token_at = 0.0
+        out: list[int] = []
+        text = Detokenizer(self.lm.tokenizer, sampling.stop)
+        loop_guard = RepetitionGuard(guard)
+        reason: FinishReason = "length"
+        while len(out) < sampling.max_new_tokens:
+            if cancel is not None and cancel.is_set():
+                reason = "cancelled"
+                break
+            token = sample(logits, sampling, rng)
+            out.append(token)
+            if not first_token_at:
+                first_token_at = time.perf_counter()
+            if token in self.lm.stop_token_ids:
+                reason = "eos"
+                break
+            delta = text.push(token)
+            if delta:
+                yield Delta(text=delta, token_ids=[token])
+            if text.stopped:
+                reason = "stop"
+                break
+            if loop_guard.push(token):
+                reason = "doom_loop"
+                break
+            if len(out) < sampling.max_new_tokens:
+                logits = self._forward([token])
+        if tail := text.flush():
+            yield Delta(text=tail, token_ids=[])
+        end = time.perf_counter()
+        first_token_at = first_token_at or end
+        yield Completion(
+            text=text.text,
+            token_ids=out,
+            finish_reason=reason,
+            prompt_tokens=len(ids),
+            reused_tokens=reused,
+            ttft_s=first_token_at - start,
+            decode_s=end - first_token_at,
+        )
+
+    def _reuse(self, ids: list[int]) -> int:
+        """How many leading prompt tokens keep their cached KV; cuts the cache to that."""
+        common = 0
+        for a, b in zip(self._cached, ids, strict=False):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(ids) - 1)  # the last prompt token must run to give logits
+        if self._cache is None or common == 0:
+            self.reset()
+            return 0
+        drop = len(self._cached) - common
+        if drop and not getattr(self._cache, "is_croppable", False):
+            self.reset()
+            return 0
+        if drop:
+            self._cache.crop(-drop)  # transformers 5: a negative count removes tokens
+            del self._cached[common:]
+        return common
+
+    @torch.inference_mode()
+    def _forward(self, new_ids: list[int]) -> torch.Tensor:
+        from transformers import DynamicCache
+
+        if self._cache is None:
+            self._cache = DynamicCache(config=self.lm.model.config)
+        out = self.lm.model(
+            input_ids=torch.tensor([new_ids]),
+            past_key_values=self._cache,
+            use_cache=True,
+            logits_to_keep=1,  # skip the vocabulary projection for every prompt token but one
+        )
+        self._cached.extend(new_ids)
+        return out.logits[0, -1].float()
+
+
+def _rng(seed: int | None) -> torch.Generator:
+    rng = torch.Generator()
+    if seed is not None:
+        rng.manual_seed(seed)
+    else:
+        rng.seed()
+    return rng
+
+
+def sample(logits: torch.Tensor, s: SamplingSettings, rng: torch.Generator) -> int:
+    if s.temperature <= 0:
+        return int(torch.argmax(logits))
+    logits = logits / s.temperature
+    if s.top_k > 0:
+        kth = torch.topk(logits, min(s.top_k, logits.numel())).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if s.top_p < 1.0:
+        sorted_p, order = torch.sort(probs, descending=True)
+        # Keep the smallest set whose mass reaches top_p (always at least the top token).
+        drop = torch.cumsum(sorted_p, dim=-1) - sorted_p >= s.top_p
+        sorted_p[drop] = 0.0
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)
+    return int(torch.multinomial(probs, 1, generator=rng))
+
+
+class Detokenizer:
+    """Turns tokens into text deltas: waits out half a UTF-8 character, and holds back any tail
+    that could be the start of a stop string, so a stop string never reaches the stream."""
+
+    def __init__(self, tokenizer: Any, stop: list[str]) -> None:
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.ids: list[int] = []
+        self.text = ""  # the final text, cut at a stop string
+        self.emitted = 0
+        self.stopped = False
+
+    def push(self, token: int) -> str:
+        self.ids.append(token)
+        full = self.tokenizer.decode(self.ids, skip_special_tokens=False)
+        if full.endswith("\ufffd"):
+            return ""  # a multi-byte character is not complete yet
+        self.text = full
+        hit = min((i for s in self.stop if (i := full.find(s, max(0, self.emitted - len(s)))) >= 0),
+                  default=-1)
+        if hit >= 0:
+            self.text, self.stopped = full[:hit], True
+            return self._emit(hit)
+        return self._emit(len(full) - self._held(full))
+
+    def flush(self) -> str:
+        return "" if self.stopped else self._emit(len(self.text))
+
+    def _held(self, full: str) -> int:
+        """Length of the longest tail of `full` that begins some stop string."""
+        for n in range(min(len(full), max((len(s) for s in self.stop), default=0)), 0, -1):
+            if any(s.startswith(full[-n:]) for s in self.stop):
+                return n
+        return 0
+
+    def _emit(self, upto: int) -> str:
+        if upto <= self.emitted:
+            return ""
+        delta = self.text[self.emitted : upto]
+        self.emitted = upto
+        return delta

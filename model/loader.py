@@ -1,0 +1,211 @@
+"""Loading a model from a spec: an embedded name, a local folder, a .gguf file or a hub id.
+
+A spec is resolved in that order. Embedded names and .gguf files are converted once into the
+cache (see `model.embedded`), so every later start loads a safetensors folder. A hub id loads
+from the local Hugging Face cache, and from the network only when the caller says it is online;
+offline, a missing id is a one-line error naming the alternatives. An optional LoRA adapter
+(peft, from the `train` extra) is applied on top.
+
+Not here: generation (`model.generate`), prompts (`model.chat`), training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from model import embedded
+from model.chat import ToolFormat, detect_format
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class ModelLoadError(Exception):
+    """The spec cannot be loaded; the message is one line that says what to do instead."""
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # a transformers PreTrainedModel (or a peft wrapper around one)
+    tokenizer: Any
+    spec: str
+    source: Path | None  # the folder the weights came from, if any
+    tool_format: ToolFormat
+    adapter: str | None = None
+    load_seconds: float = 0.0
+    stop_token_ids: set[int] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.spec + (f"+{Path(self.adapter).name}" if self.adapter else "")
+
+
+def load(
+    spec: str = "embedded",
+    adapter: str | None = None,
+    dtype: Dtype = "float32",
+    online: bool = False,
+    cache: Path | None = None,
+    progress: embedded.Progress | None = None,
+) -> LoadedModel:
+    start = time.perf_counter()
+    folder, hub_id = resolve(spec, online=online, cache=cache, progress=progress)
+    model, tokenizer = _from_pretrained(folder or hub_id, dtype, online=online)
+    if adapter:
+        model = apply_adapter(model, adapter)
+    model.eval()
+    lm = wrap(model, tokenizer, spec=spec, source=folder, adapter=adapter)
+    lm.load_seconds = time.perf_counter() - start
+    return lm
+
+
+def wrap(
+    model: Any, tokenizer: Any, spec: str, source: Path | None = None, adapter: str | None = None
+) -> LoadedModel:
+    """A LoadedModel around an in-memory model and tokenizer (also used for tiny test models)."""
+    if not tokenizer.chat_template:
+        arch = (getattr(model.config, "model_type", "") or "").lower()
+        name = "lfm2.jinja" if arch.startswith("lfm2") else "chatml.jinja"
+        tokenizer.chat_template = (TEMPLATES / name).read_text()
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        spec=spec,
+        source=source,
+        tool_format=detect_format(tokenizer.chat_template),
+        adapter=adapter,
+        stop_token_ids=stop_tokens(model, tokenizer),
+    )
+
+
+def resolve(
+    spec: str, online: bool, cache: Path | None = None, progress: embedded.Progress | None = None
+) -> tuple[Path | None, str | None]:
+    """(local folder, None) or (None, hub id) for a spec; raises ModelLoadError."""
+    if (known := embedded.lookup(spec)) is not None:
+        try:
+            return embedded.hf_folder(known, cache, progress), None
+        except embedded.EmbeddedError as e:
+            raise ModelLoadError(str(e)) from None
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{path} has no config.json: point --model at a model folder")
+        return path, None
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelLoadError(f"no such GGUF file: {path}")
+        return _converted_gguf(path, cache, progress), None
+    if _looks_like_hub_id(spec):
+        return None, spec
+    names = ", ".join(embedded.EMBEDDED)
+    raise ModelLoadError(
+        f"unknown model '{spec}': use an embedded name ({names}), a folder, a .gguf file or a hub id"
+    )
+
+
+def _looks_like_hub_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return len(parts) == 2 and all(p and not p.startswith(".") for p in parts)
+
+
+def _converted_gguf(path: Path, cache: Path | None, progress: embedded.Progress | None) -> Path:
+    st = path.resolve().stat()
+    key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+    folder = (cache or embedded.cache_root()) / "models" / f"{path.stem}-{key[:12]}"
+    if not (folder / "config.json").is_file():
+        try:
+            embedded.convert_gguf(path, folder, progress)
+        except Exception as e:  # transformers raises many types for files it cannot read
+            raise ModelLoadError(f"cannot read {path} as a GGUF model: {e}") from None
+    return folder
+
+
+def _from_pretrained(where: Path | str | None, dtype: Dtype, online: bool) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
+    is_hub = isinstance(where, str)
+    if is_hub and not online:
+        kwargs["local_files_only"] = True
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, **_only(kwargs, "local_files_only"))
+        model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+    except OSError as e:
+        if is_hub:
+            how = "it is not in the local Hugging Face cache" + ("" if online else " (offline)")
+            names = ", ".join(embedded.EMBEDDED)
+            raise ModelLoadError(
+                f"cannot load '{where}': {how}; use an embedded model ({names}), "
+                "a local folder or a .gguf path"
+            ) from None
+        raise ModelLoadError(f"cannot load {where}: {str(e).splitlines()[0]}") from None
+    return model, tokenizer
+
+
+def _only(kwargs: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k in keys}
+
+
+def apply_adapter(model: Any, adapter: str) -> Any:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelLoadError(
+            "loading an adapter needs peft: pip install 'edgeagent[train]'"
+        ) from None
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise ModelLoadError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
+    return PeftModel.from_pretrained(model, adapter)
+
+
+def stop_tokens(model: Any, tokenizer: Any) -> set[int]:
+    """Token ids that end an assistant turn: eos ids plus the chat templates' end markers."""
+    ids: set[int] = set()
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (eos, tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, list):
+            ids.update(v for v in value if isinstance(v, int))
+    vocab = tokenizer.get_vocab()
+    for marker in ("<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>"):
+        if marker in vocab:
+            ids.add(vocab[marker])
+    return ids
+
+
+def describe(lm: LoadedModel) -> dict[str, Any]:
+    """Architecture, size and where it lives: what `edgeagent model info` shows."""
+    model = lm.model
+    total = sum(p.numel() for p in model.parameters())
+    emb = model.get_input_embeddings().weight
+    out = model.get_output_embeddings()
+    embedding = emb.numel()
+    if out is not None and out.weight.data_ptr() != emb.data_ptr():
+        embedding += out.weight.numel()
+    config = model.config
+    return {
+        "spec": lm.name,
+        "architecture": (config.architectures or [type(model).__name__])[0],
+        "model_type": config.model_type,
+        "layers": getattr(config, "num_hidden_layers", None),
+        "hidden_size": getattr(config, "hidden_size", None),
+        "vocab_size": getattr(config, "vocab_size", None),
+        "parameters": total,
+        "embedding_parameters": embedding,
+        "embedding_share": embedding / total if total else 0.0,
+        "tied_embeddings": out is not None and out.weight.data_ptr() == emb.data_ptr(),
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "tool_format": lm.tool_format.value,
+        "source": str(lm.source) if lm.source else None,
+        "cache": str(embedded.cache_root()),
+        "threads": torch.get_num_threads(),
+    }

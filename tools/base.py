@@ -1,0 +1,96 @@
+"""The tool declaration: a name, a description, a pydantic model for the arguments, a function.
+
+A tool's JSON schema (what chat templates render) comes from its argument model, so the schema
+and the validation can never disagree. Arguments the model got wrong come back as an error
+ToolResult that names the field and what was expected, for the model to read and retry.
+
+This is not a registry or a plugin system: the agent keeps a plain dict of tools by name.
+Failures a tool expects (a page that times out, code that raises in the sandbox) are raised as
+ToolError inside the tool and become error results here; anything else is our bug and raises.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+
+class ToolResult(BaseModel):
+    """What a tool hands back: text for the model, or an error the model can act on."""
+
+    text: str = ""
+    error: str | None = None
+    truncated: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def for_model(self) -> str:
+        """The text the model reads back as the tool message."""
+        if self.error is not None:
+            return f"Error: {self.error}"
+        return self.text + ("\n[output truncated]" if self.truncated else "")
+
+
+class ToolError(Exception):
+    """An expected failure inside a tool; its message goes back to the model."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    args: type[BaseModel]
+    fn: Callable[[Any], ToolResult]
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI-style function schema that chat templates take in `tools=`."""
+        params = self.args.model_json_schema()
+        params.pop("title", None)
+        for prop in params.get("properties", {}).values():
+            prop.pop("title", None)
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": params},
+        }
+
+    def run(self, arguments: dict[str, Any] | str | None) -> ToolResult:
+        """Validate the model's arguments and run the tool; never raises for the model's errors."""
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except json.JSONDecodeError as e:
+                return ToolResult(error=f"arguments of {self.name} are not valid JSON: {e.msg}")
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            return ToolResult(error=f"arguments of {self.name} must be an object of named values")
+        try:
+            parsed = self.args.model_validate(arguments)
+        except ValidationError as e:
+            return ToolResult(error=f"bad arguments for {self.name}: {describe_errors(e)}")
+        try:
+            return self.fn(parsed)
+        except ToolError as e:
+            return ToolResult(error=str(e))
+
+
+def describe_errors(e: ValidationError) -> str:
+    """One readable line per bad field: which field, what was wrong."""
+    parts = []
+    for err in e.errors(include_url=False):
+        field = ".".join(str(p) for p in err["loc"]) or "(arguments)"
+        if err["type"] == "missing":
+            parts.append(f"'{field}' is required")
+        elif err["type"] == "extra_forbidden":
+            parts.append(f"'{field}' is not a parameter of this tool")
+        else:
+            got = json.dumps(err.get("input"), default=str)[:60]
+            parts.append(f"'{field}': {err['msg']} (got {got})")
+    return "; ".join(parts)
