@@ -143,7 +143,7 @@ class Generator:
             self.reset()
             return 0
         drop = len(self._cached) - common
-        if drop and not getattr(self._cache, "is_croppable", False):
+        if drop and not _can_roll_back(self._cache):
             self.reset()
             return 0
         if drop:
@@ -165,6 +165,12 @@ class Generator:
         )
         self._cached.extend(new_ids)
         return out.logits[0, -1].float()
+
+
+def _can_roll_back(cache: Any) -> bool:
+    """Only plain attention layers keep every past state; recurrent (LFM2's convolutions) and
+    sliding-window layers hold a summary that cannot be cut back to an earlier token."""
+    return not any(getattr(cache, "is_linear", [])) and not any(getattr(cache, "is_sliding", []))
 
 
 def _rng(seed: int | None) -> torch.Generator:

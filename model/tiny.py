@@ -70,6 +70,9 @@ def tiny_config(arch: Arch, vocab_size: int) -> Any:
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=2048,
+        # A wide init makes greedy output vary from token to token instead of repeating one
+        # token, so stop strings and detokenization meet real variety.
+        initializer_range=0.5,
     )
     if arch == "qwen2":
         from transformers import Qwen2Config
@@ -83,12 +86,8 @@ def tiny_config(arch: Arch, vocab_size: int) -> Any:
         from transformers import Lfm2Config
 
         # The hybrid LFM2 layout in miniature: short convolutions and GQA attention interleaved.
-        return Lfm2Config(
-            **{k: v for k, v in common.items() if k != "intermediate_size"},
-            intermediate_size=128,
-            num_hidden_layers=3,
-            layer_types=["conv", "full_attention", "conv"],
-        )
+        common.update(num_hidden_layers=3, layer_types=["conv", "full_attention", "conv"])
+        return Lfm2Config(**common)
     if arch == "gemma3":
         from transformers import Gemma3TextConfig
 

@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny random models (seconds) and the real embedded models (marked slow)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Nothing in the tests may reach a model hub; transformers and huggingface_hub honour these.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+_tiny_cache: dict[str, object] = {}
+
+
+@pytest.fixture
+def tiny():
+    """tiny("qwen2" | "llama" | "lfm2" | "gemma3") -> LoadedModel, built once per session."""
+    from model.tiny import tiny_model
+
+    def make(arch: str = "qwen2"):
+        if arch not in _tiny_cache:
+            _tiny_cache[arch] = tiny_model(arch)  # type: ignore[arg-type]
+        return _tiny_cache[arch]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def embedded_lm():
+    """The embedded default model with its real weights (converted into the cache once)."""
+    from model.loader import load
+
+    return load("embedded")
+
+
+@pytest.fixture(scope="session")
+def smollm2_lm():
+    from model.loader import load
+
+    return load("smollm2")

@@ -1,0 +1,52 @@
+"""The command line as a user runs it: a real process, real weights for the slow ones."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tui.cli import main
+
+
+def edgeagent(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_bad_setting_is_one_line_and_exit_2(capsys) -> None:
+    assert main(["ask", "hi", "--set", "sampling.temperature=-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgeagent: error: setting 'sampling.temperature'")
+    assert "\n" not in err
+
+
+def test_unknown_model_is_one_line_and_exit_2(capsys) -> None:
+    assert main(["model", "info", "--model", "nobody/nothing", "--offline"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot load 'nobody/nothing'" in err and "qwen2.5-coder-0.5b" in err
+
+
+@pytest.mark.slow
+def test_ask_offline_answers_with_the_embedded_model() -> None:
+    out = edgeagent("ask", "--offline", "What is the capital of France?")
+    assert out.returncode == 0, out.stderr
+    assert "Paris" in out.stdout
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_ask_json_and_model_info_for_smollm2() -> None:
+    out = edgeagent("ask", "--offline", "--json", "--model", "smollm2", "--max-tokens", "20",
+                    "Say hello.")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["answer"] and result["finish_reason"] in ("eos", "length", "doom_loop")
+    info = edgeagent("model", "info", "--json", "--model", "smollm2")
+    assert info.returncode == 0, info.stderr
+    data = json.loads(info.stdout)
+    assert data["architecture"] == "LlamaForCausalLM" and data["tool_format"] == "fallback"
