@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from model.guard import GuardSettings
 from model.generate import SamplingSettings
+from model.guard import GuardSettings
 
 
 class ModelSettings(BaseModel):
@@ -42,7 +42,9 @@ class Settings(BaseModel):
     guard: GuardSettings = Field(default_factory=GuardSettings)
     offline: bool = Field(default=False, description="in-car mode: no tools, no network")
     system_prompt: str = "You are a concise, helpful assistant."
-    offline_system_prompt: str = "You are a concise in-car assistant. Answer in one or two sentences."
+    offline_system_prompt: str = (
+        "You are a concise in-car assistant. Answer in one or two sentences."
+    )
 
 
 class SettingsError(Exception):
@@ -57,9 +59,7 @@ def default_config_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def load_settings(
-    config: Path | None = None, overrides: dict[str, Any] | None = None
-) -> Settings:
+def load_settings(config: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     data: dict[str, Any] = {}
     path = config or default_config_path()
     if path is not None:

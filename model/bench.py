@@ -83,15 +83,13 @@ def run(spec: str, dtypes: list[Dtype], new_tokens: int = 64) -> Iterator[BenchR
 
 
 def _last(events: Iterator[object]) -> Completion:
-    last = None
-    for last in events:
-        pass
+    *_, last = events
     assert isinstance(last, Completion)
     return last
 
 
 def table(rows: list[BenchRow]) -> str:
-    head = "| model | dtype | cold load | warm load | prompt | TTFT | decode |\n|---|---|---|---|---|---|---|"
+    head = "| model | dtype | cold load | warm load | prompt | TTFT | decode |\n" + "|---" * 7 + "|"
     lines = [
         f"| {r.model} | {r.dtype} | {r.cold_load_s:.1f} s | {r.warm_load_s:.1f} s | "
         f"{r.prompt_tokens} tok | {r.ttft_s:.2f} s | {r.decode_tok_s:.1f} tok/s |"

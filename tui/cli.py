@@ -21,18 +21,32 @@ from agent.settings import Settings, SettingsError, load_settings, parse_overrid
 def _settings_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("settings (override the TOML config)")
     g.add_argument("--config", type=Path, help="TOML settings file")
-    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any setting, e.g. --set sampling.top_p=0.9 (repeatable)")
-    g.add_argument("--model", dest="model.spec", metavar="SPEC",
-                   help="embedded name (qwen2.5-coder-0.5b, smollm2), folder, .gguf or hub id")
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any setting, e.g. --set sampling.top_p=0.9 (repeatable)",
+    )
+    g.add_argument(
+        "--model",
+        dest="model.spec",
+        metavar="SPEC",
+        help="embedded name (qwen2.5-coder-0.5b, smollm2), folder, .gguf or hub id",
+    )
     g.add_argument("--adapter", dest="model.adapter", metavar="PATH", help="LoRA adapter folder")
     g.add_argument("--dtype", dest="model.dtype", choices=["float32", "bfloat16", "float16"])
     g.add_argument("--threads", dest="model.threads", type=int)
     g.add_argument("--temperature", dest="sampling.temperature", type=float)
     g.add_argument("--max-tokens", dest="sampling.max_new_tokens", type=int)
     g.add_argument("--seed", dest="sampling.seed", type=int)
-    g.add_argument("--offline", dest="offline", action="store_const", const=True,
-                   help="in-car mode: no tools, no network")
+    g.add_argument(
+        "--offline",
+        dest="offline",
+        action="store_const",
+        const=True,
+        help="in-car mode: no tools, no network",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -53,8 +67,13 @@ def _load(settings: Settings) -> Any:
     if settings.model.threads:
         torch.set_num_threads(settings.model.threads)
     m = settings.model
-    return load(m.spec, adapter=m.adapter, dtype=m.dtype, online=not settings.offline,
-                progress=lambda msg: print(f"edgeagent: {msg}", file=sys.stderr, flush=True))
+    return load(
+        m.spec,
+        adapter=m.adapter,
+        dtype=m.dtype,
+        online=not settings.offline,
+        progress=lambda msg: print(f"edgeagent: {msg}", file=sys.stderr, flush=True),
+    )
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -131,8 +150,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for row in bench.run(settings.model.spec, args.dtypes.split(","), new_tokens=args.tokens):
         rows.append(row)
         if not args.json:
-            print(f"{row.dtype}: TTFT {row.ttft_s:.2f} s, decode {row.decode_tok_s:.1f} tok/s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{row.dtype}: TTFT {row.ttft_s:.2f} s, decode {row.decode_tok_s:.1f} tok/s",
+                file=sys.stderr,
+                flush=True,
+            )
     print(bench.as_json(rows) if args.json else bench.table(rows))
     return 0
 

@@ -14,8 +14,18 @@ def test_precedence(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[model]\nspec = "smollm2"\n[sampling]\ntemperature = 0.5\ntop_k = 5\n')
     args = build_parser().parse_args(
-        ["ask", "q", "--config", str(config), "--set", "sampling.top_k=9",
-         "--set", "sampling.temperature=0.9", "--temperature", "0.2"]
+        [
+            "ask",
+            "q",
+            "--config",
+            str(config),
+            "--set",
+            "sampling.top_k=9",
+            "--set",
+            "sampling.temperature=0.9",
+            "--temperature",
+            "0.2",
+        ]
     )
     s = settings_from(args)
     assert s.model.spec == "smollm2"  # from the file
@@ -46,7 +56,7 @@ def test_bad_files_and_overrides(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="key=value"):
         parse_override("sampling.top_k")
     assert parse_override("model.spec=smollm2") == ("model.spec", "smollm2")
-    assert parse_override("sampling.stop=[\"x\"]") == ("sampling.stop", ["x"])
+    assert parse_override('sampling.stop=["x"]') == ("sampling.stop", ["x"])
 
 
 def test_settings_round_trip_as_json() -> None:

@@ -23,7 +23,7 @@ WEATHER = {
 }
 CALLS = [
     ToolCall(name="get_weather", arguments={"city": "Paris", "days": 2}),
-    ToolCall(name="get_weather", arguments={"city": "Zürich \"old town\"", "flags": [True, None]}),
+    ToolCall(name="get_weather", arguments={"city": 'Zürich "old town"', "flags": [True, None]}),
 ]
 
 
@@ -126,15 +126,17 @@ def test_prose_and_json_examples_are_not_calls() -> None:
 
 def test_pythonic_calls() -> None:
     text = (
-        "<|tool_call_start|>[get_weather(city=\"Paris\", days=2), "
+        '<|tool_call_start|>[get_weather(city="Paris", days=2), '
         "lookup(q='x', exact=true, tags=['a', 'b'], opts={'k': None})]<|tool_call_end|>Done."
     )
     parsed = parse(text, ToolFormat.PYTHONIC)
     assert parsed.errors == []
     assert parsed.calls == [
         ToolCall(name="get_weather", arguments={"city": "Paris", "days": 2}),
-        ToolCall(name="lookup", arguments={"q": "x", "exact": True, "tags": ["a", "b"],
-                                           "opts": {"k": None}}),
+        ToolCall(
+            name="lookup",
+            arguments={"q": "x", "exact": True, "tags": ["a", "b"], "opts": {"k": None}},
+        ),
     ]
     assert parsed.content == "Done."
 

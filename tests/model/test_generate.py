@@ -67,8 +67,9 @@ def test_cancel_from_another_thread(tiny) -> None:
     lm = tiny("qwen2")
     cancel = threading.Event()
     seen: list[str] = []
-    stream = Generator(lm).stream(chat_prompt(lm), SamplingSettings(max_new_tokens=500),
-                                  NO_GUARD, cancel)
+    stream = Generator(lm).stream(
+        chat_prompt(lm), SamplingSettings(max_new_tokens=500), NO_GUARD, cancel
+    )
     for event in stream:
         if isinstance(event, Completion):
             done = event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.generate import Completion, Generator, SamplingSettings
+from model.generate import Generator, SamplingSettings
 from model.guard import GuardSettings, RepetitionGuard, is_doom_loop, repetition_ratio
 
 PROSE = """The recursive language model pattern keeps a long text out of the prompt. The text
@@ -92,7 +92,8 @@ def test_guard_quiet_on_a_normal_answer(embedded_lm) -> None:
     gen = Generator(embedded_lm)
     prompt = embedded_lm.tokenizer.apply_chat_template(
         [{"role": "user", "content": "Explain in three sentences why the sky is blue."}],
-        add_generation_prompt=True, tokenize=False,
+        add_generation_prompt=True,
+        tokenize=False,
     )
     *_, done = gen.stream(prompt, SamplingSettings(max_new_tokens=120), GuardSettings())
     assert done.finish_reason == "eos"

@@ -100,9 +100,12 @@ def test_embedded_default_real_weights_answer(embedded_lm) -> None:
     assert 600e6 < info["parameters"] < 660e6
     assert 0.40 < info["embedding_share"] < 0.46 and not info["tied_embeddings"]
     gen = Generator(embedded_lm)
-    prompt = render(embedded_lm.tokenizer,
-                    [Message(role="user", content="What is the capital of France?")],
-                    None, embedded_lm.tool_format)
+    prompt = render(
+        embedded_lm.tokenizer,
+        [Message(role="user", content="What is the capital of France?")],
+        None,
+        embedded_lm.tool_format,
+    )
     *_, done = gen.stream(prompt, SamplingSettings(max_new_tokens=30))
     assert "Paris" in done.text and done.finish_reason == "eos"
 

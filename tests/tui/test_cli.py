@@ -14,7 +14,9 @@ from tui.cli import main
 def edgeagent(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tui.cli", *args],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -41,8 +43,9 @@ def test_ask_offline_answers_with_the_embedded_model() -> None:
 
 @pytest.mark.slow
 def test_ask_json_and_model_info_for_smollm2() -> None:
-    out = edgeagent("ask", "--offline", "--json", "--model", "smollm2", "--max-tokens", "20",
-                    "Say hello.")
+    out = edgeagent(
+        "ask", "--offline", "--json", "--model", "smollm2", "--max-tokens", "20", "Say hello."
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["answer"] and result["finish_reason"] in ("eos", "length", "doom_loop")
