@@ -1,0 +1,436 @@
+"""fetch_page: read one web page (or an allowlisted local file) as text the model can use.
+
+What it does, and the choices made:
+- SSRF guard. The host is resolved once; every address must be public (no loopback, private,
+  link-local incl. 169.254.169.254, CGNAT, unspecified, multicast, reserved, IPv6 equivalents,
+  IPv4-mapped IPv6, and the loose IPv4 spellings inet_aton accepts: 2130706433, 0177.0.0.1,
+  0x7f.1). The connection then goes to the checked IP (pinned), with the Host header and TLS SNI
+  carrying the real name, so DNS rebinding between check and connect cannot happen. Hosts in
+  `FetchSettings.allow_hosts` skip the guard and are reached by name (tests, the eval server).
+- Redirects are followed by hand, at most `max_redirects` (5), each hop re-checked by the guard.
+- Time: connect/read timeouts per operation plus an overall deadline across all hops.
+- Bytes: reading stops at `max_bytes` (counted after gzip decoding, so a compressed bomb is
+  capped too). The page is NOT refused: what was read is converted and the result is flagged
+  (`FetchedPage.byte_capped`, `ToolResult.truncated`), since the start of a huge page is useful.
+- Content types: HTML goes through trafilatura to markdown (plain html2txt when trafilatura finds
+  no main text); text and JSON pass through; anything else (PDF, images, archives) is an error.
+- Long pages: the model sees the first `max_chars` characters plus a note giving the full length;
+  the whole text goes in `ToolResult.metadata["full_text"]`, which is never shown to the model,
+  so the agent's long-context mode can read on without fetching again.
+- file:// URLs are read only under `allow_file_roots` (empty by default: refused). They exist so
+  the `file://` URLs of the local search index (tools/index.py) can be opened.
+
+What it is not: a crawler, a browser (no JavaScript, no cookies kept between calls), a PDF reader,
+or a cache. It does not use proxies from the environment (they would defeat the IP pinning).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import mimetypes
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import httpx
+import trafilatura
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools.base import Tool, ToolError, ToolResult
+
+HTML_TYPES = {"text/html", "application/xhtml+xml"}
+TEXT_TYPES = {"text/plain", "text/markdown", "text/x-markdown", "text/csv", "application/json"}
+REDIRECTS = {301, 302, 303, 307, 308}
+CGNAT = ipaddress.ip_network("100.64.0.0/10")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class FetchSettings(BaseModel):
+    """Limits and allowlists for fetch_page; the app composes this into its settings."""
+
+    max_chars: int = Field(8000, ge=200, description="characters shown to the model")
+    max_bytes: int = Field(3_000_000, ge=1024, description="stop reading after this many bytes")
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(10.0, gt=0)
+    deadline: float = Field(25.0, gt=0, description="seconds for the whole fetch, all hops")
+    max_redirects: int = Field(5, ge=0)
+    include_links: bool = Field(False, description="keep [text](url) links in the markdown")
+    allow_hosts: list[str] = Field(default_factory=list, description="'host' or 'host:port'")
+    allow_file_roots: list[Path] = Field(default_factory=list)
+    user_agent: str = "Mozilla/5.0 (compatible; edgeagent/0.1)"
+
+
+class FetchedPage(BaseModel):
+    url: str
+    final_url: str
+    content_type: str
+    title: str = ""
+    text: str
+    byte_capped: bool = False
+
+
+class FetchArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(description="the http(s) URL of the page to read")
+
+
+# --- the SSRF guard ---------------------------------------------------------------------------
+
+
+def loose_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """Parse the IPv4 spellings inet_aton accepts (1-4 parts, decimal/0octal/0xhex), or None.
+
+    Done here rather than trusting the resolver, so the answer doesn't depend on the libc.
+    """
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    values = []
+    for part in parts:
+        if re.fullmatch(r"0[xX][0-9a-fA-F]*", part):
+            values.append(int(part[2:] or "0", 16))
+        elif re.fullmatch(r"0[0-7]*", part):
+            values.append(int(part, 8))
+        elif re.fullmatch(r"[1-9][0-9]*", part):
+            values.append(int(part))
+        else:
+            return None
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
+        return None
+    number = last
+    for i, v in enumerate(head):
+        number += v << (8 * (3 - i))
+    return ipaddress.IPv4Address(number)
+
+
+def literal_ip(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return loose_ipv4(host)
+
+
+def refusal_reason(ip: IPAddress) -> str | None:
+    """Why an address must not be fetched, or None when it is a public address."""
+    if isinstance(ip, ipaddress.IPv6Address):  # IPv4 carried inside IPv6 is judged as IPv4
+        nat64 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in NAT64 else None
+        embedded = ip.ipv4_mapped or ip.sixtofour or nat64
+        if embedded is not None:
+            return refusal_reason(embedded)
+    checks = [
+        ("loopback", ip.is_loopback),
+        ("unspecified", ip.is_unspecified),
+        ("link-local", ip.is_link_local),
+        ("carrier-grade NAT", isinstance(ip, ipaddress.IPv4Address) and ip in CGNAT),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved or not ip.is_global),
+    ]
+    return next((label for label, hit in checks if hit), None)
+
+
+def is_allowed_host(host: str, port: int, settings: FetchSettings) -> bool:
+    """Whether an allow_hosts entry ("host", "host:port", "[v6]", "[v6]:port") names this host."""
+    for entry in settings.allow_hosts:
+        parts = urlsplit(f"//{entry.strip().lower()}")
+        try:
+            entry_port = parts.port
+        except ValueError:
+            continue
+        if (parts.hostname or "").rstrip(".") == host and entry_port in (None, port):
+            return True
+    return False
+
+
+def checked_addresses(host: str, port: int) -> list[str]:
+    """Resolve once and return the addresses to connect to; refuse if any is not public.
+
+    Every address must pass, not just one: a name with one public and one private record would
+    otherwise let the connection land on the private one.
+    """
+    ip = literal_ip(host)
+    if ip is not None:
+        ips = [ip]
+    else:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as e:
+            raise ToolError(f"could not resolve host '{host}': {e}") from e
+        ips = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    for candidate in ips:
+        reason = refusal_reason(candidate)
+        if reason is not None:
+            raise ToolError(
+                f"refused to fetch '{host}': it is a {reason} address ({candidate}); "
+                "fetch_page only reads public web sites"
+            )
+    return list(dict.fromkeys(str(candidate) for candidate in ips))
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str  # lowercased, IDNA-encoded, no brackets or trailing dot
+    port: int
+    path: str  # path and query, never empty
+    host_header: str
+
+    def url_for(self, address: str) -> str:
+        netloc = f"[{address}]" if ":" in address else address
+        return f"{self.scheme}://{netloc}:{self.port}{self.path}"
+
+
+def split_url(url: str) -> Target:
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as e:
+        raise ToolError(f"'{url}' is not a valid URL: {e}") from e
+    if parts.scheme not in ("http", "https"):
+        scheme = parts.scheme or "(none)"
+        raise ToolError(f"'{url}' has scheme {scheme}; fetch_page reads http and https URLs only")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise ToolError(f"'{url}' has no host")
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError as e:
+        raise ToolError(f"'{url}' has an invalid host name") from e
+    default = 443 if parts.scheme == "https" else 80
+    shown = f"[{host}]" if ":" in host else host
+    header = shown if port in (None, default) else f"{shown}:{port}"
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(parts.scheme, host, port or default, path, header)
+
+
+def remaining(deadline: float, url: str) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ToolError(f"fetching {url} took too long (over the overall deadline)")
+    return left
+
+
+def open_response(
+    client: httpx.Client, target: Target, url: str, settings: FetchSettings, deadline: float
+) -> httpx.Response:
+    """Send the GET to the pinned address(es), trying the next one only if connecting fails."""
+    if is_allowed_host(target.host, target.port, settings):
+        addresses = [target.host]  # trusted: connect by name
+    else:
+        addresses = checked_addresses(target.host, target.port)
+    headers = {
+        "Host": target.host_header,
+        "User-Agent": settings.user_agent,
+        "Accept": "text/html,application/xhtml+xml,text/plain,application/json;q=0.9,*/*;q=0.5",
+    }
+    for i, address in enumerate(addresses):
+        left = remaining(deadline, url)
+        timeout = httpx.Timeout(
+            min(settings.read_timeout, left), connect=min(settings.connect_timeout, left)
+        )
+        request = client.build_request(
+            "GET",
+            target.url_for(address),
+            headers=headers,
+            timeout=timeout,
+            extensions={"sni_hostname": target.host},
+        )
+        try:
+            return client.send(request, stream=True)
+        except httpx.ConnectError as e:
+            if i == len(addresses) - 1:
+                raise ToolError(f"could not connect to {target.host}: {e}") from e
+    raise AssertionError("unreachable: addresses is never empty")
+
+
+def read_capped(
+    response: httpx.Response, max_bytes: int, deadline: float, url: str
+) -> tuple[bytes, bool]:
+    """Read the (decoded) body up to max_bytes; True when there was more than that."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        remaining(deadline, url)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            return b"".join(chunks)[:max_bytes], True
+    return b"".join(chunks), False
+
+
+def one_hop(
+    client: httpx.Client, url: str, settings: FetchSettings, deadline: float
+) -> str | tuple[str, bytes, bool]:
+    """One GET: the next URL when it redirects, else (content_type, body, byte_capped)."""
+    response = open_response(client, split_url(url), url, settings, deadline)
+    try:
+        location = response.headers.get("location")
+        if response.status_code in REDIRECTS and location:
+            return urljoin(url, location)
+        if response.status_code >= 400:
+            raise ToolError(f"{url} answered HTTP {response.status_code}")
+        body, capped = read_capped(response, settings.max_bytes, deadline, url)
+        return response.headers.get("content-type", ""), body, capped
+    finally:
+        response.close()
+
+
+def fetch_http(url: str, settings: FetchSettings) -> tuple[str, str, bytes, bool]:
+    """GET with manual redirects; returns (final_url, content_type, body, byte_capped)."""
+    deadline = time.monotonic() + settings.deadline
+    current = url
+    # No keep-alive: connections are pooled by IP, so a hop to another name on the same IP could
+    # reuse a TLS connection checked for the first name. trust_env=False: no proxies, no netrc.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(trust_env=False, follow_redirects=False, limits=limits) as client:
+        for _hop in range(settings.max_redirects + 1):
+            try:
+                outcome = one_hop(client, current, settings, deadline)
+            except httpx.TimeoutException as e:
+                raise ToolError(f"fetching {current} timed out ({type(e).__name__})") from e
+            except (httpx.HTTPError, httpx.InvalidURL) as e:
+                raise ToolError(f"fetching {current} failed: {type(e).__name__}: {e}") from e
+            if isinstance(outcome, str):
+                current = outcome
+                continue
+            return current, *outcome
+    raise ToolError(f"{url} redirected more than {settings.max_redirects} times; gave up")
+
+
+# --- file:// ----------------------------------------------------------------------------------
+
+
+def fetch_file(url: str, settings: FetchSettings) -> tuple[str, str, bytes, bool]:
+    """Read a file:// URL, only under the allowlisted roots (symlinks resolved first)."""
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ToolError(f"'{url}' names a remote file host; only local file:// URLs are read")
+    roots = [Path(root).resolve() for root in settings.allow_file_roots]
+    if not roots:
+        raise ToolError("file:// URLs are not allowed here; fetch_page reads http and https URLs")
+    path = Path(unquote(parts.path)).resolve()
+    if not any(path.is_relative_to(root) for root in roots):
+        raise ToolError(f"'{url}' is outside the folders fetch_page may read")
+    if not path.is_file():
+        raise ToolError(f"'{url}' does not exist")
+    with path.open("rb") as f:
+        body = f.read(settings.max_bytes + 1)
+    guessed = mimetypes.guess_type(path.name)[0] or ""  # "" means: sniff the bytes
+    return url, guessed, body[: settings.max_bytes], len(body) > settings.max_bytes
+
+
+# --- turning bytes into text --------------------------------------------------------------------
+
+
+def decode(body: bytes, content_type: str) -> str:
+    match = re.search(r"charset=[\"']?([\w.:-]+)", content_type, re.IGNORECASE)
+    try:
+        return body.decode(match.group(1) if match else "utf-8", errors="replace")
+    except LookupError:  # an unknown charset name
+        return body.decode("utf-8", errors="replace")
+
+
+def html_to_markdown(body: bytes, url: str, settings: FetchSettings) -> tuple[str, str]:
+    """(title, markdown) of an HTML page; bytes go in so trafilatura can read the meta charset."""
+    tree = trafilatura.load_html(body)
+    title = " ".join((tree.findtext(".//title") or "").split()) if tree is not None else ""
+    text = trafilatura.extract(
+        body,
+        url=url,
+        output_format="markdown",
+        include_comments=False,
+        include_links=settings.include_links,
+        include_tables=True,
+    )
+    if not text:  # trafilatura found no main content (short pages, odd markup)
+        text = trafilatura.html2txt(body)
+    return title, text or ""
+
+
+def sniff_type(body: bytes) -> str:
+    head = body[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+        return "text/html"
+    if b"\x00" in body[:4096]:
+        return "application/octet-stream"
+    return "text/plain"
+
+
+def to_text(
+    body: bytes, mime: str, content_type: str, url: str, settings: FetchSettings
+) -> tuple[str, str]:
+    """(title, text) by media type; content_type is the full header, for its charset."""
+    if mime in HTML_TYPES:
+        return html_to_markdown(body, url, settings)
+    if mime in TEXT_TYPES or mime.endswith("+json"):
+        text = decode(body, content_type)
+        heading = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", text[:4000], re.MULTILINE)
+        return (heading.group(1) if heading else ""), text
+    raise ToolError(f"{url} is {mime}; fetch_page reads HTML, text and JSON only")
+
+
+def fetch_text(url: str, settings: FetchSettings) -> FetchedPage:
+    """Fetch one URL and return its readable text; raises ToolError for expected failures."""
+    url = url.strip()
+    if url.lower().startswith("file:"):
+        final_url, content_type, body, capped = fetch_file(url, settings)
+    else:
+        final_url, content_type, body, capped = fetch_http(url, settings)
+    mime = content_type.split(";")[0].strip().lower() or sniff_type(body)
+    title, text = to_text(body, mime, content_type, final_url, settings)
+    page = {"url": url, "final_url": final_url, "content_type": mime, "title": title}
+    return FetchedPage(**page, text=text.strip(), byte_capped=capped)
+
+
+# --- the tool ---------------------------------------------------------------------------------
+
+
+def clip(text: str, limit: int) -> str:
+    """The first `limit` characters, cut back to a line or word end when one is near."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    for sep in ("\n", " "):
+        cut = head.rfind(sep)
+        if cut > limit * 0.8:
+            return head[:cut]
+    return head
+
+
+def page_result(page: FetchedPage, settings: FetchSettings) -> ToolResult:
+    header = (f"Title: {page.title}\n" if page.title else "") + f"URL: {page.final_url}\n\n"
+    shown = clip(page.text, settings.max_chars) if page.text else "(the page has no readable text)"
+    notes = []
+    if len(shown) < len(page.text):
+        notes.append(
+            f"[page is {len(page.text):,} characters long; showing the first "
+            f"{len(shown):,}. The rest of the page is available.]"
+        )
+    if page.byte_capped:
+        notes.append(f"[stopped reading after {settings.max_bytes:,} bytes; the page is larger]")
+    text = header + shown + "".join(f"\n\n{note}" for note in notes)
+    metadata = {"full_text": page.text, **page.model_dump(exclude={"text", "byte_capped"})}
+    return ToolResult(text=text, truncated=bool(notes), metadata=metadata)
+
+
+def fetch_tool(settings: FetchSettings) -> Tool:
+    """The fetch_page tool. metadata["full_text"] holds the whole page, never shown to the model."""
+
+    def run(args: FetchArgs) -> ToolResult:
+        return page_result(fetch_text(args.url, settings), settings)
+
+    return Tool(
+        name="fetch_page",
+        description="Read a web page (HTML, plain text or JSON) and return its main text as "
+        "markdown. Use it to open a URL from web_search results or one the user gave.",
+        args=FetchArgs,
+        fn=run,
+    )
