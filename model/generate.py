@@ -87,9 +87,7 @@ class Generator:
         if not ids:
             raise ValueError("empty prompt")
         start = time.perf_counter()
-        rng = _rng(sampling.seed)
-        reused = self._reuse(ids)
-        logits = self._forward(ids[reused:])
+        reused, tokens = self._token_source(ids, sampling)
         first_token_at = 0.0
         out: list[int] = []
         text = Detokenizer(self.lm.tokenizer, sampling.stop)
@@ -99,15 +97,15 @@ class Generator:
             if cancel is not None and cancel.is_set():
                 reason = "cancelled"
                 break
-            token = sample(logits, sampling, rng)
+            token = next(tokens, None)
+            if token is None:
+                break
             out.append(token)
-            if not first_token_at:
-                first_token_at = time.perf_counter()
+            first_token_at = first_token_at or time.perf_counter()
             if token in self.lm.stop_token_ids:
                 reason = "eos"
                 break
-            delta = text.push(token)
-            if delta:
+            if delta := text.push(token):
                 yield Delta(text=delta, token_ids=[token])
             if text.stopped:
                 reason = "stop"
@@ -115,8 +113,6 @@ class Generator:
             if loop_guard.push(token):
                 reason = "doom_loop"
                 break
-            if len(out) < sampling.max_new_tokens:
-                logits = self._forward([token])
         if tail := text.flush():
             yield Delta(text=tail, token_ids=[])
         end = time.perf_counter()
@@ -130,6 +126,23 @@ class Generator:
             ttft_s=first_token_at - start,
             decode_s=end - first_token_at,
         )
+
+    def _token_source(
+        self, ids: list[int], sampling: SamplingSettings
+    ) -> tuple[int, Iterator[int]]:
+        """(prompt tokens reused from the cache, the sampled tokens one by one). The model runs
+        only when the next token is asked for, so a caller that stops pulling costs nothing."""
+        reused = self._reuse(ids)
+
+        def tokens() -> Iterator[int]:
+            rng = _rng(sampling.seed)
+            logits = self._forward(ids[reused:])
+            while True:
+                token = sample(logits, sampling, rng)
+                yield token
+                logits = self._forward([token])
+
+        return reused, tokens()
 
     def _reuse(self, ids: list[int]) -> int:
         """How many leading prompt tokens keep their cached KV; cuts the cache to that."""

@@ -1,0 +1,43 @@
+"""A scripted model: a Generator that replays queued outputs, for tests of the loop and the app.
+
+Only the token source is replaced: each queued text is tokenized with a real (tiny, byte-level)
+tokenizer and fed through Generator.stream's own detokenizer, stop strings, guard and
+cancellation, so everything above the model runs for real. A queued None makes that call loop
+forever (until the guard or max_new_tokens stops it), to script a doom loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from model.generate import Generator, SamplingSettings
+from model.loader import LoadedModel
+
+LOOP_TEXT = "I will check again. "
+
+
+class ScriptedGenerator(Generator):
+    def __init__(self, lm: LoadedModel, outputs: list[str | None], delay_s: float = 0.0) -> None:
+        super().__init__(lm)
+        self.outputs = list(outputs)
+        self.prompts: list[list[int]] = []  # every prompt it was given, for assertions
+        self.delay_s = delay_s  # per token, so a UI test can press a key mid-stream
+
+    def _token_source(
+        self, ids: list[int], sampling: SamplingSettings
+    ) -> tuple[int, Iterator[int]]:
+        self.prompts.append(ids)
+        if not self.outputs:
+            raise RuntimeError("the scripted model ran out of outputs")  # a test's own bug
+        script = self.outputs.pop(0)
+        text = script if script is not None else LOOP_TEXT * 1000
+        tokens = self.encode(text) + sorted(self.lm.stop_token_ids)[:1]
+
+        def paced() -> Iterator[int]:
+            for token in tokens:
+                if self.delay_s:
+                    time.sleep(self.delay_s)
+                yield token
+
+        return 0, paced()
