@@ -33,9 +33,12 @@ class ToolResult(BaseModel):
 
     def for_model(self) -> str:
         """The text the model reads back as the tool message."""
-        if self.error is not None:
-            return f"Error: {self.error}"
-        return self.text + ("\n[output truncated]" if self.truncated else "")
+        body = self.text + ("\n[output truncated]" if self.truncated else "")
+        if self.error is None:
+            return body
+        # Output printed before a failure (the sandbox's) helps the model fix its next try.
+        error = f"Error: {self.error}"
+        return error if not body or self.error in body else f"{body}\n{error}"
 
 
 class ToolError(Exception):
