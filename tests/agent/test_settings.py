@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from agent.settings import Settings, SettingsError, load_settings, parse_override
-from tui.cli import build_parser, settings_from
+from tui.cli import build_parser
+from tui.flags import settings_from
 
 
 def test_precedence(tmp_path: Path) -> None:

@@ -1,0 +1,271 @@
+"""The ReAct loop: the model proposes tool calls, the loop runs them and feeds results back.
+
+`run_episode` is a generator of events (token text, tool started, tool finished, step done,
+notice, final answer, episode done); it prints nothing, and the CLI and the TUI show the events.
+Each turn: render the conversation with the tools, stream a completion, parse calls in the
+model's own format, run them in order, append the results as tool messages framed as untrusted
+data, repeat. It ends on an answer with no call, or at a limit (steps, tokens, wall time).
+
+What the model gets wrong goes back to it as a readable tool result: a malformed call, an
+unknown tool, bad arguments, the same call again. A doom loop (the guard in `model.guard`) is
+resampled once at a higher temperature, then the episode stops with a clear message. At the
+step limit the model answers once more with tools withheld, so the user gets its best partial
+answer with a short note rather than nothing.
+
+Not here: which tools exist (`agent.toolbox`), long inputs (`agent.rlm`), writing the log
+(`agent.log`, called through the `log` argument).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel
+
+from agent.settings import Settings
+from agent.toolbox import UNTRUSTED, neutralize, special_markers
+from agent.trajectory import Outcome, Step, ToolRun, Trajectory
+from model.chat import parse, render
+from model.generate import Completion, Delta, Generator
+from model.messages import Message, ToolCall
+from tools.base import Tool, ToolResult
+
+
+class Event(BaseModel):
+    kind: Literal["token", "tool_start", "tool_end", "step", "notice", "final", "done"]
+    step: int = 0
+    text: str = ""
+    call: ToolCall | None = None
+    run: ToolRun | None = None
+    trajectory: Trajectory | None = None
+
+
+class LogSink(Protocol):
+    """What the loop needs of a log: agent.log.TrajectoryLog is one."""
+
+    def start(self, traj: Trajectory) -> None: ...
+    def step(self, episode_id: str, step: Step) -> None: ...
+    def end(self, traj: Trajectory) -> None: ...
+
+
+WRAP_UP = (
+    "You have used all your steps. Answer the question now from the tool results above, "
+    "in a few sentences, without calling any tool."
+)
+
+
+def run_episode(
+    generator: Generator,
+    task: str,
+    tools: dict[str, Tool],
+    settings: Settings,
+    *,
+    history: list[Message] | None = None,
+    system: str | None = None,
+    log: LogSink | None = None,
+    cancel: threading.Event | None = None,
+    mode: Literal["online", "offline", "rlm", "sub"] = "online",
+    meta: dict[str, Any] | None = None,
+) -> Iterator[Event]:
+    lm = generator.lm
+    if system is None:
+        system = settings.offline_system_prompt if settings.offline else settings.system_prompt
+    messages = history[:] if history else [Message(role="system", content=system)]
+    messages.append(Message(role="user", content=task))
+    traj = Trajectory(
+        task=task,
+        mode=mode,
+        model=lm.spec,
+        adapter=lm.adapter,
+        settings=settings.model_dump(mode="json"),
+        meta=meta or {},
+    )
+    if log:
+        log.start(traj)
+    state = _State(generator, tools, settings, messages, traj, special_markers(lm.tokenizer))
+    start = time.perf_counter()
+    try:
+        yield from state.loop(cancel, log, start)
+    except Exception as e:  # our bug: record it so the log stays whole, then re-raise
+        traj.outcome, traj.error = "error", f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        traj.total_s = time.perf_counter() - start
+        traj.messages = state.messages
+        if traj.outcome is None:  # the consumer stopped iterating
+            traj.outcome = "cancelled"
+        if log:
+            log.end(traj)
+    yield Event(kind="done", text=traj.final_answer or "", trajectory=traj)
+
+
+class _State:
+    def __init__(
+        self,
+        generator: Generator,
+        tools: dict[str, Tool],
+        settings: Settings,
+        messages: list[Message],
+        traj: Trajectory,
+        markers: list[str],
+    ) -> None:
+        self.generator, self.tools, self.settings = generator, tools, settings
+        self.messages, self.traj, self.markers = messages, traj, markers
+        self.seen_calls: dict[str, int] = {}
+
+    def loop(
+        self, cancel: threading.Event | None, log: LogSink | None, start: float
+    ) -> Iterator[Event]:
+        limits = self.settings.agent
+        temperature = self.settings.sampling.temperature
+        resampled = False
+        for index in range(limits.max_steps + 1):
+            wrap_up = index == limits.max_steps
+            if stop := self._limit(start):
+                return (yield from self._finish(stop, self._partial(stop)))
+            step = yield from self._generate(index, temperature, cancel, wrap_up)
+            self.traj.steps.append(step)
+            ending = self._ending(step, wrap_up, resampled)
+            if ending is None and step.finish_reason != "doom_loop":
+                yield from self._run_calls(step)
+            if log:  # after the tools ran, so the logged step holds their results
+                log.step(self.traj.id, step)
+            yield Event(kind="step", step=index, text=step.completion_text)
+            if step.note:
+                yield Event(kind="notice", step=index, text=step.note)
+            if ending is not None:
+                return (yield from self._finish(*ending))
+            if step.finish_reason == "doom_loop":
+                resampled, temperature = True, limits.resample_temperature
+        # Only a doom loop on the wrap-up turn gets here.
+        yield from self._finish("doom_loop", self._loop_message())
+
+    def _ending(self, step: Step, wrap_up: bool, resampled: bool) -> tuple[Outcome, str] | None:
+        """How this step ends the episode, if it does."""
+        if step.finish_reason == "cancelled":
+            return "cancelled", step.completion_text.strip()
+        if step.finish_reason == "doom_loop":
+            if resampled:
+                return "doom_loop", self._loop_message()
+            temperature = self.settings.agent.resample_temperature
+            step.note = f"doom loop: resampling at temperature {temperature}"
+            return None
+        if (step.calls or step.parse_errors) and not wrap_up:
+            return None
+        answer = parse(step.completion_text, self.generator.lm.tool_format).content
+        self.messages.append(Message(role="assistant", content=answer))
+        if not wrap_up:
+            return "answer", answer
+        note = f"(Stopped after {self.settings.agent.max_steps} steps.)"
+        return "step_limit", f"{answer}\n\n{note}".strip()
+
+    def _generate(
+        self, index: int, temperature: float, cancel: threading.Event | None, wrap_up: bool
+    ) -> Iterator[Event]:
+        lm = self.generator.lm
+        if wrap_up:
+            self.messages.append(Message(role="user", content=WRAP_UP))
+        schemas = None if wrap_up else [t.schema() for t in self.tools.values()] or None
+        prompt_ids = self.generator.encode(
+            render(lm.tokenizer, self.messages, schemas, lm.tool_format)
+        )
+        sampling = self.settings.sampling.model_copy(update={"temperature": temperature})
+        budget = self.settings.agent.max_tokens - self.traj.sampled_tokens
+        sampling.max_new_tokens = max(1, min(sampling.max_new_tokens, budget))
+        t0 = time.perf_counter()
+        done: Completion | None = None
+        for event in self.generator.stream(prompt_ids, sampling, self.settings.guard, cancel):
+            if isinstance(event, Delta):
+                yield Event(kind="token", step=index, text=event.text)
+            else:
+                done = event
+        assert done is not None
+        parsed = parse(done.text, lm.tool_format)
+        return Step(
+            index=index,
+            prompt_ids=prompt_ids,
+            completion_ids=done.token_ids,
+            completion_text=done.text,
+            finish_reason=done.finish_reason,
+            temperature=temperature,
+            calls=parsed.calls,
+            parse_errors=parsed.errors,
+            reused_tokens=done.reused_tokens,
+            ttft_s=done.ttft_s,
+            decode_s=done.decode_s,
+            step_s=time.perf_counter() - t0,
+        )
+
+    def _run_calls(self, step: Step) -> Iterator[Event]:
+        content = parse(step.completion_text, self.generator.lm.tool_format).content
+        self.messages.append(Message(role="assistant", content=content, tool_calls=step.calls))
+        for error in step.parse_errors:
+            text = f"Error: could not read your tool call ({error.message}). Write it again."
+            step.tool_runs.append(
+                ToolRun(call=ToolCall(name="(unreadable)"), text=text, error=error.message)
+            )
+            self.messages.append(Message(role="tool", name="error", content=text))
+        for call in step.calls:
+            yield Event(kind="tool_start", step=step.index, call=call)
+            run = self._run_one(call)
+            step.tool_runs.append(run)
+            self.messages.append(Message(role="tool", name=call.name, content=run.text))
+            yield Event(kind="tool_end", step=step.index, call=call, run=run)
+
+    def _run_one(self, call: ToolCall) -> ToolRun:
+        key = call.name + json.dumps(call.arguments, sort_keys=True, default=str)
+        self.seen_calls[key] = self.seen_calls.get(key, 0) + 1
+        t0 = time.perf_counter()
+        tool = self.tools.get(call.name)
+        if self.seen_calls[key] > self.settings.agent.repeat_limit:
+            result = ToolResult(
+                error=f"you already called {call.name} with these arguments "
+                "and its result is above; use it, try something else, or answer"
+            )
+        elif tool is None:
+            names = ", ".join(self.tools) or "none: answer from what you know"
+            result = ToolResult(error=f"there is no tool named '{call.name}'; tools: {names}")
+        else:
+            result = tool.run(call.arguments)
+        shown = UNTRUSTED + neutralize(result.for_model(), self.markers)
+        return ToolRun(
+            call=call,
+            text=shown,
+            error=result.error,
+            truncated=result.truncated,
+            duration_s=time.perf_counter() - t0,
+        )
+
+    def _limit(self, start: float) -> Outcome | None:
+        limits = self.settings.agent
+        if self.traj.sampled_tokens >= limits.max_tokens:
+            return "token_limit"
+        if time.perf_counter() - start > limits.max_seconds:
+            return "time_limit"
+        return None
+
+    def _partial(self, why: Outcome) -> str:
+        last = next(
+            (
+                m.content
+                for m in reversed(self.messages)
+                if m.role == "assistant" and m.content.strip()
+            ),
+            "",
+        )
+        note = {"token_limit": "the token budget", "time_limit": "the time limit"}.get(why, why)
+        return f"{last}\n\n(Stopped at {note}.)".strip()
+
+    def _loop_message(self) -> str:
+        return (
+            "The model kept repeating itself and was stopped. Try rephrasing the question, "
+            "or a larger model."
+        )
+
+    def _finish(self, outcome: Outcome, answer: str) -> Iterator[Event]:
+        self.traj.outcome, self.traj.final_answer = outcome, answer
+        yield Event(kind="final", text=answer)

@@ -1,0 +1,195 @@
+"""The `edgeagent` subcommands: each turns settings into calls to `agent`, `model` or `tools`
+and prints what comes back. Steps and tool calls go to stderr as they happen, answers to
+stdout, so `edgeagent ask ... > answer.txt` keeps just the answer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.settings import Settings
+from tui.flags import settings_from
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def load_model(settings: Settings) -> Any:
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from model.loader import load
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    if settings.model.threads:
+        torch.set_num_threads(settings.model.threads)
+    m = settings.model
+    return load(
+        m.spec,
+        adapter=m.adapter,
+        dtype=m.dtype,
+        online=not settings.offline,
+        progress=lambda msg: say(f"edgeagent: {msg}"),
+    )
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from agent.log import TrajectoryLog, default_log_path
+    from agent.loop import run_episode
+    from agent.toolbox import toolbox
+    from model.generate import Generator
+
+    settings = settings_from(args)
+    generator = Generator(load_model(settings))
+    log = TrajectoryLog(default_log_path()) if settings.agent.log else None
+    question = " ".join(args.question)
+    with toolbox(settings) as tools:
+        events = run_episode(
+            generator,
+            question,
+            tools,
+            settings,
+            log=log,
+            mode="offline" if settings.offline else "online",
+        )
+        traj = show_events(events, quiet=args.json)
+    if args.json:
+        print(traj.model_dump_json(indent=2))
+    else:
+        print(traj.final_answer or "")
+    return 0 if traj.outcome == "answer" else 1
+
+
+def show_events(events: Any, quiet: bool) -> Any:
+    """Show the steps on stderr as they happen; return the finished trajectory."""
+    traj = None
+    streaming = False
+    for event in events:
+        if event.kind == "token" and not quiet:
+            sys.stderr.write(event.text)
+            sys.stderr.flush()
+            streaming = True
+            continue
+        if streaming:
+            sys.stderr.write("\n")
+            streaming = False
+        if quiet:
+            pass
+        elif event.kind == "tool_start":
+            say(f"→ {event.call.name}({json.dumps(event.call.arguments, ensure_ascii=False)})")
+        elif event.kind == "tool_end":
+            run = event.run
+            head = run.error or run.text.splitlines()[1:2] or [""]
+            first = head if isinstance(head, str) else head[0]
+            say(f"← {'error: ' if run.error else ''}{first[:120]} ({run.duration_s:.1f} s)")
+        elif event.kind == "notice":
+            say(f"! {event.text}")
+        if event.kind == "done":
+            traj = event.trajectory
+    return traj
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from agent.conversation import Conversation
+    from model.generate import Completion, Generator
+
+    settings = settings_from(args).model_copy(update={"offline": True})
+    chat = Conversation(Generator(load_model(settings)), settings)
+    say("edgeagent: chatting offline with no tools; Ctrl-D to leave.")
+    while True:
+        try:
+            line = input("> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if not line:
+            continue
+        for event in chat.turn(line):
+            if not isinstance(event, Completion):
+                print(event.text, end="", flush=True)
+        print()
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from model.loader import describe
+
+    info = describe(load_model(settings_from(args)))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    info["parameters"] = f"{info['parameters'] / 1e6:.1f} M"
+    info["embedding_parameters"] = f"{info['embedding_parameters'] / 1e6:.1f} M"
+    info["embedding_share"] = f"{info['embedding_share']:.0%}"
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        print(f"{key.replace('_', ' '):<{width}}  {value}")
+    return 0
+
+
+def cmd_model_prepare(args: argparse.Namespace) -> int:
+    lm = load_model(settings_from(args))
+    print(f"{lm.spec}: ready in {lm.source}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from model import bench
+
+    settings = settings_from(args)
+    load_model(settings)  # converts on first use and shows progress before the timed runs
+    rows = []
+    for row in bench.run(settings.model.spec, args.dtypes.split(","), new_tokens=args.tokens):
+        rows.append(row)
+        if not args.json:
+            say(f"{row.dtype}: TTFT {row.ttft_s:.2f} s, decode {row.decode_tok_s:.1f} tok/s")
+    print(bench.as_json(rows) if args.json else bench.table(rows))
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from agent.toolbox import index_path_for
+    from tools.index import build_index
+
+    corpus = Path(args.dir)
+    if not corpus.is_dir():
+        say(f"edgeagent: error: {corpus} is not a folder of documents")
+        return 2
+    out = Path(args.out) if args.out else index_path_for(corpus)
+    stats = build_index(corpus, out, base_url=args.base_url)
+    print(f"indexed {stats.documents} documents ({stats.terms} terms) into {stats.index_path}")
+    for skipped in stats.skipped:
+        say(f"skipped {skipped}")
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from tools.sandbox import run_file
+
+    settings = settings_from(args)
+    outcome = run_file(args.file, settings.sandbox)
+    print(json.dumps(outcome.model_dump(include={"ok", "stdout", "error", "timed_out"})))
+    return 0 if outcome.ok else 1
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from agent import log
+    from tui import logview
+
+    path = Path(args.path) if args.path else log.default_log_path()
+    if args.log_command == "stats":
+        print(logview.format_stats(log.stats(log.read_trajectories(path))))
+        return 0
+    if args.id:
+        traj = log.find(path, args.id)
+        if traj is None:
+            say(f"edgeagent: error: no episode {args.id} in {path}")
+            return 2
+        print(traj.model_dump_json(indent=2) if args.json else logview.format_episode(traj))
+        return 0
+    print(logview.format_list(log.read_trajectories(path), limit=args.limit))
+    return 0
