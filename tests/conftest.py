@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -10,6 +11,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Episodes the tests run go to a throwaway log, not the user's.
+os.environ["EDGEAGENT_LOG"] = os.path.join(tempfile.mkdtemp(prefix="edgeagent-test-"), "log.jsonl")
 
 _tiny_cache: dict[str, object] = {}
 
