@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+SCHEMA_KEYWORDS = frozenset({"required", "additionalProperties", "properties", "type"})
+
 
 class ToolResult(BaseModel):
     """What a tool hands back: text for the model, or an error the model can act on."""
@@ -74,6 +76,9 @@ class Tool:
             arguments = {}
         if not isinstance(arguments, dict):
             return ToolResult(error=f"arguments of {self.name} must be an object of named values")
+        # Small models echo JSON-schema keywords from the tool list as if they were arguments.
+        fields = self.args.model_fields
+        arguments = {k: v for k, v in arguments.items() if k in fields or k not in SCHEMA_KEYWORDS}
         try:
             parsed = self.args.model_validate(arguments)
         except ValidationError as e:
