@@ -53,3 +53,32 @@ def test_ask_json_and_model_info_for_smollm2() -> None:
     assert info.returncode == 0, info.stderr
     data = json.loads(info.stdout)
     assert data["architecture"] == "LlamaForCausalLM" and data["tool_format"] == "fallback"
+
+
+def test_index_then_sandbox_commands(tmp_path) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Quillon\nThe Quillon river is 212 km long.\n")
+    (corpus / "b.txt").write_text("Brindlecombe cheese is aged for 47 days.\n")
+    out = edgeagent("index", str(corpus), "--out", str(tmp_path / "idx.json"))
+    assert out.returncode == 0, out.stderr
+    assert "indexed 2 documents" in out.stdout and (tmp_path / "idx.json").is_file()
+    missing = edgeagent("index", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "is not a folder" in missing.stderr
+
+    good = tmp_path / "ok.py"
+    good.write_text("import math\nprint(math.factorial(5))\n")
+    ran = edgeagent("sandbox", str(good))
+    assert ran.returncode == 0
+    assert json.loads(ran.stdout) == {
+        "ok": True,
+        "stdout": "120\n",
+        "error": None,
+        "timed_out": False,
+    }
+    bad = tmp_path / "escape.py"
+    bad.write_text("import os\nprint(os.listdir('/'))\n")
+    refused = edgeagent("sandbox", str(bad))
+    assert refused.returncode == 1
+    result = json.loads(refused.stdout)
+    assert not result["ok"] and "os" in result["error"] and result["stdout"] == ""
