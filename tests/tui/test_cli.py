@@ -47,8 +47,10 @@ def test_ask_json_and_model_info_for_smollm2() -> None:
         "ask", "--offline", "--json", "--model", "smollm2", "--max-tokens", "20", "Say hello."
     )
     assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout)
-    assert result["answer"] and result["finish_reason"] in ("eos", "length", "doom_loop")
+    traj = json.loads(out.stdout)
+    assert traj["final_answer"] and traj["mode"] == "offline" and traj["model"] == "smollm2"
+    assert traj["steps"][0]["finish_reason"] in ("eos", "length", "doom_loop")
+    assert traj["settings"]["sampling"]["max_new_tokens"] == 20
     info = edgeagent("model", "info", "--json", "--model", "smollm2")
     assert info.returncode == 0, info.stderr
     data = json.loads(info.stdout)
