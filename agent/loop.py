@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from agent.settings import Settings
 from agent.toolbox import UNTRUSTED, neutralize, special_markers
 from agent.trajectory import Outcome, Step, ToolRun, Trajectory
-from model.chat import parse, render
+from model.chat import ToolFormat, parse, render
 from model.generate import Completion, Delta, Generator
 from model.messages import Message, ToolCall
 from tools.base import Tool, ToolResult
@@ -52,6 +52,12 @@ class LogSink(Protocol):
     def end(self, traj: Trajectory) -> None: ...
 
 
+# Where a call ends in each format: stopping there keeps a small model from repeating it.
+CALL_ENDS = {
+    ToolFormat.HERMES: ["</tool_call>"],
+    ToolFormat.FALLBACK: ["</tool_call>"],
+    ToolFormat.PYTHONIC: ["<|tool_call_end|>"],
+}
 WRAP_UP = (
     "You have used all your steps. Answer the question now from the tool results above, "
     "in a few sentences, without calling any tool."
@@ -174,6 +180,8 @@ class _State:
             render(lm.tokenizer, self.messages, schemas, lm.tool_format)
         )
         sampling = self.settings.sampling.model_copy(update={"temperature": temperature})
+        if self.settings.agent.one_call_per_turn and schemas:
+            sampling.stop = [*sampling.stop, *CALL_ENDS.get(lm.tool_format, [])]
         budget = self.settings.agent.max_tokens - self.traj.sampled_tokens
         sampling.max_new_tokens = max(1, min(sampling.max_new_tokens, budget))
         t0 = time.perf_counter()
@@ -215,6 +223,8 @@ class _State:
             step.tool_runs.append(run)
             self.messages.append(Message(role="tool", name=call.name, content=run.text))
             yield Event(kind="tool_end", step=step.index, call=call, run=run)
+        if self.settings.agent.followup:
+            self.messages.append(Message(role="user", content=self.settings.agent.followup))
 
     def _run_one(self, call: ToolCall) -> ToolRun:
         key = call.name + json.dumps(call.arguments, sort_keys=True, default=str)

@@ -50,6 +50,14 @@ class AgentSettings(BaseModel):
         default_factory=lambda: ["search", "fetch", "python"]
     )
     log: bool = Field(default=True, description="append every episode to the trajectory log")
+    one_call_per_turn: bool = Field(
+        default=True, description="stop a turn at its first complete call (small models repeat it)"
+    )
+    followup: str = Field(
+        default="If the results above answer the question, answer it now in a few sentences. "
+        "Otherwise call another tool.",
+        description="said after each batch of tool results; empty to say nothing",
+    )
 
 
 class Settings(BaseModel):

@@ -18,7 +18,24 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-SCHEMA_KEYWORDS = frozenset({"required", "additionalProperties", "properties", "type"})
+SCHEMA_KEYWORDS = frozenset(
+    {
+        "required",
+        "additionalProperties",
+        "properties",
+        "type",
+        "description",
+        "title",
+        "default",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "enum",
+        "items",
+        "format",
+    }
+)
 
 
 class ToolResult(BaseModel):

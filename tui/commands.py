@@ -49,49 +49,51 @@ def cmd_ask(args: argparse.Namespace) -> int:
     log = TrajectoryLog(default_log_path()) if settings.agent.log else None
     question = " ".join(args.question)
     with toolbox(settings) as tools:
-        events = run_episode(
-            generator,
-            question,
-            tools,
-            settings,
-            log=log,
-            mode="offline" if settings.offline else "online",
-        )
-        traj = show_events(events, quiet=args.json)
+        events = run_episode(generator, question, tools, settings, log=log,
+                             mode="offline" if settings.offline else "online")
+        traj, last_streamed = show_events(events, quiet=args.json)
     if args.json:
         print(traj.model_dump_json(indent=2))
-    else:
+    elif (traj.final_answer or "").strip() != last_streamed.strip():
         print(traj.final_answer or "")
     return 0 if traj.outcome == "answer" else 1
 
 
-def show_events(events: Any, quiet: bool) -> Any:
-    """Show the steps on stderr as they happen; return the finished trajectory."""
-    traj = None
-    streaming = False
+def show_events(events: Any, quiet: bool) -> tuple[Any, str]:
+    """Stream each step's text to stdout and tool calls to stderr as they happen.
+
+    Returns the finished trajectory and the text of the last step streamed, so the caller
+    prints the final answer only where it differs from what the user already saw."""
+    traj, text, last, open_line = None, "", "", False
     for event in events:
-        if event.kind == "token" and not quiet:
-            sys.stderr.write(event.text)
-            sys.stderr.flush()
-            streaming = True
-            continue
-        if streaming:
-            sys.stderr.write("\n")
-            streaming = False
         if quiet:
-            pass
+            traj = event.trajectory or traj
+            continue
+        if event.kind == "token":
+            print(event.text, end="", flush=True)
+            text, open_line = text + event.text, True
+            continue
+        if open_line:
+            print(flush=True)
+            open_line = False
+        if event.kind == "step":
+            last, text = text, ""
         elif event.kind == "tool_start":
             say(f"→ {event.call.name}({json.dumps(event.call.arguments, ensure_ascii=False)})")
         elif event.kind == "tool_end":
-            run = event.run
-            head = run.error or run.text.splitlines()[1:2] or [""]
-            first = head if isinstance(head, str) else head[0]
-            say(f"← {'error: ' if run.error else ''}{first[:120]} ({run.duration_s:.1f} s)")
+            say(f"← {_summary(event.run)} ({event.run.duration_s:.1f} s)")
         elif event.kind == "notice":
             say(f"! {event.text}")
-        if event.kind == "done":
+        elif event.kind == "done":
             traj = event.trajectory
-    return traj
+    return traj, last
+
+
+def _summary(run: Any) -> str:
+    if run.error:
+        return f"error: {run.error[:150]}"
+    lines = [ln for ln in run.text.splitlines()[1:] if ln.strip()]  # skip the untrusted frame
+    return (lines[0][:150] if lines else "(empty)") + (f" … {len(lines)} lines" if lines else "")
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
