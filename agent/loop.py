@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
@@ -44,6 +44,10 @@ class Event(BaseModel):
     trajectory: Trajectory | None = None
 
 
+# Gathered tool output -> (final answer, the sub-episode that wrote it)
+AnswerWith = Callable[[str], tuple[str, Trajectory]]
+
+
 class LogSink(Protocol):
     """What the loop needs of a log: agent.log.TrajectoryLog is one."""
 
@@ -54,8 +58,8 @@ class LogSink(Protocol):
 
 # Where a call ends in each format: stopping there keeps a small model from repeating it.
 CALL_ENDS = {
-    ToolFormat.HERMES: ["</tool_call>"],
-    ToolFormat.FALLBACK: ["</tool_call>"],
+    ToolFormat.HERMES: ["</tool_call>", '\n{"name"'],  # tagged, or bare JSON lines
+    ToolFormat.FALLBACK: ["</tool_call>", '\n{"name"'],
     ToolFormat.PYTHONIC: ["<|tool_call_end|>"],
 }
 WRAP_UP = (
@@ -76,12 +80,20 @@ def run_episode(
     cancel: threading.Event | None = None,
     mode: Literal["online", "offline", "rlm", "sub"] = "online",
     meta: dict[str, Any] | None = None,
+    user_message: str | None = None,
+    sub_episodes: list[Trajectory] | None = None,
+    answer_with: AnswerWith | None = None,
 ) -> Iterator[Event]:
+    """One episode. `task` is what the log records as the question; `user_message`, when
+    given, is what the model reads instead (RLM mode adds evidence around the question).
+    Trajectories appended to `sub_episodes` while a tool runs are filed under its step.
+    `answer_with`, when given, writes the final answer from the tool output gathered (RLM
+    mode's focused sub-query) instead of taking the model's own last turn."""
     lm = generator.lm
     if system is None:
         system = settings.offline_system_prompt if settings.offline else settings.system_prompt
     messages = history[:] if history else [Message(role="system", content=system)]
-    messages.append(Message(role="user", content=task))
+    messages.append(Message(role="user", content=user_message or task))
     traj = Trajectory(
         task=task,
         mode=mode,
@@ -93,6 +105,8 @@ def run_episode(
     if log:
         log.start(traj)
     state = _State(generator, tools, settings, messages, traj, special_markers(lm.tokenizer))
+    state.subs = sub_episodes if sub_episodes is not None else []
+    state.answer_with = answer_with
     start = time.perf_counter()
     try:
         yield from state.loop(cancel, log, start)
@@ -122,6 +136,8 @@ class _State:
         self.generator, self.tools, self.settings = generator, tools, settings
         self.messages, self.traj, self.markers = messages, traj, markers
         self.seen_calls: dict[str, int] = {}
+        self.subs: list[Trajectory] = []
+        self.answer_with: AnswerWith | None = None
 
     def loop(
         self, cancel: threading.Event | None, log: LogSink | None, start: float
@@ -131,6 +147,8 @@ class _State:
         resampled = False
         for index in range(limits.max_steps + 1):
             wrap_up = index == limits.max_steps
+            if wrap_up and self.answer_with is not None:
+                return (yield from self._finish("answer", self._gathered_answer()))
             if stop := self._limit(start):
                 return (yield from self._finish(stop, self._partial(stop)))
             step = yield from self._generate(index, temperature, cancel, wrap_up)
@@ -138,6 +156,9 @@ class _State:
             ending = self._ending(step, wrap_up, resampled)
             if ending is None and step.finish_reason != "doom_loop":
                 yield from self._run_calls(step)
+                final = next((r.final for r in step.tool_runs if r.final is not None), None)
+                if final is not None:
+                    ending = ("answer", final)
             if log:  # after the tools ran, so the logged step holds their results
                 log.step(self.traj.id, step)
             yield Event(kind="step", step=index, text=step.completion_text)
@@ -164,6 +185,8 @@ class _State:
             return None
         answer = parse(step.completion_text, self.generator.lm.tool_format).content
         self.messages.append(Message(role="assistant", content=answer))
+        if self.answer_with is not None:
+            return "answer", self._gathered_answer()
         if not wrap_up:
             return "answer", answer
         note = f"(Stopped after {self.settings.agent.max_steps} steps.)"
@@ -221,6 +244,8 @@ class _State:
             yield Event(kind="tool_start", step=step.index, call=call)
             run = self._run_one(call)
             step.tool_runs.append(run)
+            step.sub_episodes += self.subs
+            self.subs.clear()
             self.messages.append(Message(role="tool", name=call.name, content=run.text))
             yield Event(kind="tool_end", step=step.index, call=call, run=run)
         if self.settings.agent.followup:
@@ -242,13 +267,28 @@ class _State:
         else:
             result = tool.run(call.arguments)
         shown = UNTRUSTED + neutralize(result.for_model(), self.markers)
+        final = result.metadata.get("final")
         return ToolRun(
+            final=str(final) if final is not None else None,
             call=call,
             text=shown,
             error=result.error,
             truncated=result.truncated,
             duration_s=time.perf_counter() - t0,
         )
+
+    def _gathered_answer(self) -> str:
+        found = "\n\n".join(
+            r.text.removeprefix(UNTRUSTED)
+            for s in self.traj.steps
+            for r in s.tool_runs
+            if r.error is None
+        )
+        assert self.answer_with is not None
+        answer, sub = self.answer_with(found)
+        if self.traj.steps:
+            self.traj.steps[-1].sub_episodes.append(sub)
+        return answer
 
     def _limit(self, start: float) -> Outcome | None:
         limits = self.settings.agent

@@ -60,6 +60,19 @@ class AgentSettings(BaseModel):
     )
 
 
+class RlmSettings(BaseModel):
+    inline_chars: int = Field(default=6000, ge=0, description="longer attachments use RLM mode")
+    preview_chars: int = Field(default=300, ge=0)
+    window: int = Field(default=160, ge=40, description="characters shown around a match")
+    evidence_terms: int = Field(default=1, ge=0, description="terms searched before turn one")
+    evidence_hits: int = Field(default=3, ge=1, description="matches shown per searched term")
+    max_depth: int = Field(default=1, ge=0, description="llm_query nesting allowed")
+    sub_tokens: int = Field(default=256, ge=16, description="tokens for one llm_query answer")
+    max_steps: int = Field(
+        default=2, ge=1, description="tool turns before the answer: the evidence comes first"
+    )
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     model: ModelSettings = Field(default_factory=ModelSettings)
@@ -69,6 +82,7 @@ class Settings(BaseModel):
     search: SearchSettings = Field(default_factory=SearchSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    rlm: RlmSettings = Field(default_factory=RlmSettings)
     offline: bool = Field(default=False, description="in-car mode: no tools, no network")
     system_prompt: str = (
         "You are an assistant that looks things up. Your own memory of names, numbers and dates "

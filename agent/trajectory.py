@@ -40,6 +40,7 @@ class ToolRun(BaseModel):
     error: str | None = None
     truncated: bool = False
     duration_s: float = 0.0
+    final: str | None = None  # FINAL(answer) called inside the sandbox
 
 
 class Step(BaseModel):
