@@ -4,7 +4,7 @@ For each dtype: the cold load is a fresh Python process loading the model from t
 a user waits for when starting edgeagent, imports included); the warm load is a second load in
 this process, files already in the page cache. TTFT is measured on a fixed ~250-token prompt
 with an empty KV cache, after one short warm-up generation (the first forward in a process
-also builds the CPU kernels' plans); decode speed on greedy tokens with end-of-turn ignored, so every run
+also builds the CPU kernels' plans); decode speed on greedy tokens with end-of-turn ignored, so
 decodes the same count. A benchmark prints figures; it asserts nothing and is not a test.
 """
 

@@ -109,6 +109,7 @@ def parse(text: str, fmt: ToolFormat) -> ParsedOutput:
 
 TOOL_CALL_RE = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.S)
 FENCE_RE = re.compile(r"```(?:json|tool_call|JSON)?[ \t]*\n(.*?)(?:```|$)", re.S)
+JSON_LINE_RE = re.compile(r"^[ \t]*(\{.*\})[ \t]*$", re.M)
 PYTHONIC_RE = re.compile(r"<\|tool_call_start\|>(.*?)(?:<\|tool_call_end\|>|$)", re.S)
 
 
@@ -121,7 +122,10 @@ def _parse_json_calls(text: str) -> ParsedOutput:
         # with a JSON example in a code block is not calling anything.
         spans = [m for m in FENCE_RE.finditer(text) if _looks_like_call(m.group(1))]
     if not spans and _looks_like_call(text.strip()) and text.strip().startswith(("{", "[")):
-        spans = [re.match(r"(?s)\s*(.*)", text)]  # type: ignore[list-item]
+        whole = re.match(r"(?s)\s*(.*)", text)
+        # Bare calls, one JSON object per line, as Qwen2.5-Coder writes them without tags.
+        lines = list(JSON_LINE_RE.finditer(text))
+        spans = lines if len(lines) > 1 else [whole]  # type: ignore[list-item]
     for m in spans:
         found, err = _calls_from_json(m.group(1))
         calls += found

@@ -68,6 +68,10 @@ class Generator:
         self._cache: Any = None
         self._cached: list[int] = []  # token ids whose KV the cache holds
 
+    def fork(self) -> Generator:
+        """Another generator on the same weights with a cache of its own (for sub-calls)."""
+        return Generator(self.lm)
+
     def reset(self) -> None:
         self._cache, self._cached = None, []
 

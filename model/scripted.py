@@ -24,6 +24,12 @@ class ScriptedGenerator(Generator):
         self.prompts: list[list[int]] = []  # every prompt it was given, for assertions
         self.delay_s = delay_s  # per token, so a UI test can press a key mid-stream
 
+    def fork(self) -> ScriptedGenerator:
+        """Sub-calls read from the same script, in order, and share the prompt record."""
+        twin = ScriptedGenerator(self.lm, [], self.delay_s)
+        twin.outputs, twin.prompts = self.outputs, self.prompts
+        return twin
+
     def _token_source(
         self, ids: list[int], sampling: SamplingSettings
     ) -> tuple[int, Iterator[int]]:

@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("agent")
     g.add_argument("--tools", dest="agent.tools", type=csv, metavar="search,fetch,python")
     g.add_argument("--max-steps", dest="agent.max_steps", type=int)
+    g.add_argument(
+        "--attach",
+        metavar="PATH_OR_URL",
+        help="a document to ask about; long ones are searched in the sandbox (RLM)",
+    )
     g.add_argument("--search-backend", dest="search.backend", choices=["auto", "ddgs", "local"])
     g.add_argument(
         "--corpus",
@@ -109,11 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     from agent.log import LogError
+    from agent.rlm import AttachError
     from model.loader import ModelLoadError
 
     try:
         return func(args)
-    except (ModelLoadError, SettingsError, LogError) as e:
+    except (ModelLoadError, SettingsError, LogError, AttachError) as e:
         print(f"edgeagent: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -48,10 +48,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
     generator = Generator(load_model(settings))
     log = TrajectoryLog(default_log_path()) if settings.agent.log else None
     question = " ".join(args.question)
-    with toolbox(settings) as tools:
-        events = run_episode(generator, question, tools, settings, log=log,
-                             mode="offline" if settings.offline else "online")
+    if args.attach:
+        from agent.rlm import load_attachment, run_with_attachment
+
+        text = load_attachment(args.attach, settings)
+        events = run_with_attachment(generator, question, text, settings, log=log)
         traj, last_streamed = show_events(events, quiet=args.json)
+    else:
+        with toolbox(settings) as tools:
+            events = run_episode(
+                generator,
+                question,
+                tools,
+                settings,
+                log=log,
+                mode="offline" if settings.offline else "online",
+            )
+            traj, last_streamed = show_events(events, quiet=args.json)
     if args.json:
         print(traj.model_dump_json(indent=2))
     elif (traj.final_answer or "").strip() != last_streamed.strip():

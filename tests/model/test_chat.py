@@ -179,3 +179,13 @@ def test_smollm2_uses_the_fallback_format(smollm2_lm) -> None:
     prompt = render(smollm2_lm.tokenizer, conversation_with_calls(), [WEATHER], ToolFormat.FALLBACK)
     assert "You can call tools" in prompt and "<tool_response>" in prompt
     assert "named SmolLM" not in prompt  # our system message replaces the template's default
+
+
+def test_bare_json_lines_are_calls() -> None:
+    text = (
+        '{"name": "search_context", "arguments": {"query": "vault"}}\n'
+        '{"name": "count_lines", "arguments": {"query": "vault"}}'
+    )
+    parsed = parse(text, ToolFormat.HERMES)
+    assert [c.name for c in parsed.calls] == ["search_context", "count_lines"]
+    assert parsed.errors == []

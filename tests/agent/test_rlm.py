@@ -1,0 +1,139 @@
+"""RLM mode: long attachments searched in the sandbox, with a scripted model and the real one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent.rlm import AttachError, key_terms, load_attachment, run_with_attachment
+from agent.settings import load_settings
+from evals.longcontext import make_case
+from model.scripted import ScriptedGenerator
+
+SMALL_INLINE = {"rlm.inline_chars": 2000}
+
+
+def call(name: str, **arguments) -> str:
+    return f"<tool_call>{json.dumps({'name': name, 'arguments': arguments})}</tool_call>"
+
+
+def rlm(tiny, text: str, question: str, outputs, overrides=None):
+    gen = ScriptedGenerator(tiny("qwen2"), outputs)
+    settings = load_settings(None, {**SMALL_INLINE, **(overrides or {})})
+    events = list(run_with_attachment(gen, question, text, settings))
+    return gen, events[-1].trajectory
+
+
+def test_key_terms_prefer_codes_quotes_and_markers() -> None:
+    assert key_terms("Which code opens locker K-4821?")[0] == "K-4821"
+    assert key_terms("How many lines are marked [ALERT amber]?")[0] == "[ALERT amber]"
+    assert key_terms('What did "the amber flood gauge" report?')[0] == "the amber flood gauge"
+    assert "Varnock" in key_terms("Where was Elspeth Varnock born?")
+    assert key_terms("what is it?") == []
+
+
+def test_short_attachment_goes_inline(tiny) -> None:
+    gen, traj = rlm(tiny, "The vault code is 77-ALPHA.", "What is the vault code?", ["77-ALPHA"])
+    first = gen.lm.tokenizer.decode(gen.prompts[0])
+    assert "The vault code is 77-ALPHA." in first and traj.mode == "online"
+    assert traj.task == "What is the vault code?" and traj.final_answer == "77-ALPHA"
+
+
+def test_long_attachment_never_enters_the_prompt(tiny) -> None:
+    case = make_case("multikey", 50_000, seed=3)
+    gen, traj = rlm(
+        tiny,
+        case.text,
+        case.question,
+        [
+            call("search_context", query=case.question.split()[-1].rstrip("?")),
+            "(the model's own draft, replaced by the focused answer)",
+            case.answer,  # the focused sub-query's answer
+        ],
+    )
+    first = gen.lm.tokenizer.decode(gen.prompts[0])
+    assert len(first) < 6000 < len(case.text)
+    assert "50," in first or f"{case.chars:,}" in first  # the model is told the length
+    target = case.question.split()[-1].rstrip("?")
+    assert f"Locker {target} opens with code {case.answer}" in first  # evidence before turn one
+    assert traj.mode == "rlm" and traj.outcome == "answer" and traj.final_answer == case.answer
+    assert traj.steps[0].tool_runs[0].call.name == "search_context"
+    focused = traj.steps[-1].sub_episodes[0]
+    assert focused.mode == "sub" and case.question in focused.task
+
+
+def test_count_evidence_and_tools(tiny) -> None:
+    case = make_case("count", 30_000, seed=1)
+    marker = case.question.split("marked ")[1].rstrip("?")
+    gen, traj = rlm(
+        tiny,
+        case.text,
+        case.question,
+        [
+            call("count_lines", query=marker),
+            call("read_context", start=0, length=50),
+            case.answer,
+        ],
+        {"rlm.max_steps": 2},
+    )
+    assert f"lines containing {marker!r}: {case.answer}" in gen.lm.tokenizer.decode(gen.prompts[0])
+    runs = [s.tool_runs[0] for s in traj.steps[:2]]
+    assert runs[0].text.endswith(f"lines containing {marker!r}: {case.answer}")
+    assert case.text[:50] in runs[1].text
+    assert traj.final_answer == case.answer
+
+
+def test_llm_query_and_final_from_python(tiny) -> None:
+    case = make_case("needle", 20_000, seed=2)
+    code = (
+        "at = context.find('combination')\n"
+        "piece = context[at - 20:at + 80]\n"
+        "FINAL(llm_query('What is the combination?', piece))"
+    )
+    gen, traj = rlm(tiny, case.text, case.question, [call("python", code=code), case.answer])
+    step = traj.steps[0]
+    assert traj.outcome == "answer" and traj.final_answer == case.answer
+    (sub,) = step.sub_episodes
+    assert sub.mode == "sub" and "What is the combination?" in sub.task
+    assert case.answer in sub.task  # the piece of the context was handed to the sub-call
+
+
+def test_llm_query_depth_is_limited(tiny) -> None:
+    case = make_case("needle", 20_000, seed=2)
+    code = "print(llm_query('q', 'text'))"
+    _, traj = rlm(
+        tiny, case.text, case.question, [call("python", code=code), "x", "y"], {"rlm.max_depth": 0}
+    )
+    assert "nest 0 deep at most" in traj.steps[0].tool_runs[0].text
+
+
+def test_attachment_errors(tmp_path) -> None:
+    settings = load_settings(None, {})
+    with pytest.raises(AttachError, match="no such file"):
+        load_attachment(str(tmp_path / "nope.txt"), settings)
+    with pytest.raises(AttachError, match="cannot attach http://127.0.0.1"):
+        load_attachment("http://127.0.0.1:9/x", settings)  # private address, not allowlisted
+    (tmp_path / "doc.txt").write_text("hello")
+    assert load_attachment(str(tmp_path / "doc.txt"), settings) == "hello"
+
+
+def test_offline_refuses_the_sandbox(tiny) -> None:
+    settings = load_settings(None, {**SMALL_INLINE, "offline": True})
+    gen = ScriptedGenerator(tiny("qwen2"), [])
+    with pytest.raises(AttachError, match="--offline"):
+        list(run_with_attachment(gen, "q", "x" * 5000, settings))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["needle", "multikey", "count"])
+def test_embedded_model_answers_a_100k_case(embedded_lm, kind: str) -> None:
+    from model.generate import Generator
+
+    case = make_case(kind, 100_000, seed=0)
+    events = list(
+        run_with_attachment(
+            Generator(embedded_lm), case.question, case.text, load_settings(None, {})
+        )
+    )
+    assert case.answer in (events[-1].trajectory.final_answer or "")
