@@ -39,10 +39,16 @@ def ensure_index(settings: Settings) -> Settings:
     if search.corpus_dir is None or search.index_path is not None:
         return settings
     path = index_path_for(search.corpus_dir)
-    if not path.is_file():
+    if not path.is_file() or _newest(search.corpus_dir) > path.stat().st_mtime:
         build_index(search.corpus_dir, path, base_url=search.base_url)
     search = search.model_copy(update={"index_path": path, "backend": "local"})
     return settings.model_copy(update={"search": search})
+
+
+def _newest(folder: Path) -> float:
+    """Latest change to any file in the corpus, so an edited corpus is indexed again."""
+    times = [p.stat().st_mtime for p in folder.expanduser().rglob("*") if p.is_file()]
+    return max(times, default=0.0)
 
 
 @contextlib.contextmanager

@@ -200,3 +200,22 @@ def test_tiny_random_model_end_to_end(tiny) -> None:
     assert 0 < len(first.completion_ids) <= 25
     streamed = "".join(e.text for e in events if e.kind == "token" and e.step == 0)
     assert streamed == first.completion_text
+
+
+def test_corpus_index_is_rebuilt_when_the_corpus_changes(tmp_path, monkeypatch) -> None:
+    import os
+
+    from agent.toolbox import ensure_index
+
+    monkeypatch.setenv("EDGEAGENT_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# A\nalpha facts")
+    settings = load_settings(None, {"search.corpus_dir": str(corpus)})
+    index = ensure_index(settings).search.index_path
+    assert index is not None and index.is_file()
+    built = index.stat().st_mtime
+    os.utime(index, (built - 100, built - 100))  # the index is older than the corpus
+    (corpus / "b.md").write_text("# B\nbeta facts")
+    assert ensure_index(settings).search.index_path == index
+    assert "beta" in index.read_text()
