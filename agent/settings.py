@@ -49,6 +49,11 @@ class AgentSettings(BaseModel):
     tools: list[Literal["search", "fetch", "python"]] = Field(
         default_factory=lambda: ["search", "fetch", "python"]
     )
+    read_after_search: bool = Field(
+        default=True,
+        description="after a search with results, start the next turn as a fetch_page call "
+        "(the model picks the URL): small models otherwise guess from snippets or search again",
+    )
     log: bool = Field(default=True, description="append every episode to the trajectory log")
     one_call_per_turn: bool = Field(
         default=True, description="stop a turn at its first complete call (small models repeat it)"

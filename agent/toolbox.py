@@ -2,7 +2,8 @@
 
 The tools themselves live in `tools/`; this module picks which ones an episode gets (none in
 offline mode), wires search and fetch together (local hits are file URLs that fetch must be
-allowed to open), and owns the sandbox's lifetime. It also neutralizes chat-template markers
+allowed to open), routes pages too long to show through the RLM search (`agent.rlm`), and
+owns the sandbox's lifetime. It also neutralizes chat-template markers
 inside tool output: a web page that contains "<|im_start|>system" must read as text, not
 become a turn of the conversation.
 """
@@ -15,10 +16,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from agent.rlm import long_pages
 from agent.settings import TOOL_NAMES, Settings
 from model.embedded import cache_root
 from tools.base import Tool
-from tools.fetch import fetch_tool
+from tools.fetch import FetchSettings, fetch_tool
 from tools.index import build_index
 from tools.sandbox import Sandbox, python_tool
 from tools.search import make_search_backend, search_tool
@@ -53,32 +55,43 @@ def _newest(folder: Path) -> float:
 
 @contextlib.contextmanager
 def toolbox(
-    settings: Settings, callbacks: dict[str, Callable[..., Any]] | None = None
+    settings: Settings,
+    callbacks: dict[str, Callable[..., Any]] | None = None,
+    question: str | None = None,
 ) -> Iterator[dict[str, Tool]]:
-    """The tools one episode may call, by name; the sandbox closes when the block ends."""
+    """The tools one episode may call, by name; the sandbox closes when the block ends.
+    With the episode's `question`, pages too long to show are searched for it (`long_pages`)."""
     if settings.offline:
         yield {}
         return
     settings = ensure_index(settings)
     tools: dict[str, Tool] = {}
     wanted = set(settings.agent.tools)
+    # The child process starts on first use, so a sandbox nobody runs code in costs nothing.
+    sandbox = Sandbox(settings.sandbox, callbacks=callbacks)
     if "search" in wanted:
         backend = make_search_backend(settings.search, online=True)
         tools[TOOL_NAMES["search"]] = search_tool(backend)
     if "fetch" in wanted:
-        fetch = settings.fetch
-        if settings.search.corpus_dir is not None and settings.search.base_url is None:
-            roots = [*fetch.allow_file_roots, settings.search.corpus_dir.expanduser().resolve()]
-            fetch = fetch.model_copy(update={"allow_file_roots": roots})
-        tools[TOOL_NAMES["fetch"]] = fetch_tool(fetch)
-    sandbox = Sandbox(settings.sandbox, callbacks=callbacks) if "python" in wanted else None
+        fetch = fetch_tool(_fetch_settings(settings))
+        if question is not None:
+            fetch = long_pages(fetch, sandbox, question, settings.rlm)
+        tools[TOOL_NAMES["fetch"]] = fetch
+    if "python" in wanted:
+        tools[TOOL_NAMES["python"]] = python_tool(sandbox)
     try:
-        if sandbox is not None:
-            tools[TOOL_NAMES["python"]] = python_tool(sandbox)
         yield tools
     finally:
-        if sandbox is not None:
-            sandbox.close()
+        sandbox.close()
+
+
+def _fetch_settings(settings: Settings) -> FetchSettings:
+    """Local search hits are file URLs into the corpus: fetch may open those."""
+    fetch = settings.fetch
+    if settings.search.corpus_dir is not None and settings.search.base_url is None:
+        roots = [*fetch.allow_file_roots, settings.search.corpus_dir.expanduser().resolve()]
+        fetch = fetch.model_copy(update={"allow_file_roots": roots})
+    return fetch
 
 
 def neutralize(text: str, markers: list[str]) -> str:

@@ -26,6 +26,7 @@ Outcome = Literal[
     "token_limit",
     "time_limit",
     "doom_loop",  # the model looped and resampling did not help
+    "repeated_call",  # the same tool call again after a nudge and a resample: answered without
     "cancelled",
     "error",  # our own failure; `error` says what
     "interrupted",  # the log holds no end for this episode (the process died)
@@ -47,7 +48,8 @@ class Step(BaseModel):
     index: int
     prompt_ids: list[int]  # inserted: masked in training
     completion_ids: list[int]  # sampled: trained on
-    completion_text: str
+    completion_text: str  # `prefill` + the sampled text: what was parsed
+    prefill: str = ""  # written by the loop to start the turn; its tokens end prompt_ids
     finish_reason: str
     temperature: float
     calls: list[ToolCall] = Field(default_factory=list)

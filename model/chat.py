@@ -100,6 +100,14 @@ def _fallback_dicts(messages: list[Message], tools: list[dict[str, Any]] | None)
     return out
 
 
+def call_prefix(fmt: ToolFormat, name: str, first_arg: str) -> str:
+    """The start of a call to `name`, up to the opening quote of its first (string) argument:
+    what the loop writes for the model when it steers a turn, leaving the value to the model."""
+    if fmt is ToolFormat.PYTHONIC:
+        return f'<|tool_call_start|>[{name}({first_arg}="'
+    return f'<tool_call>\n{{"name": "{name}", "arguments": {{"{first_arg}": "'
+
+
 def parse(text: str, fmt: ToolFormat) -> ParsedOutput:
     """Tool calls in `text`, in order, plus what could not be read."""
     if fmt is ToolFormat.PYTHONIC:

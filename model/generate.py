@@ -85,13 +85,17 @@ class Generator:
         sampling: SamplingSettings | None = None,
         guard: GuardSettings | None = None,
         cancel: threading.Event | None = None,
+        choices: list[str] | None = None,
     ) -> Iterator[Delta | Completion]:
+        """Deltas as the text grows, then the Completion. With `choices`, the completion starts
+        with one of those texts, the one the model prefers; then it goes on freely."""
         sampling = sampling or SamplingSettings()
         ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise ValueError("empty prompt")
         start = time.perf_counter()
-        reused, tokens = self._token_source(ids, sampling)
+        options = [self.encode(c) for c in choices or []]
+        reused, tokens = self._token_source(ids, sampling, options)
         first_token_at = 0.0
         out: list[int] = []
         text = Detokenizer(self.lm.tokenizer, sampling.stop)
@@ -132,17 +136,26 @@ class Generator:
         )
 
     def _token_source(
-        self, ids: list[int], sampling: SamplingSettings
+        self, ids: list[int], sampling: SamplingSettings, options: list[list[int]]
     ) -> tuple[int, Iterator[int]]:
         """(prompt tokens reused from the cache, the sampled tokens one by one). The model runs
-        only when the next token is asked for, so a caller that stops pulling costs nothing."""
+        only when the next token is asked for, so a caller that stops pulling costs nothing.
+        While `options` (token sequences) remain, only their next tokens may be sampled."""
         reused = self._reuse(ids)
 
         def tokens() -> Iterator[int]:
             rng = _rng(sampling.seed)
             logits = self._forward(ids[reused:])
+            live, at = [o for o in options if o], 0
             while True:
+                if live:
+                    allowed = torch.tensor(sorted({o[at] for o in live}))
+                    masked = torch.full_like(logits, float("-inf"))
+                    masked[allowed] = logits[allowed]
+                    logits = masked
                 token = sample(logits, sampling, rng)
+                live = [o for o in live if o[at] == token and len(o) > at + 1]
+                at += 1
                 yield token
                 logits = self._forward([token])
 

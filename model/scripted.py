@@ -31,8 +31,9 @@ class ScriptedGenerator(Generator):
         return twin
 
     def _token_source(
-        self, ids: list[int], sampling: SamplingSettings
+        self, ids: list[int], sampling: SamplingSettings, options: list[list[int]]
     ) -> tuple[int, Iterator[int]]:
+        # The script is the model: `options` (constrained choices) are not enforced on it.
         self.prompts.append(ids)
         if not self.outputs:
             raise RuntimeError("the scripted model ran out of outputs")  # a test's own bug

@@ -55,7 +55,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         events = run_with_attachment(generator, question, text, settings, log=log)
         traj, last_streamed = show_events(events, quiet=args.json)
     else:
-        with toolbox(settings) as tools:
+        with toolbox(settings, question=question) as tools:
             events = run_episode(
                 generator,
                 question,

@@ -219,3 +219,50 @@ def test_corpus_index_is_rebuilt_when_the_corpus_changes(tmp_path, monkeypatch) 
     (corpus / "b.md").write_text("# B\nbeta facts")
     assert ensure_index(settings).search.index_path == index
     assert "beta" in index.read_text()
+
+
+def test_repeats_escalate_nudge_resample_then_answer(tiny) -> None:
+    same = call("add", a=2, b=3)
+    _, _, traj = episode(tiny, [same, same, same, same, same, "It is 5."])
+    refused = [s for s in traj.steps if s.tool_runs and s.tool_runs[0].error]
+    assert len(refused) == 3  # nudged three times ...
+    assert traj.steps[4].temperature == Settings().agent.resample_temperature  # ... hotter ...
+    assert traj.outcome == "repeated_call" and len(traj.steps) == 6  # ... then told to answer
+    assert traj.final_answer.startswith("It is 5.") and "same tool call" in traj.final_answer
+
+
+def test_after_a_search_the_model_reads_a_found_page_then_answers_from_it(tiny, tmp_path) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "bridge.md").write_text("# Zorvath Bridge\nIts main span is 612 metres.")
+    (corpus / "dam.md").write_text("# Kellworth Dam\nThe dam is 143 metres high.")
+    url = (corpus / "bridge.md").resolve().as_uri()
+    settings = load_settings(None, {"search.corpus_dir": str(corpus)})
+    outputs = [
+        call("web_search", query="Zorvath Bridge span"),
+        url + '"}}\n</tool_call>',  # the steered turn: the model writes only the URL
+        "612 metres",  # the focused answer on the page
+    ]
+    gen = ScriptedGenerator(tiny("qwen2"), outputs)
+    question = "How long is the Zorvath Bridge's main span?"
+    with toolbox(settings, question=question) as tools:
+        traj = list(run_episode(gen, question, tools, settings))[-1].trajectory
+    read = traj.steps[1]
+    assert read.prefill.startswith("<tool_call>") and read.prefill.endswith('"url": "')
+    assert gen.lm.tokenizer.decode(read.prompt_ids).endswith(read.prefill)  # inserted tokens
+    assert read.calls[0].name == "fetch_page" and read.calls[0].arguments == {"url": url}
+    assert "612 metres" in read.tool_runs[0].text
+    focused = read.sub_episodes[0]
+    assert focused.mode == "sub" and "Its main span is 612 metres." in focused.task
+    assert traj.outcome == "answer" and traj.final_answer == "612 metres"
+
+
+def test_no_steer_without_fetch_or_without_hits(tiny, tmp_path) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# A\nalpha facts")
+    settings = load_settings(None, {"search.corpus_dir": str(corpus), "agent.tools": ["search"]})
+    gen = ScriptedGenerator(tiny("qwen2"), [call("web_search", query="alpha"), "alpha facts"])
+    with toolbox(settings) as tools:
+        traj = list(run_episode(gen, "alpha?", tools, settings))[-1].trajectory
+    assert traj.steps[1].prefill == "" and traj.final_answer == "alpha facts"

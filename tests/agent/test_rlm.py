@@ -137,3 +137,33 @@ def test_embedded_model_answers_a_100k_case(embedded_lm, kind: str) -> None:
         )
     )
     assert case.answer in (events[-1].trajectory.final_answer or "")
+
+
+def test_long_fetched_pages_are_searched_not_clipped(tiny, tmp_path) -> None:
+    """A page past inline_chars becomes `context`; the model reads the passages that match
+    the question, and a second page replaces the first."""
+    from agent.loop import run_episode
+    from agent.toolbox import toolbox
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    pages = {}
+    for name, code in [("a.txt", "1111-ZETA"), ("b.txt", "2222-KILN")]:
+        case = make_case("needle", 40_000, seed=len(pages))
+        text = case.text.replace(case.answer, code)
+        (corpus / name).write_text(text)
+        pages[name] = (text, code, case.question)
+    question = "What is the combination for the vault?"
+    settings = load_settings(None, {**SMALL_INLINE, "search.corpus_dir": str(corpus)})
+    urls = [(corpus / n).resolve().as_uri() for n in pages]
+    gen = ScriptedGenerator(
+        tiny("qwen2"), [call("fetch_page", url=urls[0]), call("fetch_page", url=urls[1]), "done"]
+    )
+    with toolbox(settings, question=question) as tools:
+        traj = list(run_episode(gen, question, tools, settings))[-1].trajectory
+    first, second = (s.tool_runs[0] for s in traj.steps[:2])
+    for run, (text, code, _) in zip([first, second], pages.values(), strict=True):
+        assert run.error is None and "combination" in run.text and code in run.text
+        assert "stored in the python variable `context`" in run.text
+        assert len(run.text) < 4000 < len(text)
+    assert "1111-ZETA" not in second.text  # the second page's search saw the second page

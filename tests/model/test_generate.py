@@ -155,3 +155,13 @@ def test_detokenizer_waits_for_whole_utf8_characters(tiny) -> None:
 def test_empty_prompt_is_our_bug(tiny) -> None:
     with pytest.raises(ValueError):
         list(Generator(tiny("qwen2")).stream([]))
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "lfm2"])
+def test_choices_hold_the_start_of_the_completion(tiny, arch: str) -> None:
+    gen = Generator(tiny(arch))
+    options = ["file:///a/b.md", "http://x.test/page"]
+    for seed in range(3):
+        sampling = SamplingSettings(temperature=1.5, seed=seed, max_new_tokens=24)
+        done = list(gen.stream("pick one: ", sampling, choices=options))[-1]
+        assert any(done.text.startswith(o) for o in options), done.text

@@ -1,0 +1,52 @@
+"""What every eval suite shares: the case and result types, the fixed train/test split.
+
+A suite is a module with two functions:
+    load_cases(split, limit=None, data=None) -> list[EvalCase]
+    run_case(generator, case, settings) -> CaseResult
+The runner (`evals.runner`) loads the model once, runs the cases, and writes the results.
+Scores are in [0, 1]; the scorers are plain functions that the trainer reuses as rewards.
+
+Not here: how any one suite builds its prompts or scores its answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Split = Literal["train", "test", "all"]
+
+
+def split_of(case_id: str) -> Literal["train", "test"]:
+    """Half the cases are test, by a hash of the id: the same on every machine and every run,
+    and independent of which other cases exist, so adding cases never moves old ones."""
+    digest = hashlib.sha256(case_id.encode()).digest()
+    return "test" if digest[0] % 2 == 0 else "train"
+
+
+def in_split(case_id: str, split: Split) -> bool:
+    return split == "all" or split_of(case_id) == split
+
+
+class EvalCase(BaseModel):
+    suite: str
+    id: str
+    category: str = ""
+    prompt: str = ""
+    expected: Any = None
+    data: dict[str, Any] = Field(default_factory=dict)  # whatever else the suite needs
+
+
+class CaseResult(BaseModel):
+    suite: str
+    id: str
+    category: str = ""
+    score: float = Field(ge=0.0, le=1.0)
+    correct: bool
+    output: str = ""
+    expected: Any = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    seconds: float = 0.0
+    trajectory_id: str | None = None
