@@ -8,9 +8,9 @@ data, repeat. It ends on an answer with no call, or at a limit (steps, tokens, w
 
 What the model gets wrong goes back to it as a readable tool result: a malformed call, an
 unknown tool, bad arguments, the same call again. A doom loop (the guard in `model.guard`) is
-resampled once at a higher temperature, then the episode stops with a clear message. The same
-call past `repeat_limit` is refused with a nudge, a second time also resamples hotter, a third
-time ends the tool use. At the step limit (or that third repeat) the model answers once more
+nudged and resampled once at a higher temperature, then the episode stops with a clear message.
+The same call past `repeat_limit` is refused with a nudge, a second time also resamples hotter,
+a third time ends the tool use. At the step limit (or that third repeat) the model answers once more
 with tools withheld, so the user gets its best partial answer with a short note.
 
 One steer, because a 0.5B model otherwise guesses from search snippets or searches again: after
@@ -75,6 +75,7 @@ WRAP_UP = (
     "You have used all your steps. Answer the question now from the tool results above, "
     "in a few sentences, without calling any tool."
 )
+LOOP_NUDGE = "Your reply kept repeating itself. Say it once, briefly, or call a tool."
 FOCUSED_SYSTEM = (
     "Answer the question from the text. Reply with the answer only, copied exactly from the text."
 )
@@ -219,7 +220,8 @@ class _State:
             if resampled:
                 return "doom_loop", self._loop_message()
             temperature = self.settings.agent.resample_temperature
-            step.note = f"doom loop: resampling at temperature {temperature}"
+            step.note = f"doom loop: nudged, resampling at temperature {temperature}"
+            self.messages.append(Message(role="user", content=LOOP_NUDGE))
             return None
         if (step.calls or step.parse_errors) and closing is None:
             return None

@@ -66,6 +66,8 @@ def test_ask_searches_the_local_corpus_and_logs_the_episode(tmp_path: Path) -> N
     assert traj.outcome == "answer" and "47" in (traj.final_answer or "")
     assert traj.steps[0].tool_runs[0].call.name == "web_search"
     assert "Brindlecombe" in traj.steps[0].tool_runs[0].text
+    read = traj.steps[1].tool_runs[0]  # the model picked the page to read among the hits
+    assert read.call.name == "fetch_page" and read.call.arguments["url"].endswith("cheese.txt")
 
 
 @pytest.mark.slow

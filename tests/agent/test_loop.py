@@ -105,7 +105,8 @@ def test_the_same_call_again_is_refused_with_a_nudge(tiny) -> None:
 
 
 def test_doom_loop_resamples_hotter_then_answers(tiny) -> None:
-    _, events, traj = episode(tiny, [None, "5"])
+    gen, events, traj = episode(tiny, [None, "5"])
+    assert "kept repeating itself" in prompt_text(gen, 1)  # the nudge
     assert traj.steps[0].finish_reason == "doom_loop"
     assert traj.steps[1].temperature == Settings().agent.resample_temperature
     assert any(e.kind == "notice" and "resampling" in e.text for e in events)
