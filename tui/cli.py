@@ -14,48 +14,35 @@ from collections.abc import Callable, Sequence
 
 from agent.settings import SettingsError
 from tui import commands
-from tui.flags import add_settings_flags, csv
+from tui.flags import add_agent_flags, add_settings_flags
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeagent", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
 
-    p = sub.add_parser("chat", help="chat in the terminal (the default)")
+    p = sub.add_parser("chat", help="the terminal app (the default)")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="ID",
+        help="continue the latest saved conversation, or the one whose id starts with ID",
+    )
+    p.add_argument("--plain", action="store_true", help="a plain line chat, without the app")
+    add_agent_flags(p)
     add_settings_flags(p)
     p.set_defaults(func=commands.cmd_chat)
 
     p = sub.add_parser("ask", help="answer one question, with tools unless --offline")
     p.add_argument("question", nargs="+")
     p.add_argument("--json", action="store_true", help="print the trajectory as JSON")
-    g = p.add_argument_group("agent")
-    g.add_argument("--tools", dest="agent.tools", type=csv, metavar="search,fetch,python")
-    g.add_argument("--max-steps", dest="agent.max_steps", type=int)
-    g.add_argument(
+    p.add_argument(
         "--attach",
         metavar="PATH_OR_URL",
         help="a document to ask about; long ones are searched in the sandbox (RLM)",
     )
-    g.add_argument("--search-backend", dest="search.backend", choices=["auto", "ddgs", "local"])
-    g.add_argument(
-        "--corpus",
-        dest="search.corpus_dir",
-        metavar="DIR",
-        help="search this folder offline (indexed on first use)",
-    )
-    g.add_argument(
-        "--base-url",
-        dest="search.base_url",
-        metavar="URL",
-        help="serve local hits under this URL instead of file://",
-    )
-    g.add_argument(
-        "--allow-host",
-        dest="fetch.allow_hosts",
-        type=csv,
-        metavar="HOST[:PORT]",
-        help="hosts fetch_page may open even if private (a local server)",
-    )
+    add_agent_flags(p)
     add_settings_flags(p)
     p.set_defaults(func=commands.cmd_ask)
 
@@ -116,10 +103,11 @@ def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) ->
     from agent.log import LogError
     from agent.rlm import AttachError
     from model.loader import ModelLoadError
+    from tui.store import StoreError
 
     try:
         return func(args)
-    except (ModelLoadError, SettingsError, LogError, AttachError) as e:
+    except (ModelLoadError, SettingsError, LogError, AttachError, StoreError) as e:
         print(f"edgeagent: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

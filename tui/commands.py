@@ -110,10 +110,23 @@ def _summary(run: Any) -> str:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    if args.plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return plain_chat(settings)
+    from tui import store
+    from tui.app import ChatApp
+
+    chat = store.load(args.resume or None) if args.resume is not None else None
+    ChatApp(settings, chat=chat).run()
+    return 0
+
+
+def plain_chat(settings: Settings) -> int:
+    """A line chat with no tools, for pipes and terminals the app cannot drive."""
     from agent.conversation import Conversation
     from model.generate import Completion, Generator
 
-    settings = settings_from(args).model_copy(update={"offline": True})
+    settings = settings.model_copy(update={"offline": True})
     chat = Conversation(Generator(load_model(settings)), settings)
     say("edgeagent: chatting offline with no tools; Ctrl-D to leave.")
     while True:

@@ -44,6 +44,32 @@ def add_settings_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_agent_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("agent")
+    g.add_argument("--tools", dest="agent.tools", type=csv, metavar="search,fetch,python")
+    g.add_argument("--max-steps", dest="agent.max_steps", type=int)
+    g.add_argument("--search-backend", dest="search.backend", choices=["auto", "ddgs", "local"])
+    g.add_argument(
+        "--corpus",
+        dest="search.corpus_dir",
+        metavar="DIR",
+        help="search this folder offline (indexed on first use)",
+    )
+    g.add_argument(
+        "--base-url",
+        dest="search.base_url",
+        metavar="URL",
+        help="serve local hits under this URL instead of file://",
+    )
+    g.add_argument(
+        "--allow-host",
+        dest="fetch.allow_hosts",
+        type=csv,
+        metavar="HOST[:PORT]",
+        help="hosts fetch_page may open even if private (a local server)",
+    )
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = dict(parse_override(s) for s in args.set)
     named = {k: v for k, v in vars(args).items() if ("." in k or k == "offline") and v is not None}
