@@ -18,8 +18,9 @@ a search that found pages, and before any page was read, the loop starts the nex
 the opening of a fetch_page call, and the model picks which found URL to read: its decoding is
 held to those URLs (`agent.read_after_search`). The opening is recorded as inserted
 (`Step.prefill`); the URL tokens are the model's own choice. The answer then comes from the
-model on just that page and the question (`focused`): left in the tool conversation, it calls
-the tool again instead of answering.
+model on just the pages read and the question (`focused`): left in the tool conversation, it
+calls the tool again instead of answering. When that answer is NOT FOUND, the loop asks for a
+search for the missing fact and steers the next read the same way (a second hop).
 
 Not here: which tools exist (`agent.toolbox`), long inputs (`agent.rlm`), writing the log
 (`agent.log`, called through the `log` argument).
@@ -67,8 +68,10 @@ class LogSink(Protocol):
 
 # Where a call ends in each format: stopping there keeps a small model from repeating it.
 CALL_ENDS = {
-    ToolFormat.HERMES: ["</tool_call>", '\n{"name"'],  # tagged, or bare JSON lines
-    ToolFormat.FALLBACK: ["</tool_call>", '\n{"name"'],
+    # Tagged, or bare JSON lines: a second call starts after the first one's closing brace
+    # (cut with it; the lenient parser closes it again), never right after "<tool_call>".
+    ToolFormat.HERMES: ["</tool_call>", '}\n{"name"'],
+    ToolFormat.FALLBACK: ["</tool_call>", '}\n{"name"'],
     ToolFormat.PYTHONIC: ["<|tool_call_end|>"],
 }
 WRAP_UP = (
@@ -78,6 +81,12 @@ WRAP_UP = (
 LOOP_NUDGE = "Your reply kept repeating itself. Say it once, briefly, or call a tool."
 FOCUSED_SYSTEM = (
     "Answer the question from the text. Reply with the answer only, copied exactly from the text."
+)
+NOT_FOUND = "NOT FOUND"
+READ_SYSTEM = FOCUSED_SYSTEM + f" If the text does not contain the answer, reply {NOT_FOUND}."
+READ_AGAIN = (
+    "The pages read so far do not answer the question. Search for the fact that is still "
+    "missing, using the names the pages gave."
 )
 
 
@@ -166,7 +175,12 @@ class _State:
             if closing == WRAP_UP and self.answer_with is not None:
                 return (yield from self._finish("answer", self._gathered_answer()))
             if self._read_once():
-                return (yield from self._finish("answer", self._read_answer()))
+                answer = self._read_answer()
+                if NOT_FOUND not in answer.upper() or index >= limits.max_steps - 1:
+                    return (yield from self._finish("answer", answer))
+                yield Event(kind="notice", step=index, text="the page did not say: searching on")
+                self.messages.append(Message(role="user", content=READ_AGAIN))
+                self.found, self.steered, self.fetched = [], False, False
             if stop := self._limit(start):
                 return (yield from self._finish(stop, self._partial(stop)))
             step = yield from self._generate(index, temperature, cancel, closing, *self._steer())
@@ -201,11 +215,14 @@ class _State:
         return self.steered and self.fetched
 
     def _read_answer(self) -> str:
-        """The model, recursively, on just the page it read and the question: left in the
-        long tool conversation, a 0.5B model calls the tool again instead of answering."""
+        """The model, recursively, on just the pages it read and the question: left in the
+        long tool conversation, a 0.5B model calls the tool again instead of answering. Every
+        page read so far goes in, newest first, so a second hop sees the first."""
+        fetch = TOOL_NAMES["fetch"]
         runs = [r for s in self.traj.steps for r in s.tool_runs if r.error is None]
-        page = runs[-1].text.removeprefix(UNTRUSTED)
-        answer, sub = focused(self.generator, self.traj.task, page, self.settings)
+        pages = [r.text.removeprefix(UNTRUSTED) for r in runs if r.call.name == fetch]
+        text = "\n\n".join(reversed(pages))
+        answer, sub = focused(self.generator, self.traj.task, text, self.settings, READ_SYSTEM)
         self.traj.steps[-1].sub_episodes.append(sub)
         self.messages.append(Message(role="assistant", content=answer))
         return answer
@@ -396,7 +413,11 @@ class _State:
 
 
 def focused(
-    generator: Generator, question: str, text: str, settings: Settings
+    generator: Generator,
+    question: str,
+    text: str,
+    settings: Settings,
+    system: str = FOCUSED_SYSTEM,
 ) -> tuple[str, Trajectory]:
     """The model, recursively, on a short text and the question, with no tools: a sub-episode
     whose answer and trajectory come back. A small model that loses its way in a long tool
@@ -405,7 +426,7 @@ def focused(
     sub_settings.agent.max_steps = 1
     sub_settings.sampling.max_new_tokens = settings.rlm.sub_tokens
     task = f"Text:\n{text[: settings.rlm.inline_chars]}\n\nQuestion: {question}"
-    events = list(run_episode(generator, task, {}, sub_settings, mode="sub", system=FOCUSED_SYSTEM))
+    events = list(run_episode(generator, task, {}, sub_settings, mode="sub", system=system))
     traj = events[-1].trajectory
     assert traj is not None
     return (traj.final_answer or "").strip(), traj

@@ -81,6 +81,15 @@ def test_one_call_per_turn_stops_at_the_first_call(tiny) -> None:
     assert "If the results above answer the question" in prompt_text(gen, 1)
 
 
+def test_tagged_call_on_its_own_lines_and_bare_json_lines(tiny) -> None:
+    tagged = '<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>'
+    _, _, traj = episode(tiny, [tagged, "5"])
+    assert traj.steps[0].calls[0].arguments == {"a": 2, "b": 3}
+    bare = '{"name": "add", "arguments": {"a": 1, "b": 1}}\n' * 3
+    _, _, traj = episode(tiny, [bare, "2"])
+    assert len(traj.steps[0].calls) == 1 and traj.steps[0].tool_runs[0].text.endswith("2")
+
+
 @pytest.mark.parametrize(
     ("output", "expected"),
     [
@@ -267,3 +276,30 @@ def test_no_steer_without_fetch_or_without_hits(tiny, tmp_path) -> None:
     with toolbox(settings) as tools:
         traj = list(run_episode(gen, "alpha?", tools, settings))[-1].trajectory
     assert traj.steps[1].prefill == "" and traj.final_answer == "alpha facts"
+
+
+def test_a_page_that_does_not_say_leads_to_a_second_hop(tiny, tmp_path) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "bridge.md").write_text("# Zorvath Bridge\nIt was designed by Elspeth Varnock.")
+    (corpus / "varnock.md").write_text("# Elspeth Varnock\nShe was born in Halvern.")
+    bridge, varnock = ((corpus / n).resolve().as_uri() for n in ["bridge.md", "varnock.md"])
+    settings = load_settings(None, {"search.corpus_dir": str(corpus)})
+    outputs = [
+        call("web_search", query="Zorvath Bridge designer"),
+        bridge + '"}}</tool_call>',
+        "NOT FOUND",  # the focused read of the first page
+        call("web_search", query="Elspeth Varnock born"),
+        varnock + '"}}</tool_call>',
+        "Halvern",
+    ]
+    gen = ScriptedGenerator(tiny("qwen2"), outputs)
+    question = "Where was the designer of the Zorvath Bridge born?"
+    with toolbox(settings, question=question) as tools:
+        events = list(run_episode(gen, question, tools, settings))
+    traj = events[-1].trajectory
+    fetched = [r.call.arguments["url"] for s in traj.steps for r in s.tool_runs if s.prefill]
+    assert fetched == [bridge, varnock] and traj.final_answer == "Halvern"
+    assert "Search for the fact that is still missing" in prompt_text(gen, 3)
+    second_read = traj.steps[-1].sub_episodes[0].task
+    assert second_read.index("born in Halvern") < second_read.index("designed by Elspeth")

@@ -1,0 +1,196 @@
+"""The search-QA suite: cases, the corpus server, and real episodes with a scripted model."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.settings import Settings, load_settings
+from evals import searchqa
+from evals.common import EvalCase, split_of
+from evals.corpus import Question, write_corpus
+from model.scripted import ScriptedGenerator
+from tools.fetch import FetchSettings, fetch_tool
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Indexes and the default corpus go to a throwaway cache, not the user's."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("EDGEAGENT_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("searchqa")
+    write_corpus(folder, seed=5, n_entities=12)
+    return folder
+
+
+def case_for(data: Path, hops: int, variant: str = "tools") -> EvalCase:
+    cases = searchqa.load_cases("all", data=data)
+    return next(c for c in cases if c.data["hops"] == hops and c.data["variant"] == variant)
+
+
+def call(name: str, **arguments: object) -> str:
+    return f"<tool_call>{json.dumps({'name': name, 'arguments': arguments})}</tool_call>"
+
+
+class Scripted(ScriptedGenerator):
+    """Replays its outputs; where the loop already began one (a steer such as the opening of a
+    fetch_page call written into the prompt), replays only the rest of it."""
+
+    def _token_source(self, ids: list[int], *rest: Any) -> tuple[int, Iterator[int]]:
+        tail = self.lm.tokenizer.decode(ids[-100:])
+        wanted = self.outputs[0] if self.outputs else None
+        if wanted:
+            flat = wanted.replace("<tool_call>{", "<tool_call>\n{")
+            for n in range(len(flat), 9, -1):
+                if tail.endswith(flat[:n]):
+                    self.outputs[0] = flat[n:]
+                    break
+        return super()._token_source(ids, *rest)
+
+
+def settings(**overrides: object) -> Settings:
+    return load_settings(None, {"agent.tools": ["search", "fetch"], **overrides})
+
+
+# --- cases ------------------------------------------------------------------------------------
+
+
+def test_every_question_gives_two_adjacent_cases_in_one_split(data: Path) -> None:
+    every = searchqa.load_cases("all", data=data)
+    test, train = searchqa.load_cases("test", data=data), searchqa.load_cases("train", data=data)
+    assert len(test) + len(train) == len(every) and test and train
+    for tools, notools in zip(every[::2], every[1::2], strict=True):
+        qid = tools.data["question_id"]
+        assert (tools.id, notools.id) == (f"{qid}:tools", f"{qid}:notools")
+        assert tools.prompt == notools.prompt and tools.expected == notools.expected
+    assert all(split_of(c.data["question_id"]) == "test" for c in test)
+    categories = {c.category for c in every}
+    assert categories == {"single/tools", "single/notools", "two-hop/tools", "two-hop/notools"}
+    assert [c.id for c in searchqa.load_cases("all", limit=3, data=data)] == [
+        c.id for c in every[:3]
+    ]
+
+
+def test_any_folder_with_questions_jsonl_is_data(tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("# Kettles\n\nThe Brimble kettle boils in 40 seconds.\n")
+    q = Question(id="brimble", question="How fast does the Brimble kettle boil?",
+                 answer="40 seconds", docs=["notes.md"])  # fmt: skip
+    (tmp_path / "questions.jsonl").write_text(q.model_dump_json() + "\n")
+    (case, _notools) = searchqa.load_cases("all", data=str(tmp_path))
+    assert case.category == "single/tools" and case.expected == "40 seconds"
+    assert searchqa.doc_url(tmp_path, "notes.md").endswith("/notes.md")
+    with pytest.raises(FileNotFoundError, match="questions.jsonl"):
+        searchqa.load_cases("all", data=tmp_path / "nowhere")
+
+
+def test_default_data_is_generated_once_into_the_cache(cache: Path) -> None:
+    cases = searchqa.load_cases("test", limit=4)
+    assert len(cases) == 4
+    questions = searchqa.default_data_dir() / "questions.jsonl"
+    assert questions.is_relative_to(cache) and questions.is_file()
+    stamp = questions.stat().st_mtime_ns
+    assert [c.id for c in searchqa.load_cases("test", limit=4)] == [c.id for c in cases]
+    assert questions.stat().st_mtime_ns == stamp
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+def test_the_server_serves_documents_that_fetch_page_reads(data: Path) -> None:
+    case = case_for(data, hops=1)
+    url = searchqa.doc_url(data, case.data["docs"][0])
+    assert url.startswith("http://127.0.0.1:")
+    port = int(url.split(":")[2].split("/")[0])
+    fetch = fetch_tool(FetchSettings(allow_hosts=[f"127.0.0.1:{port}"]))
+    result = fetch.run({"url": url})
+    assert result.error is None and case.expected in result.text
+    blocked = fetch_tool(FetchSettings()).run({"url": url})  # loopback needs the allowlist
+    assert blocked.error is not None and "loopback" in blocked.error
+
+
+def test_urls_are_stable_and_named_after_the_data_folder(tmp_path: Path, data: Path) -> None:
+    url = searchqa.doc_url(data, "docs/people/x.md")
+    assert url == searchqa.doc_url(data, "docs/people/x.md")
+    assert url.endswith(f"/{data.name}/people/x.md")
+    twin = tmp_path / data.name  # another folder with the same name gets its own prefix
+    (twin / "docs").mkdir(parents=True)
+    assert searchqa.doc_url(twin, "docs/people/x.md").endswith(f"/{data.name}-2/people/x.md")
+
+
+def status(url: str, raw_path: str) -> int:
+    """GET a raw path (no client-side normalization of '..')."""
+    host, port = url.split("/")[2].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    conn.request("GET", raw_path)
+    return conn.getresponse().status
+
+
+def test_the_server_serves_only_documents(data: Path) -> None:
+    url = searchqa.doc_url(data, case_for(data, hops=1).data["docs"][0])
+    prefix = "/" + url.split("/")[3]
+    assert status(url, url.split(url.split("/")[2], 1)[1]) == 200
+    assert status(url, f"{prefix}/../questions.jsonl") == 404
+    assert status(url, f"{prefix}/%2e%2e/questions.jsonl") == 404
+    assert status(url, "/unknownprefix/people/x.md") == 404
+    (data / "docs" / ".hidden.md").write_text("# secret\n")
+    assert status(url, f"{prefix}/.hidden.md") == 404
+
+
+# --- episodes ---------------------------------------------------------------------------------
+
+
+def test_search_fetch_answer_is_correct_and_recorded(tiny, data: Path) -> None:
+    case = case_for(data, hops=1)
+    url = searchqa.doc_url(data, case.data["docs"][0])
+    script = [
+        call("web_search", query=case.prompt),
+        call("fetch_page", url=url),
+        f"According to the page, the answer is {case.expected}.",
+    ]
+    gen = Scripted(tiny("qwen2"), script)
+    result = searchqa.run_case(gen, case, settings(offline=True))  # tools run all the same
+    d = result.details
+    assert result.correct and result.score == 1.0 and d["contains"] and d["em"] == 0.0
+    assert d["tools"] == ["web_search", "fetch_page"] and d["searched"] and d["fetched"]
+    assert d["evidence_found"] == d["evidence_fetched"] == d["evidence_docs"] == 1
+    assert d["outcome"] == "answer" and d["steps"] >= 2 and result.category == "single/tools"
+    assert url in gen.lm.tokenizer.decode(gen.prompts[1])  # the search hit
+    assert case.expected in gen.lm.tokenizer.decode(gen.prompts[-1])  # the page it answers from
+
+
+def test_two_hop_fetches_both_documents(tiny, data: Path) -> None:
+    case = case_for(data, hops=2)
+    first, second = (searchqa.doc_url(data, d) for d in case.data["docs"])
+    script = [call("fetch_page", url=first), call("fetch_page", url=second), case.expected]
+    result = searchqa.run_case(Scripted(tiny("qwen2"), script), case, settings())
+    d = result.details
+    assert result.correct and d["em"] == 1.0 and not d["searched"]
+    assert d["evidence_fetched"] == d["evidence_docs"] == 2 and d["evidence_found"] == 0
+
+
+def test_a_wrong_answer_is_incorrect(tiny, data: Path) -> None:
+    case = case_for(data, hops=1)
+    script = [call("web_search", query="zzxq qqzz"), "I think it is Nowhereville."]
+    result = searchqa.run_case(Scripted(tiny("qwen2"), script), case, settings())
+    assert not result.correct and result.score == 0.0
+    assert result.details["searched"] and not result.details["fetched"]
+
+
+def test_notools_runs_offline_with_no_tools(tiny, data: Path) -> None:
+    case = case_for(data, hops=1, variant="notools")
+    gen = Scripted(tiny("qwen2"), [f"It is {case.expected}."])
+    result = searchqa.run_case(gen, case, settings())
+    assert result.correct and result.category == "single/notools"
+    assert result.details["tools"] == [] and result.details["evidence_docs"] == 0
+    prompt = gen.lm.tokenizer.decode(gen.prompts[0])
+    assert "web_search" not in prompt and Settings().offline_system_prompt in prompt
