@@ -64,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_flags(p)
     p.set_defaults(func=commands.cmd_bench)
 
+    p = sub.add_parser("eval", help="run eval suites, or compare two runs")
+    p.add_argument("action", nargs="?", choices=["run", "compare"], default="run")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="compare: two run folders")
+    p.add_argument("--suite", default="all", help="bfcl,searchqa,longctx,doomloop,latency or all")
+    p.add_argument("--limit", type=int, help="at most N cases per suite (a smoke run)")
+    p.add_argument("--data", help="the suite's data: a folder or file in its format")
+    p.add_argument("--split", choices=["train", "test", "all"], default="test")
+    p.add_argument("--out", help="run folder (default: eval-runs/DATE-MODEL)")
+    add_settings_flags(p)
+    p.set_defaults(func=commands.cmd_eval)
+
     p = sub.add_parser("index", help="index a folder of .md/.txt/.html for offline search")
     p.add_argument("dir")
     p.add_argument("--out", help="index file (default: in the cache, found again by --corpus)")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.settings import Settings
-from tui.flags import settings_from
+from tui.flags import csv, settings_from
 
 
 def say(text: str) -> None:
@@ -221,3 +221,57 @@ def cmd_log(args: argparse.Namespace) -> int:
         return 0
     print(logview.format_list(log.read_trajectories(path), limit=args.limit))
     return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evals import runner
+
+    if args.action == "compare":
+        if len(args.runs) != 2:
+            say("edgeagent: error: eval compare takes two run folders: RUN_A RUN_B")
+            return 2
+        try:
+            a, b = (runner.read_run(Path(run)) for run in args.runs)
+        except FileNotFoundError as e:
+            say(f"edgeagent: error: {e}")
+            return 2
+        print(runner.compare(a, b))
+        return 0
+    settings = settings_from(args)
+    names = list(runner.SUITES) if args.suite == "all" else csv(args.suite)
+    try:  # a wrong suite name or data path fails here, before the model loads
+        cases = {n: runner.load_suite_cases(n, args.split, args.limit, args.data) for n in names}
+    except (FileNotFoundError, ValueError) as e:
+        say(f"edgeagent: error: {e}")
+        return 2
+    from model.generate import Generator
+
+    generator = Generator(load_model(settings))
+    meta = runner.run_meta(settings, args.split, args.limit, args.data)
+    stamp = meta["date"][:19].replace(":", "").replace("-", "")
+    out = Path(args.out) if args.out else Path("eval-runs") / f"{stamp}-{settings.model.spec}"
+    summaries = {}
+    for name in names:
+        summaries[name] = runner.summarize(
+            runner.run_suite(name, generator, settings, cases[name], out, _bar(name, cases[name]))
+        )
+    runner.write_run(out, meta, summaries)
+    print(runner.markdown(meta, summaries))
+    say(f"edgeagent: results in {out}")
+    return 0
+
+
+def _bar(name: str, cases: list[Any]) -> Any:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(cases), desc=name, file=sys.stderr, unit="case")
+    right = [0]
+
+    def progress(suite: str, done: int, total: int, result: Any) -> None:
+        right[0] += result.correct
+        bar.set_postfix(correct=f"{right[0]}/{done}")
+        bar.update(1)
+        if done == total:
+            bar.close()
+
+    return progress

@@ -1,0 +1,225 @@
+"""Running eval suites and writing their results: per-case JSONL, a Markdown summary, PNG plots.
+
+A run is a folder: `run.json` (model, adapter, settings, commit, date, split, limit, and the
+summary), `<suite>.jsonl` (one CaseResult per line, written as each case finishes, so an
+interrupted run keeps what it did), `summary.md` and `<suite>.png`. `compare` puts two runs'
+summaries side by side. The suites themselves live in their own modules (`SUITES`).
+
+Not here: loading the model or printing (the CLI does both), scoring (each suite's scorers).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import statistics
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.settings import Settings
+from evals.common import CaseResult, EvalCase, Split
+from model.generate import Generator
+
+SUITES = {
+    "bfcl": "evals.bfcl",
+    "searchqa": "evals.searchqa",
+    "longctx": "evals.longctx",
+    "doomloop": "evals.doomloop",
+    "latency": "evals.latency",
+}
+Progress = Callable[[str, int, int, CaseResult], None]  # suite, done, total, last result
+
+
+def suite_module(name: str) -> Any:
+    if name not in SUITES:
+        raise ValueError(f"no suite {name!r}; choose from {', '.join(SUITES)} or all")
+    return importlib.import_module(SUITES[name])
+
+
+def load_suite_cases(name: str, split: Split, limit: int | None, data: str | None) -> list:
+    return suite_module(name).load_cases(split, limit=limit, data=data)
+
+
+def run_suite(
+    name: str,
+    generator: Generator,
+    settings: Settings,
+    cases: list[EvalCase],
+    out: Path,
+    progress: Progress | None = None,
+) -> list[CaseResult]:
+    module = suite_module(name)
+    results: list[CaseResult] = []
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / f"{name}.jsonl").open("w") as f:
+        for case in cases:
+            result = module.run_case(generator, case, settings)
+            f.write(result.model_dump_json() + "\n")
+            f.flush()
+            results.append(result)
+            if progress:
+                progress(name, len(results), len(cases), result)
+    return results
+
+
+def run_meta(settings: Settings, split: str, limit: int | None, data: str | None) -> dict:
+    return {
+        "model": settings.model.spec,
+        "adapter": settings.model.adapter,
+        "dtype": settings.model.dtype,
+        "split": split,
+        "limit": limit,
+        "data": data,
+        "commit": _commit(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "settings": settings.model_dump(mode="json"),
+    }
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return head.stdout.strip() or "unknown"
+
+
+# --- summaries ------------------------------------------------------------------------------
+
+
+def summarize(results: list[CaseResult]) -> dict[str, Any]:
+    """Per category: cases, correct, accuracy, mean score; plus suite-specific figures."""
+    rows: dict[str, dict[str, Any]] = {}
+    for category in sorted({r.category for r in results}):
+        group = [r for r in results if r.category == category]
+        rows[category] = _row(group)
+    summary: dict[str, Any] = {"categories": rows, "all": _row(results) if results else {}}
+    timings = _timings(results)
+    if timings:
+        summary["timings"] = timings
+    return summary
+
+
+def _row(group: list[CaseResult]) -> dict[str, Any]:
+    correct = sum(r.correct for r in group)
+    row = {
+        "cases": len(group),
+        "correct": correct,
+        "accuracy": correct / len(group),
+        "mean_score": statistics.fmean(r.score for r in group),
+        "mean_seconds": statistics.fmean(r.seconds for r in group),
+    }
+    looped = [r.details["looped"] for r in group if "looped" in r.details]
+    if looped:
+        row["loop_ratio"] = sum(bool(x) for x in looped) / len(looped)
+    return row
+
+
+def _timings(results: list[CaseResult]) -> dict[str, dict[str, float]]:
+    """Mean, median and p90 of every timing a suite reports in its details (ttft_s, total_s)."""
+    out = {}
+    for key in ("ttft_s", "total_s", "tok_s"):
+        values = sorted(float(r.details[key]) for r in results if key in r.details)
+        if values:
+            p90 = values[min(len(values) - 1, round(0.9 * (len(values) - 1)))]
+            out[key] = {
+                "mean": statistics.fmean(values),
+                "median": statistics.median(values),
+                "p90": p90,
+            }
+    return out
+
+
+def markdown(meta: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> str:
+    head = (
+        f"# Eval run: {meta['model']}" + (f" + {meta['adapter']}" if meta.get("adapter") else "")
+        + f"\n\n{meta['date']} · commit {meta['commit']} · split {meta['split']}"
+        + (f" · limit {meta['limit']}" if meta.get("limit") else "") + f" · {meta['dtype']}\n"
+    )  # fmt: skip
+    parts = [head]
+    for suite, summary in summaries.items():
+        parts.append(f"## {suite}\n")
+        parts.append("| category | cases | correct | accuracy | mean score | s/case |")
+        parts.append("|---|---|---|---|---|---|")
+        for category, row in [*summary["categories"].items(), ("**all**", summary["all"])]:
+            if not row:
+                continue
+            loop = f" (loops {row['loop_ratio']:.0%})" if "loop_ratio" in row else ""
+            parts.append(
+                f"| {category} | {row['cases']} | {row['correct']} | {row['accuracy']:.1%}{loop} "
+                f"| {row['mean_score']:.3f} | {row['mean_seconds']:.1f} |"
+            )
+        for key, t in summary.get("timings", {}).items():
+            figures = f"mean {t['mean']:.2f}, median {t['median']:.2f}, p90 {t['p90']:.2f}"
+            parts.append(f"\n{key}: {figures}")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def plot(suite: str, summary: dict[str, Any], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summary["categories"]
+    names = list(rows)
+    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(names) + 2), 3.6))
+    bars = ax.bar(names, [rows[n]["accuracy"] for n in names], color="#4878a8")
+    ax.bar_label(bars, labels=[f"{rows[n]['accuracy']:.0%}" for n in names], fontsize=8)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{suite}: {title}", fontsize=10)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_run(out: Path, meta: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps({**meta, "summary": summaries}, indent=1))
+    (out / "summary.md").write_text(markdown(meta, summaries))
+    for suite, summary in summaries.items():
+        if summary["categories"]:
+            plot(suite, summary, out / f"{suite}.png", meta["model"])
+
+
+def read_run(folder: Path) -> dict[str, Any]:
+    path = folder / "run.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not an eval run (no run.json)")
+    return json.loads(path.read_text())
+
+
+def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Both runs' accuracy per suite and category, and the change from A to B."""
+    lines = [
+        f"A: {a['model']} {a.get('adapter') or ''} ({a['date']}, {a['commit']})",
+        f"B: {b['model']} {b.get('adapter') or ''} ({b['date']}, {b['commit']})",
+        "",
+        "| suite | category | A | B | B − A |",
+        "|---|---|---|---|---|",
+    ]
+    for suite in sorted(set(a["summary"]) | set(b["summary"])):
+        rows_a = a["summary"].get(suite, {}).get("categories", {})
+        rows_b = b["summary"].get(suite, {}).get("categories", {})
+        for category in sorted(set(rows_a) | set(rows_b)):
+            acc_a = rows_a.get(category, {}).get("accuracy")
+            acc_b = rows_b.get(category, {}).get("accuracy")
+            delta = f"{acc_b - acc_a:+.1%}" if acc_a is not None and acc_b is not None else ""
+            lines.append(f"| {suite} | {category} | {_pct(acc_a)} | {_pct(acc_b)} | {delta} |")
+    return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1%}"

@@ -1,0 +1,85 @@
+"""The eval runner: summaries, the Markdown report, plots, comparing runs, the CLI's errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent.settings import Settings
+from evals import runner
+from evals.common import CaseResult
+from tui.cli import main
+
+
+def result(category: str, correct: bool, **details) -> CaseResult:
+    return CaseResult(
+        suite="x", id=f"{category}-{correct}-{len(details)}", category=category,
+        score=float(correct), correct=correct, seconds=2.0, details=details,
+    )  # fmt: skip
+
+
+RESULTS = [
+    result("single", True),
+    result("single", False),
+    result("two-hop", False, looped=True, ttft_s=0.5, total_s=3.0),
+    result("two-hop", True, looped=False, ttft_s=1.5, total_s=5.0),
+]
+
+
+def test_summary_counts_per_category_and_timings() -> None:
+    s = runner.summarize(RESULTS)
+    assert s["categories"]["single"]["accuracy"] == 0.5
+    assert s["categories"]["two-hop"]["loop_ratio"] == 0.5
+    assert "loop_ratio" not in s["categories"]["single"]
+    assert s["all"]["cases"] == 4 and s["all"]["correct"] == 2
+    assert s["timings"]["ttft_s"]["mean"] == 1.0 and s["timings"]["total_s"]["p90"] == 5.0
+
+
+def test_a_run_folder_has_json_markdown_and_plots(tmp_path) -> None:
+    meta = runner.run_meta(Settings(), "test", 4, None)
+    assert meta["commit"] and meta["model"] == "embedded" and meta["settings"]["model"]
+    runner.write_run(tmp_path, meta, {"demo": runner.summarize(RESULTS)})
+    md = (tmp_path / "summary.md").read_text()
+    assert "| single | 2 | 1 | 50.0% |" in md and "loops 50%" in md
+    assert (tmp_path / "demo.png").read_bytes()[:4] == b"\x89PNG"
+    assert runner.read_run(tmp_path)["summary"]["demo"]["all"]["correct"] == 2
+
+
+def test_compare_two_runs(tmp_path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    meta = runner.run_meta(Settings(), "test", None, None)
+    runner.write_run(a, meta, {"demo": runner.summarize(RESULTS)})
+    better = [r.model_copy(update={"correct": True, "score": 1.0}) for r in RESULTS]
+    runner.write_run(b, meta, {"demo": runner.summarize(better)})
+    table = runner.compare(runner.read_run(a), runner.read_run(b))
+    assert "| demo | single | 50.0% | 100.0% | +50.0% |" in table
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
+    assert main(["eval", "--suite", "nope"]) == 2
+    assert "no suite 'nope'" in capsys.readouterr().err
+    assert main(["eval", "compare", str(tmp_path), str(tmp_path)]) == 2
+    assert "not an eval run" in capsys.readouterr().err
+    assert main(["eval", "--suite", "searchqa", "--data", str(tmp_path)]) == 2
+    assert "questions.jsonl" in capsys.readouterr().err
+
+
+def test_run_suite_writes_each_case_as_it_finishes(tmp_path, monkeypatch) -> None:
+    import sys
+    import types
+
+    fake = types.ModuleType("fake_suite")
+    fake.run_case = lambda gen, case, settings: result(case.category, case.id == "a")
+    monkeypatch.setitem(sys.modules, "fake_suite", fake)
+    monkeypatch.setitem(runner.SUITES, "fake", "fake_suite")
+    from evals.common import EvalCase
+
+    cases = [EvalCase(suite="fake", id=i, category="c") for i in "ab"]
+    seen = []
+    out = runner.run_suite("fake", None, Settings(), cases, tmp_path, lambda *a: seen.append(a[1]))
+    lines = (tmp_path / "fake.jsonl").read_text().splitlines()
+    assert [json.loads(x)["correct"] for x in lines] == [True, False] and seen == [1, 2]
+    assert len(out) == 2
+    with pytest.raises(ValueError):
+        runner.suite_module("nope")
