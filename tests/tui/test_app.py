@@ -183,3 +183,20 @@ async def test_tiny_random_model_end_to_end(tiny, tmp_path) -> None:
         await submit(pilot, "hello")
         assert app.query(AssistantTurn) and "1 step" in status(app)
     assert store.load(None, tmp_path / "chats").turns[0].outcome in {"answer", "doom_loop"}
+
+
+async def test_a_long_attachment_shows_rlm_sub_calls_nested(tiny, tmp_path) -> None:
+    from evals.longcontext import make_case
+
+    case = make_case("needle", 20_000, seed=2)
+    doc = tmp_path / "long.txt"
+    doc.write_text(case.text)
+    outputs = ["(the model's draft)", case.answer]  # its turn, then the focused sub-call
+    app = make_app(tiny, tmp_path, outputs, **{"rlm.inline_chars": 2000})
+    async with app.run_test() as pilot:
+        await submit(pilot, f"/attach {doc}")
+        await submit(pilot, case.question)
+        nested = [c for c in app.query(Collapsible) if "sub-call" in c.title]
+        rows = [str(s.render()) for s in nested[0].query("Contents Static")]
+        assert any(case.answer in row for row in rows)
+        assert app.chat.turns[-1].answer == case.answer
