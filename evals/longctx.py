@@ -1,0 +1,304 @@
+"""The long-context suite: find a needle, one key among look-alikes, or a count in a long text.
+
+Cases come from `evals.longcontext.make_case` (kinds needle, multikey, count at 10k, 100k and
+1M characters, `SEEDS_PER_SPLIT` seeds of each in each split) or from a JSONL file (`data`,
+format in evals/README.md). Every case is run two ways, as two cases next to each other in the
+same split (`<id>:direct`, `<id>:rlm`; categories like `needle-100k:rlm`):
+- direct: the text's first lines that fit `DIRECT_TOKENS` (prompt and answer together, capped
+  by the model's context window), then the question; one greedy generation, no tools;
+- rlm: `agent.rlm.run_with_attachment`, the text kept in the sandbox and searched.
+Cases are ordered by size, smallest first, so a `--limit` smoke never starts with 1M texts.
+
+Scoring (`is_correct`): count answers compare numbers as numbers (the first number in the
+answer that the question does not itself contain); other answers must appear as whole tokens
+in the normalized answer (`evals.scoring.contains_answer`: case, punctuation, spaces).
+
+Not here: making the texts (`evals.longcontext`), the RLM machinery (`agent.rlm`), the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from agent.rlm import run_with_attachment
+from agent.settings import Settings
+from evals.common import CaseResult, EvalCase, Split, in_split, split_of
+from evals.longcontext import Kind, make_case
+from evals.scoring import contains_answer
+from model.chat import render
+from model.generate import Completion, Generator, SamplingSettings
+from model.messages import Message
+
+SUITE = "longctx"
+KINDS: tuple[Kind, ...] = ("needle", "multikey", "count")
+SIZES = (10_000, 100_000, 1_000_000)
+METHODS = ("direct", "rlm")
+SEEDS_PER_SPLIT = 2
+DIRECT_TOKENS = 6000  # direct prompt + answer: all of a 10k text, ~1 minute of prefill on 2 cores
+ANSWER_TOKENS = 64
+DIRECT_SYSTEM = (
+    "You answer questions about a document. Reply with the answer only: the code, number or "
+    "name, written as the document writes it."
+)
+NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?")
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+def numbers(text: str) -> list[float]:
+    """The numbers in `text`, in order; thousands separators are ignored ("1,204" is 1204)."""
+    found = (m.group().replace(",", "").rstrip(".") for m in NUMBER.finditer(text))
+    return [float(n) for n in found if n]
+
+
+def count_correct(output: str, expected: str | int, question: str = "") -> bool:
+    """The first number of the answer, skipping numbers the question itself contains."""
+    asked = set(numbers(question))
+    said = [n for n in numbers(output) if n not in asked]
+    return bool(said) and said[0] == float(expected)
+
+
+def is_correct(kind: str, output: str, expected: str | int, question: str = "") -> bool:
+    if kind == "count":
+        return count_correct(output, expected, question)
+    return contains_answer(output, str(expected))
+
+
+# --- cases ------------------------------------------------------------------------------------
+
+
+def size_label(chars: int) -> str:
+    return f"{chars // 1_000_000}M" if chars >= 1_000_000 else f"{chars // 1000}k"
+
+
+def size_bucket(chars: int) -> int:
+    """The smallest standard size a custom text fits in (the largest one past that)."""
+    return next((s for s in SIZES if chars <= s), SIZES[-1])
+
+
+def seeds(kind: Kind, chars: int, split: Split) -> list[int]:
+    """The first SEEDS_PER_SPLIT seeds whose case falls in each split: fixed, and both splits
+    get every kind and size."""
+    wanted = ("train", "test") if split == "all" else (split,)
+    chosen: list[int] = []
+    for part in wanted:
+        found = (s for s in range(1000) if split_of(f"{kind}-{chars}-{s}") == part)
+        chosen += [next(found) for _ in range(SEEDS_PER_SPLIT)]
+    return sorted(chosen)
+
+
+def _pair(base: EvalCase) -> list[EvalCase]:
+    """The case once per method: same split (decided by the base id), method in id and category."""
+    return [
+        base.model_copy(
+            update={
+                "id": f"{base.id}:{m}",
+                "category": f"{base.category}:{m}",
+                "data": {**base.data, "method": m},
+            }
+        )
+        for m in METHODS
+    ]
+
+
+@lru_cache(maxsize=4)
+def generated(kind: Kind, chars: int, seed: int) -> tuple[str, str, str]:
+    """(question, answer, text) of a generated case; cached since both methods read it."""
+    case = make_case(kind, chars, seed)
+    return case.question, case.answer, case.text
+
+
+def _generated_cases(split: Split, limit: int | None) -> list[EvalCase]:
+    out: list[EvalCase] = []
+    for chars in SIZES:
+        per_kind = {k: seeds(k, chars, split) for k in KINDS}
+        for rank in range(max(len(s) for s in per_kind.values())):
+            for kind in KINDS:
+                if limit is not None and len(out) >= limit:
+                    return out
+                seed = per_kind[kind][rank]
+                question, answer, _ = generated(kind, chars, seed)
+                base = EvalCase(
+                    suite=SUITE,
+                    id=f"{kind}-{chars}-{seed}",
+                    category=f"{kind}-{size_label(chars)}",
+                    prompt=question,
+                    expected=answer,
+                    data={"kind": kind, "chars": chars, "seed": seed},
+                )
+                out += _pair(base)
+    return out
+
+
+def _custom_cases(path: Path, split: Split) -> list[EvalCase]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    out: list[EvalCase] = []
+    for number, row in enumerate(rows, 1):
+        missing = [k for k in ("id", "question", "answer") if k not in row]
+        if missing or ("text" in row) == ("text_path" in row):
+            need = ", ".join(missing) or "exactly one of text, text_path"
+            raise ValueError(f"{path} line {number}: needs {need}")
+        if not in_split(str(row["id"]), split):
+            continue
+        data: dict[str, Any] = {"kind": str(row.get("kind", "custom"))}
+        if "text" in row:
+            data["text"], data["chars"] = row["text"], len(row["text"])
+        else:
+            text_path = (path.parent / row["text_path"]).resolve()
+            data["text_path"], data["chars"] = str(text_path), text_path.stat().st_size
+        label = size_label(size_bucket(data["chars"]))
+        base = EvalCase(
+            suite=SUITE,
+            id=str(row["id"]),
+            category=f"{data['kind']}-{label}",
+            prompt=str(row["question"]),
+            expected=str(row["answer"]),
+            data=data,
+        )
+        out.append(base)
+    out.sort(key=lambda c: c.data["chars"])  # stable: file order within a size
+    return [c for base in out for c in _pair(base)]
+
+
+def load_cases(
+    split: Split, limit: int | None = None, data: str | Path | None = None
+) -> list[EvalCase]:
+    """Generated cases (or the JSONL file `data`), smallest texts first, direct and rlm paired."""
+    if data is not None:
+        cases = _custom_cases(Path(data).expanduser(), split)
+    else:
+        cases = _generated_cases(split, limit)
+    return cases[:limit] if limit is not None else cases
+
+
+def case_text(case: EvalCase) -> str:
+    d = case.data
+    if "text" in d:
+        return str(d["text"])
+    if "text_path" in d:
+        return Path(d["text_path"]).read_text(encoding="utf-8", errors="replace")
+    return generated(d["kind"], d["chars"], d["seed"])[2]
+
+
+# --- direct -----------------------------------------------------------------------------------
+
+
+def context_window(generator: Generator) -> int:
+    return int(getattr(generator.lm.model.config, "max_position_embeddings", DIRECT_TOKENS))
+
+
+def first_tokens(generator: Generator, text: str, budget: int) -> str:
+    """The text itself when it fits `budget` tokens, else its whole lines within the first
+    `budget` tokens. Only a prefix a little longer than needed is tokenized."""
+    chars = max(budget, 1) * 8
+    while True:
+        ids = generator.encode(text[:chars])
+        if len(ids) > budget or chars >= len(text):
+            break
+        chars *= 2
+    if len(ids) <= budget:
+        return text
+    kept = generator.lm.tokenizer.decode(ids[:budget])
+    cut = kept.rfind("\n")
+    return kept[:cut] if cut > 0 else kept
+
+
+def direct_prompt(generator: Generator, question: str, kept: str, total: int) -> str:
+    note = ""
+    if len(kept) < total:
+        note = f"\n[The document goes on: only its first {len(kept):,} of {total:,} characters fit]"
+    user = f"Document:\n{kept}{note}\n\nQuestion: {question}"
+    messages = [Message(role="system", content=DIRECT_SYSTEM), Message(role="user", content=user)]
+    lm = generator.lm
+    return render(lm.tokenizer, messages, None, lm.tool_format)
+
+
+def run_direct(
+    generator: Generator, question: str, text: str, settings: Settings
+) -> tuple[str, dict[str, Any]]:
+    total = min(DIRECT_TOKENS, context_window(generator))
+    sampling = SamplingSettings(max_new_tokens=ANSWER_TOKENS, temperature=0.0)
+    overhead = len(generator.encode(direct_prompt(generator, question, "x", len(text) + 1)))
+    budget = max(0, total - overhead - ANSWER_TOKENS - 8)  # 8: the note's digits may vary
+    kept = first_tokens(generator, text, budget)
+    prompt = generator.encode(direct_prompt(generator, question, kept, len(text)))
+    done = _complete(generator, prompt, sampling, settings)
+    details = {
+        "kept_chars": len(kept),
+        "truncated": len(kept) < len(text),
+        "prompt_tokens": done.prompt_tokens,
+        "new_tokens": len(done.token_ids),
+        "finish_reason": done.finish_reason,
+        "ttft_s": done.ttft_s,
+    }
+    return done.text.strip(), details
+
+
+def _complete(
+    generator: Generator, ids: list[int], sampling: SamplingSettings, settings: Settings
+) -> Completion:
+    for event in generator.stream(ids, sampling, settings.guard):
+        if isinstance(event, Completion):
+            return event
+    raise RuntimeError("the generator ended without a Completion")  # a Generator bug
+
+
+# --- rlm --------------------------------------------------------------------------------------
+
+
+def rlm_settings(settings: Settings) -> Settings:
+    """Greedy, with the sandbox allowed (offline mode refuses it) and no web tools in case a
+    custom text is short enough to go inline."""
+    agent = settings.agent.model_copy(update={"tools": [], "log": False})
+    sampling = settings.sampling.model_copy(update={"temperature": 0.0})
+    return settings.model_copy(update={"offline": False, "agent": agent, "sampling": sampling})
+
+
+def run_rlm(
+    generator: Generator, question: str, text: str, settings: Settings
+) -> tuple[str, dict[str, Any], str | None]:
+    traj = None
+    for event in run_with_attachment(generator, question, text, rlm_settings(settings)):
+        traj = event.trajectory or traj
+    assert traj is not None, "an episode always ends with a done event"
+    details = {
+        "mode": traj.mode,
+        "outcome": traj.outcome,
+        "steps": len(traj.steps),
+        "tools": [r.call.name for s in traj.steps for r in s.tool_runs],
+        "new_tokens": traj.sampled_tokens,
+        "ttft_s": traj.steps[0].ttft_s if traj.steps else 0.0,
+    }
+    return (traj.final_answer or "").strip(), details, traj.id
+
+
+# --- one case ---------------------------------------------------------------------------------
+
+
+def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseResult:
+    start = time.perf_counter()
+    text, method, kind = case_text(case), case.data["method"], case.data["kind"]
+    trajectory_id = None
+    if method == "direct":
+        output, details = run_direct(generator, case.prompt, text, settings)
+    else:
+        output, details, trajectory_id = run_rlm(generator, case.prompt, text, settings)
+    correct = is_correct(kind, output, case.expected, case.prompt)
+    return CaseResult(
+        suite=SUITE,
+        id=case.id,
+        category=case.category,
+        score=1.0 if correct else 0.0,
+        correct=correct,
+        output=output,
+        expected=case.expected,
+        details={"method": method, "kind": kind, "chars": len(text), **details},
+        seconds=time.perf_counter() - start,
+        trajectory_id=trajectory_id,
+    )

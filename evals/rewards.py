@@ -1,0 +1,141 @@
+"""Rewards for training: plain functions of a finished `Trajectory` and what it should have done.
+
+Each term is in [0, 1] and reuses the eval scorers, so the trainer optimizes what the evals
+measure:
+- `task_success`: a text answer scored by `evals.scoring` (the mean of "contains the answer" and
+  token F1: 1.0 for the bare answer, about 0.75 for it in a short sentence, less when padded or
+  buried in a list of guesses, which "contains" alone would reward); a BFCL case by
+  `evals.ast_check` on the calls of the first step (BFCL cases are single-turn; an unreadable
+  call fails, as in `evals.bfcl.score_output`, whose parse the loop already did into
+  `step.calls`/`step.parse_errors`).
+- `well_formed_calls`: the share of steps whose tool calls could all be read.
+- `valid_arguments`: the share of tool runs that were not refused for their arguments (bad or
+  non-JSON arguments, a tool that does not exist); unreadable calls are the term above's.
+- `within_budget`: 1 when the episode ended with an answer, 0 at a step, token or time limit, a
+  doom loop, a refused repeated call, or any other end.
+- `repetition_penalty`: n-gram repetition of the sampled tokens (`model.guard.repetition_ratio`,
+  per step, weighted by length), subtracted.
+
+`total` = task · within_budget · w_task + well_formed · w_format + valid_arguments · w_args
++ within_budget · w_budget − repetition · w_repetition. The task term counts only when the
+answer came within budget (a step-limit "answer" is the model's last words, not its answer).
+The shaping terms are small next to the task (0.3 at most) so that no well-behaved wrong episode
+outranks a right one; GRPO compares rewards within a group, so only their order and spacing
+matter, not their scale. Only the episode's own steps count; sub-episodes are not scored here.
+
+Not here: running episodes, learned reward models, judging answers with a model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+from agent.trajectory import Trajectory
+from evals.ast_check import check
+from evals.common import EvalCase
+from evals.scoring import contains_answer, f1
+from model.guard import repetition_ratio
+
+REPETITION_NGRAM = 8  # longer than any phrase prose repeats, shorter than any loop's span
+# The refusals of `tools.base.Tool.run` and `agent.loop` for a call's arguments or name.
+ARGUMENT_ERROR = re.compile(
+    r"bad arguments for |arguments of \S+ (are not valid JSON|must be an object)"
+    r"|there is no tool named "
+)
+UNREADABLE = "(unreadable)"  # the name `agent.loop` gives the run of a call it could not parse
+
+Expected = str | Sequence[str] | EvalCase
+
+
+class RewardWeights(BaseModel):
+    task: float = 1.0
+    well_formed: float = 0.1
+    valid_arguments: float = 0.1
+    within_budget: float = 0.1
+    repetition: float = 0.5
+
+
+def answer_score(prediction: str, answers: str | Sequence[str]) -> float:
+    """The mean of "contains the answer" and token F1, in [0, 1]."""
+    return 0.5 * float(contains_answer(prediction, answers)) + 0.5 * f1(prediction, answers)
+
+
+def task_success(traj: Trajectory, expected: Expected) -> float:
+    """How right the episode was: its final answer against the answers (a string, several, or a
+    text EvalCase with its aliases), or a BFCL EvalCase's expected calls."""
+    if isinstance(expected, EvalCase) and expected.suite == "bfcl":
+        return calls_success(traj, expected)
+    if isinstance(expected, EvalCase):
+        answers = [str(expected.expected), *expected.data.get("aliases", [])]
+        return answer_score(traj.final_answer or "", answers)
+    return answer_score(traj.final_answer or "", expected)
+
+
+def calls_success(traj: Trajectory, case: EvalCase) -> float:
+    """1.0 when the first step's calls pass BFCL's AST check for `case`, else 0.0."""
+    if not traj.steps or traj.steps[0].parse_errors:
+        return 0.0
+    step = traj.steps[0]
+    return float(
+        check(case.category, step.calls, case.data["functions"], case.expected or []).valid
+    )
+
+
+def well_formed_calls(traj: Trajectory) -> float:
+    """The share of steps without a tool-call parse error (1.0 for an episode without steps)."""
+    if not traj.steps:
+        return 1.0
+    return sum(not s.parse_errors for s in traj.steps) / len(traj.steps)
+
+
+def valid_arguments(traj: Trajectory) -> float:
+    """The share of tool runs not refused for their arguments or tool name (1.0 with no runs)."""
+    runs = [r for s in traj.steps for r in s.tool_runs if r.call.name != UNREADABLE]
+    if not runs:
+        return 1.0
+    return sum(not (r.error and ARGUMENT_ERROR.match(r.error)) for r in runs) / len(runs)
+
+
+def within_budget(traj: Trajectory) -> float:
+    return 1.0 if traj.outcome == "answer" else 0.0
+
+
+def repetition_penalty(traj: Trajectory, n: int = REPETITION_NGRAM) -> float:
+    """Repeated n-grams in the sampled tokens, per step, weighted by the step's length: 0 for
+    fresh text, near 1 for a loop."""
+    total = sum(len(s.completion_ids) for s in traj.steps)
+    if not total:
+        return 0.0
+    return (
+        sum(repetition_ratio(s.completion_ids, n) * len(s.completion_ids) for s in traj.steps)
+        / total
+    )
+
+
+def rewards(
+    traj: Trajectory, expected: Expected, weights: RewardWeights | None = None
+) -> dict[str, float]:
+    """Every term and their weighted `total`: what goes into `Trajectory.rewards`."""
+    w = weights or RewardWeights()
+    terms = {
+        "task": task_success(traj, expected),
+        "well_formed": well_formed_calls(traj),
+        "valid_arguments": valid_arguments(traj),
+        "within_budget": within_budget(traj),
+        "repetition": repetition_penalty(traj),
+    }
+    terms["total"] = (
+        w.task * terms["task"] * terms["within_budget"]
+        + w.well_formed * terms["well_formed"]
+        + w.valid_arguments * terms["valid_arguments"]
+        + w.within_budget * terms["within_budget"]
+        - w.repetition * terms["repetition"]
+    )
+    return terms
+
+
+def total(traj: Trajectory, expected: Expected, weights: RewardWeights | None = None) -> float:
+    return rewards(traj, expected, weights)["total"]

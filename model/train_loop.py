@@ -1,0 +1,78 @@
+"""The outer loop of the hand-written trainers (DPO, offline GRPO): batches, steps, checkpoints.
+
+One optimizer step per batch. The batches are a fixed seeded list (`model.train_data.batches`),
+so a resumed run restores the adapter and optimizer from `OUT/checkpoint-N/` and goes on with
+batch N + 1. The final adapter goes to `OUT/adapter/`, as with SFT.
+
+Not here: the losses (`model.dpo`, `model.grpo`); SFT, whose loop is the Hugging Face Trainer's;
+collecting rollouts for online RL (the agent loop; the caller then calls `grpo_step` itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from model.lora import (
+    Progress,
+    latest_checkpoint,
+    optimizer_for,
+    restore_checkpoint,
+    save_adapter,
+    save_checkpoint,
+)
+
+T = TypeVar("T")
+StepFn = Callable[[Any, torch.optim.Optimizer, Sequence[T]], dict[str, float]]
+
+
+def fit(
+    model: Any,
+    batches: list[list[T]],
+    step_fn: StepFn[T],
+    output_dir: str | Path,
+    learning_rate: float,
+    save_steps: int = 0,
+    resume: bool | str | Path = False,
+    progress: Progress | None = None,
+) -> dict[str, float]:
+    """Run `step_fn(model, optimizer, batch)` on each batch; returns the last step's stats.
+    `resume`: True continues from the latest checkpoint under `output_dir` if there is one, a
+    path from that checkpoint."""
+    output_dir = Path(output_dir)
+    optimizer = optimizer_for(model, learning_rate)
+    start = latest_checkpoint(output_dir) if resume is True else (resume or None)
+    done = int(restore_checkpoint(model, optimizer, start)["global_step"]) if start else 0
+    stats: dict[str, float] = {"step": float(done)}
+    for step, batch in enumerate(batches[done:], start=done + 1):
+        stats = {"step": float(step), **step_fn(model, optimizer, batch)}
+        if progress:
+            progress(stats)
+        if save_steps and step % save_steps == 0:
+            save_checkpoint(model, optimizer, step, output_dir)
+    save_adapter(model, output_dir / "adapter")
+    return stats
+
+
+def optimizer_step(model: Any, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> float:
+    """Clip the accumulated gradients, step, clear them; returns the norm before clipping."""
+    params = [p for p in model.parameters() if p.requires_grad and p.grad is not None]
+    norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm) if params else torch.tensor(0.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(norm)
+
+
+@contextmanager
+def training(model: Any) -> Iterator[None]:
+    """The model in train mode (LoRA dropout on) for the block, then back to its old mode."""
+    was = model.training
+    model.train()
+    try:
+        yield
+    finally:
+        model.train(was)

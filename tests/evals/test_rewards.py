@@ -1,0 +1,164 @@
+"""Reward terms on hand-built trajectories with known right and wrong behaviour."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from agent.trajectory import Step, ToolRun, Trajectory
+from evals.common import EvalCase
+from evals.rewards import (
+    RewardWeights,
+    repetition_penalty,
+    rewards,
+    task_success,
+    total,
+    valid_arguments,
+    well_formed_calls,
+    within_budget,
+)
+from model.messages import ToolCall, ToolCallParseError
+from tools.base import Tool, ToolResult
+
+
+class SearchArgs(BaseModel):
+    query: str
+
+
+SEARCH = Tool(
+    name="web_search", description="", args=SearchArgs, fn=lambda a: ToolResult(text="ok")
+)
+ADD_CASE = EvalCase(
+    suite="bfcl",
+    id="simple_python_1",
+    category="simple_python",
+    expected=[{"add": {"a": [1], "b": [2]}}],
+    data={
+        "functions": [
+            {
+                "name": "add",
+                "parameters": {
+                    "type": "dict",
+                    "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                    "required": ["a", "b"],
+                },
+            }
+        ]
+    },
+)
+
+
+def step(index: int = 0, completion: list[int] | None = None, **kwargs: Any) -> Step:
+    return Step(
+        index=index,
+        prompt_ids=[1, 2],
+        completion_ids=completion if completion is not None else list(range(100, 120)),
+        completion_text="",
+        finish_reason="stop",
+        temperature=0.7,
+        **kwargs,
+    )
+
+
+def episode(
+    answer: str = "", outcome: str = "answer", steps: list[Step] | None = None
+) -> Trajectory:
+    return Trajectory(task="q", final_answer=answer, outcome=outcome, steps=steps or [step()])  # type: ignore[arg-type]
+
+
+def run(call: ToolCall, error: str | None = None) -> ToolRun:
+    return ToolRun(call=call, text="", error=error)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected", "score"),
+    [
+        ("Halvern", "Halvern", 1.0),
+        ("It was born in Halvern.", ["Halvern"], 0.5 + 0.5 / 3),  # contains; F1 1/3
+        ("Marrowdale", ["Halvern"], 0.0),
+        ("", "Halvern", 0.0),
+    ],
+)
+def test_task_success_on_text_answers(answer: str, expected: Any, score: float) -> None:
+    assert task_success(episode(answer), expected) == pytest.approx(score)
+
+
+def test_task_success_takes_an_eval_case_with_aliases() -> None:
+    case = EvalCase(suite="searchqa", id="x", expected="612 metres", data={"aliases": ["612 m"]})
+    assert task_success(episode("612 m"), case) == 1.0
+    assert task_success(episode("400 m"), case) < 0.5
+
+
+def test_task_success_on_bfcl_calls() -> None:
+    def calls(*made: ToolCall, errors: list[ToolCallParseError] | None = None) -> Trajectory:
+        return episode(steps=[step(calls=list(made), parse_errors=errors or [])])
+
+    right = ToolCall(name="add", arguments={"a": 1, "b": 2})
+    assert task_success(calls(right), ADD_CASE) == 1.0
+    assert task_success(calls(ToolCall(name="add", arguments={"a": 1, "b": 3})), ADD_CASE) == 0.0
+    assert task_success(calls(right, right), ADD_CASE) == 0.0
+    unreadable = [ToolCallParseError(raw="{", message="bad JSON")]
+    assert task_success(calls(right, errors=unreadable), ADD_CASE) == 0.0
+    irrelevant = ADD_CASE.model_copy(update={"category": "irrelevance", "expected": []})
+    assert (
+        task_success(calls(), irrelevant) == 1.0 and task_success(calls(right), irrelevant) == 0.0
+    )
+
+
+def test_well_formed_calls_is_the_share_of_steps_without_parse_errors() -> None:
+    bad = step(1, parse_errors=[ToolCallParseError(raw="<tool_call>{", message="bad JSON")])
+    assert well_formed_calls(episode(steps=[step(0), bad, step(2), step(3)])) == 0.75
+    assert well_formed_calls(episode(steps=[step(0)])) == 1.0
+
+
+def test_valid_arguments_counts_argument_and_name_refusals_only() -> None:
+    call = ToolCall(name="web_search", arguments={"q": "x"})
+    bad_args = SEARCH.run({"q": "x"}).error
+    not_json = SEARCH.run("{not json").error
+    assert bad_args and bad_args.startswith("bad arguments") and not_json
+    runs = [
+        run(call, bad_args),
+        run(call, not_json),
+        run(ToolCall(name="browse"), "there is no tool named 'browse'; tools: web_search"),
+        run(call, "fetch failed: HTTP 404"),  # the tool failed, not the call
+        run(call, "you already called web_search with these arguments and its result is above"),
+        run(call),
+        run(ToolCall(name="(unreadable)"), "bad JSON"),  # well_formed_calls' business
+    ]
+    assert valid_arguments(episode(steps=[step(tool_runs=runs)])) == pytest.approx(3 / 6)
+    assert valid_arguments(episode()) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("outcome", "score"),
+    [("answer", 1.0), ("step_limit", 0.0), ("token_limit", 0.0), ("time_limit", 0.0)]
+    + [("doom_loop", 0.0), ("repeated_call", 0.0), ("error", 0.0), (None, 0.0)],
+)
+def test_within_budget(outcome: str | None, score: float) -> None:
+    assert within_budget(episode(outcome=outcome)) == score  # type: ignore[arg-type]
+
+
+def test_repetition_penalty_is_high_for_loops_and_zero_for_fresh_tokens() -> None:
+    fresh = step(0, list(range(40)))
+    loop = step(1, [7, 8, 9] * 40)
+    assert repetition_penalty(episode(steps=[fresh])) == 0.0
+    assert repetition_penalty(episode(steps=[loop])) > 0.9
+    mixed = repetition_penalty(episode(steps=[fresh, loop]))
+    assert 0.5 < mixed < 0.9  # weighted by length: 40 fresh tokens, 120 looping
+    assert repetition_penalty(episode(steps=[step(0, [])])) == 0.0
+
+
+def test_total_counts_the_answer_only_within_budget() -> None:
+    right = rewards(episode("Halvern"), "Halvern")
+    assert right["total"] == pytest.approx(1.3)
+    assert right["task"] == 1.0 and right["repetition"] == 0.0
+    late = total(episode("Halvern", outcome="step_limit"), "Halvern")
+    wrong = total(episode("Marrowdale"), "Halvern")
+    assert late == pytest.approx(0.2) and wrong == pytest.approx(0.3)
+    assert right["total"] > wrong > late
+    looping = episode("Halvern", steps=[step(0, [7, 8, 9] * 40)])
+    assert total(looping, "Halvern") < right["total"]
+    only_task = RewardWeights(well_formed=0, valid_arguments=0, within_budget=0, repetition=0)
+    assert total(episode("Halvern"), "Halvern", only_task) == 1.0

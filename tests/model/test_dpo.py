@@ -1,0 +1,110 @@
+"""DPO on a tiny model: sampled-token log-probs, the loss against the base, LoRA-only updates."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.dpo import DpoSettings, PreferencePair, dpo_step, pair_loss, train_dpo
+from model.logprobs import reference_logps, sampled_logps, sequence_logps
+from model.lora import LoraSettings, attach, optimizer_for
+from model.tiny import tiny_model
+from model.train_data import TrainExample, collate
+
+pytest.importorskip("peft")
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One thread: on shared cores, OpenMP's waiting threads make a tiny step ~100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+PROMPT = list(range(20, 32))
+# Multi-turn: a sampled call, the tool's output (masked), a sampled answer.
+CHOSEN = TrainExample(
+    PROMPT + [40, 41, 42, 90, 91, 92, 43, 44], [0] * 12 + [1] * 3 + [0] * 3 + [1] * 2
+)
+REJECTED = TrainExample(PROMPT + [50, 51, 52, 53], [0] * 12 + [1] * 4)
+
+
+def lora_model(arch: str = "qwen2") -> torch.nn.Module:
+    return attach(tiny_model(arch).model, LoraSettings(rank=4, dropout=0.0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "lfm2"])
+def test_sequence_logps_sum_over_sampled_tokens_only(arch: str) -> None:
+    model = lora_model(arch)
+    model.eval()
+    batch = collate([CHOSEN, REJECTED])
+    with torch.no_grad():
+        got = sequence_logps(*sampled_logps(model, batch))
+        for row, example in enumerate([CHOSEN, REJECTED]):
+            ids = torch.tensor([example.input_ids])
+            logps = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+            per_token = logps.gather(-1, ids[0, 1:, None]).squeeze(-1)
+            expected = (per_token * torch.tensor(example.mask[1:])).sum()
+            assert float(got[row]) == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_one_step_moves_lora_only_and_starts_at_log_2() -> None:
+    model = lora_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = optimizer_for(model, lr=1e-2)
+    stats = dpo_step(model, optimizer, [PreferencePair(CHOSEN, REJECTED)], DpoSettings(beta=0.5))
+    assert stats["loss"] == pytest.approx(math.log(2), abs=1e-5)  # the policy is the reference
+    moved = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
+    assert moved and all("lora_" in n for n in moved)
+    for _ in range(2):
+        stats = dpo_step(model, optimizer, [PreferencePair(CHOSEN, REJECTED)], DpoSettings())
+    assert stats["margin"] > 0 and stats["loss"] < math.log(2)  # chosen now preferred
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_pair_loss_against_given_reference(normalized: bool) -> None:
+    model = lora_model()
+    model.eval()
+    pair = PreferencePair(CHOSEN, REJECTED, reference=(-30.0, -20.0))
+    settings = DpoSettings(beta=0.2, length_normalized=normalized)
+    loss, margin = pair_loss(model, pair, settings)
+    with torch.no_grad():
+        policy = sequence_logps(*sampled_logps(model, collate([CHOSEN, REJECTED])))
+        ref = sequence_logps(*reference_logps(model, collate([CHOSEN, REJECTED])))
+    assert torch.allclose(policy, ref)  # a fresh adapter changes nothing
+    chosen, rejected = float(policy[0]) + 30.0, float(policy[1]) + 20.0
+    if normalized:
+        chosen, rejected = chosen / CHOSEN.sampled, rejected / REJECTED.sampled
+    assert margin == pytest.approx(0.2 * (chosen - rejected), abs=1e-4)
+    assert float(loss.detach()) == pytest.approx(-math.log(1 / (1 + math.exp(-margin))), abs=1e-4)
+
+
+def test_resumed_training_ends_where_an_uninterrupted_run_ends(tmp_path: Path) -> None:
+    pairs = [PreferencePair(CHOSEN, REJECTED), PreferencePair(REJECTED, CHOSEN)]
+    settings = DpoSettings(batch_size=1, epochs=2, save_steps=2, learning_rate=1e-2)
+    whole = lora_model()
+    train_dpo(whole, pairs, tmp_path / "whole", settings)
+    assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == [
+        "adapter",
+        "checkpoint-2",
+        "checkpoint-4",
+    ]
+    steps: list[float] = []
+    resumed = lora_model()
+    last = train_dpo(
+        resumed,
+        [PreferencePair(CHOSEN, REJECTED), PreferencePair(REJECTED, CHOSEN)],
+        tmp_path / "resumed",
+        settings,
+        resume=tmp_path / "whole" / "checkpoint-2",
+        progress=lambda stats: steps.append(stats["step"]),
+    )
+    assert steps == [3.0, 4.0] and last["step"] == 4.0
+    for (name, a), b in zip(whole.named_parameters(), resumed.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
