@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from agent.settings import SettingsError
 from tui import commands
 from tui.flags import add_agent_flags, add_settings_flags
+from tui.training import add_train_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default: eval-runs/DATE-MODEL)")
     add_settings_flags(p)
     p.set_defaults(func=commands.cmd_eval)
+
+    add_train_parser(sub)
 
     p = sub.add_parser("index", help="index a folder of .md/.txt/.html for offline search")
     p.add_argument("dir")

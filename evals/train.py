@@ -1,0 +1,299 @@
+"""Training runs on the agent's own episodes: SFT on the good ones, DPO on each case's best and
+worst, GRPO online over fresh groups; with an eval before and after, and a report.
+
+The flow of `edgeagent train sft|dpo|rl`: evaluate the base model on the test split (skipped
+when `OUT/eval-before` holds a finished run, so a resumed run does not redo it), attach a LoRA
+adapter, get episodes (fresh rollouts on the train split through the real agent loop, or the
+scored episodes already in the trajectory log), train, evaluate again, write `OUT/report.md`,
+`OUT/curve.png` and `OUT/history.jsonl`. The adapter is `OUT/adapter/`, loadable everywhere
+with `--adapter`.
+
+It lives in `evals/` rather than `model/` because it runs the agent loop and the scorers,
+which `model/` may not import; the losses, adapters and checkpoints are `model/`'s. Test-split
+cases never reach training: rollouts draw from the train split only, and logged episodes of a
+test-split case are dropped.
+
+Not here: the losses (`model.sft`, `model.dpo`, `model.grpo`), the CLI and progress bars (`tui`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agent.loop import LogSink
+from agent.settings import Settings
+from agent.trajectory import Trajectory
+from evals import runner
+from evals.common import split_of
+from evals.rollouts import Group, collect
+from model.dpo import DpoSettings, PreferencePair, train_dpo
+from model.generate import Generator
+from model.grpo import GrpoSettings, Rollout, grpo_step
+from model.lora import (
+    latest_checkpoint,
+    optimizer_for,
+    restore_checkpoint,
+    save_adapter,
+    save_checkpoint,
+)
+from model.train_data import NOT_FOR_SFT, TrainExample, batches, examples_from_trajectory
+
+Method = Literal["sft", "dpo", "rl"]
+Report = Callable[[str, dict[str, Any]], None]  # (phase, figures) as training goes
+
+
+class TrainSettings(BaseModel):
+    suite: str = "bfcl"
+    limit: int | None = Field(default=None, description="train-split cases to use")
+    k: int = Field(default=4, ge=1, description="sampled rollouts per case, plus one greedy")
+    temperature: float = Field(default=1.0, gt=0)
+    min_reward: float = Field(default=1.0, description="SFT keeps episodes scoring this much")
+    min_gap: float = Field(default=0.1, ge=0, description="DPO: best minus worst at least this")
+    prompts_per_step: int = Field(default=4, ge=1, description="RL: cases per optimizer step")
+    epochs: int = Field(default=1, ge=1)
+    learning_rate: float | None = Field(default=None, gt=0, description="None: the method's")
+    save_steps: int = Field(default=1, ge=0)
+    seed: int = 0
+
+
+def train_cases(ts: TrainSettings) -> list:
+    return runner.load_suite_cases(ts.suite, "train", ts.limit, None)
+
+
+def usable(trajectories: Iterable[Trajectory], suite: str | None = None) -> list[Trajectory]:
+    """Scored episodes that may be trained on: never one of a test-split case."""
+    out = []
+    for t in trajectories:
+        case = t.meta.get("case")
+        if not t.rewards or (case and split_of(str(case)) == "test"):
+            continue
+        if suite and t.meta.get("suite") != suite:
+            continue
+        out.append(t)
+    return out
+
+
+def sft_examples(trajectories: Iterable[Trajectory], min_reward: float) -> list[TrainExample]:
+    """Every sequence of every answered episode whose reward reaches `min_reward`."""
+    out = []
+    for t in trajectories:
+        if t.outcome == "answer" and t.rewards.get("total", 0.0) >= min_reward:
+            out += examples_from_trajectory(t, exclude=NOT_FOR_SFT)
+    return out
+
+
+def groups_by_case(trajectories: Iterable[Trajectory]) -> list[list[Trajectory]]:
+    """Logged episodes of the same eval case, in the order first seen."""
+    found: dict[str, list[Trajectory]] = defaultdict(list)
+    for t in trajectories:
+        if case := t.meta.get("case"):
+            found[f"{t.meta.get('suite')}/{case}"].append(t)
+    return list(found.values())
+
+
+def _last_sequence(t: Trajectory) -> TrainExample | None:
+    """The episode's own last sequence (its final turns): what a preference compares. Sub-episodes
+    (a focused read) are separate prompts with separate answers, left out of pairs."""
+    examples = examples_from_trajectory(t, include_sub_episodes=False)
+    return examples[-1] if examples else None
+
+
+def preference_pairs(
+    groups: Iterable[Sequence[Trajectory]], min_gap: float
+) -> list[PreferencePair]:
+    """Per group, the best-scored episode chosen and the worst rejected, when they differ by at
+    least `min_gap`. A looping rollout scores low (no answer, repetition penalty), so loops are
+    what gets rejected."""
+    pairs = []
+    for group in groups:
+        ranked = sorted(group, key=lambda t: t.rewards.get("total", 0.0))
+        worst, best = ranked[0], ranked[-1]
+        if best.rewards["total"] - worst.rewards["total"] < min_gap:
+            continue
+        chosen, rejected = _last_sequence(best), _last_sequence(worst)
+        if chosen and rejected and chosen.sampled and rejected.sampled:
+            pairs.append(PreferencePair(chosen, rejected))
+    return pairs
+
+
+def rollout_groups(groups: Iterable[Group]) -> list[list[Rollout]]:
+    return [
+        [Rollout(examples_from_trajectory(t), t.rewards.get("total", 0.0)) for t in g.rollouts]
+        for g in groups
+    ]
+
+
+def train_rl(
+    generator: Generator,
+    cases: list,
+    settings: Settings,
+    ts: TrainSettings,
+    out: Path,
+    log: LogSink | None = None,
+    resume: bool = False,
+    report: Report | None = None,
+) -> list[dict[str, float]]:
+    """Online GRPO: each step samples fresh groups of rollouts with the current adapter, through
+    the agent loop, and takes one optimizer step on them. Returns the per-step figures."""
+    model = generator.lm.model
+    gs = GrpoSettings(learning_rate=ts.learning_rate or GrpoSettings().learning_rate)
+    optimizer = optimizer_for(model, gs.learning_rate)
+    start = latest_checkpoint(out) if resume else None
+    done = int(restore_checkpoint(model, optimizer, start)["global_step"]) if start else 0
+    history = []
+    for step, batch in enumerate(batches(cases, ts.prompts_per_step, ts.epochs, ts.seed), 1):
+        if step <= done:
+            continue
+        groups = collect(generator, batch, settings, ts.k, ts.temperature, log, ts.seed + step)
+        stats = grpo_step(model, optimizer, rollout_groups(groups), gs)
+        generator.reset()  # the cached keys and values came from the weights before this step
+        greedy = [g.rewards[0] for g in groups]
+        stats = {"step": float(step), **stats, "greedy_reward": sum(greedy) / len(greedy)}
+        history.append(stats)
+        if report:
+            report("train", stats)
+        if ts.save_steps and step % ts.save_steps == 0:
+            save_checkpoint(model, optimizer, step, out)
+    save_adapter(model, out / "adapter")
+    return history
+
+
+def train_offline(
+    method: Literal["sft", "dpo"],
+    generator: Generator,
+    episodes: list[Trajectory],
+    ts: TrainSettings,
+    out: Path,
+    resume: bool = False,
+    report: Report | None = None,
+) -> list[dict[str, float]]:
+    """SFT or DPO on scored episodes (fresh rollouts or the log's). Returns per-step figures."""
+    history: list[dict[str, float]] = []
+
+    def progress(stats: dict[str, float]) -> None:
+        history.append(dict(stats))
+        if report:
+            report("train", stats)
+
+    lm = generator.lm
+    if method == "sft":
+        from model.sft import SftSettings, train_sft
+
+        examples = sft_examples(episodes, ts.min_reward)
+        if not examples:
+            raise ValueError(f"no episode scored {ts.min_reward} or more: nothing to imitate")
+        s = SftSettings(
+            learning_rate=ts.learning_rate or SftSettings().learning_rate,
+            epochs=ts.epochs,
+            grad_accum=min(8, len(examples)),
+            save_steps=ts.save_steps,
+            seed=ts.seed,
+        )
+        train_sft(lm.model, lm.tokenizer, examples, out, s, resume, progress)
+    else:
+        pairs = preference_pairs(groups_by_case(episodes), ts.min_gap)
+        if not pairs:
+            raise ValueError("no case had a best and a worst episode apart: no preference pairs")
+        s = DpoSettings(
+            learning_rate=ts.learning_rate or DpoSettings().learning_rate,
+            epochs=ts.epochs,
+            save_steps=ts.save_steps,
+            length_normalized=True,
+            seed=ts.seed,
+        )
+        train_dpo(lm.model, pairs, out, s, resume, progress)
+    generator.reset()
+    return history
+
+
+def episodes_of(groups: Iterable[Group]) -> list[Trajectory]:
+    return [t for g in groups for t in g.rollouts]
+
+
+def write_history(out: Path, history: list[dict[str, float]]) -> None:
+    with (out / "history.jsonl").open("a") as f:
+        for row in history:
+            f.write(json.dumps(row) + "\n")
+
+
+def read_history(out: Path) -> list[dict[str, float]]:
+    path = out / "history.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_curve(history: list[dict[str, float]], method: Method, path: Path) -> bool:
+    """Reward per step (RL) or loss and margin per step (SFT, DPO); False with nothing to plot."""
+    keys = {"rl": ["reward", "greedy_reward"], "dpo": ["loss", "margin"], "sft": ["loss"]}[method]
+    rows = [r for r in history if "step" in r]
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key in keys:
+        points = [(r["step"], r[key]) for r in rows if key in r]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=key)
+    ax.set_xlabel("optimizer step")
+    ax.set_title(f"{method}: " + ", ".join(keys))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def loop_ratios(run: dict[str, Any]) -> dict[str, float]:
+    """The doom-loop ratio of an eval run's doomloop suite per guard setting (its categories are
+    FAMILY:off and FAMILY:on), over all families."""
+    rows = run.get("summary", {}).get("doomloop", {}).get("categories", {})
+    looped: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for category, row in rows.items():
+        if "loop_ratio" in row:
+            guard = category.rpartition(":")[2]
+            looped[guard][0] += row["loop_ratio"] * row["cases"]
+            looped[guard][1] += row["cases"]
+    return {guard: n / cases for guard, (n, cases) in looped.items() if cases}
+
+
+def report_markdown(
+    method: Method,
+    ts: TrainSettings,
+    commands: str,
+    data: dict[str, Any],
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> str:
+    lines = [
+        f"# Training report: {method} on {ts.suite} (train split)",
+        "",
+        f"Command: `{commands}`",
+        "",
+        "Settings: `" + ts.model_dump_json() + "`",
+        "",
+        "Data: " + ", ".join(f"{k} {v}" for k, v in data.items()),
+        "",
+        "![curve](curve.png)",
+        "",
+    ]
+    if before and after:
+        lines += ["## Test split, before and after", "", runner.compare(before, after), ""]
+        off_on = (loop_ratios(before), loop_ratios(after))
+        if off_on[0] or off_on[1]:
+            lines += ["## Doom-loop ratio", "", "| guard | before | after |", "|---|---|---|"]
+            for c in sorted(set(off_on[0]) | set(off_on[1])):
+                b, a = (f"{x[c]:.1%}" if c in x else "–" for x in off_on)
+                lines.append(f"| {c} | {b} | {a} |")
+            lines.append("")
+    return "\n".join(lines)
