@@ -30,6 +30,18 @@ def tiny():
     return make
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for a tiny training step: on shared cores, OpenMP's waiting threads
+    make it ~100x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def embedded_lm():
     """The embedded default model with its real weights (converted into the cache once)."""

@@ -1,0 +1,87 @@
+"""Rollouts through the real agent loop with a scripted model: scored, logged, grouped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agent.log import TrajectoryLog, read_trajectories
+from agent.settings import Settings
+from evals.common import EvalCase
+from evals.rewards import ARGUMENT_ERROR
+from evals.rollouts import RECORDED, SchemaTool, collect, episode
+from model.scripted import ScriptedGenerator
+
+ADD = {
+    "name": "add",
+    "description": "Add two integers.",
+    "parameters": {
+        "type": "dict",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a", "b"],
+    },
+}
+
+
+def add_case(case_id: str = "simple_python_7") -> EvalCase:
+    return EvalCase(
+        suite="bfcl",
+        id=case_id,
+        category="simple_python",
+        expected=[{"add": {"a": [2], "b": [3]}}],
+        data={"functions": [ADD], "messages": [{"role": "user", "content": "What is 2 + 3?"}]},
+    )
+
+
+def call(arguments: dict) -> str:
+    return f"<tool_call>{json.dumps({'name': 'add', 'arguments': arguments})}</tool_call>"
+
+
+def test_schema_tool_checks_names_and_records_the_call() -> None:
+    tool = SchemaTool(ADD)
+    assert tool.schema()["function"]["parameters"]["properties"]["a"]["type"] == "integer"
+    ok = tool.run({"a": 2, "b": 3})
+    assert ok.error is None and ok.text == RECORDED
+    assert json.loads(ok.metadata["final"]) == {"name": "add", "arguments": {"a": 2, "b": 3}}
+    for bad, why in [({"a": 2}, "missing required 'b'"), ({"a": 1, "b": 2, "c": 3}, "'c'")]:
+        result = tool.run(bad)
+        assert result.error and why in result.error and ARGUMENT_ERROR.match(result.error)
+    assert "not valid JSON" in (tool.run("{oops").error or "")
+
+
+def test_a_right_call_is_an_answered_episode_with_full_reward(tiny, tmp_path: Path) -> None:
+    gen = ScriptedGenerator(tiny(), [call({"a": 2, "b": 3})])
+    log = TrajectoryLog(tmp_path / "log.jsonl")
+    traj = episode(gen, add_case(), Settings(), temperature=0.0, log=log)
+    assert traj.outcome == "answer" and len(traj.steps) == 1
+    assert traj.rewards["task"] == 1.0 and traj.rewards["total"] > 1.0
+    # The eval's own prompt: BFCL's system prompt, the question, the function as a tool.
+    prompt = gen.lm.tokenizer.decode(gen.prompts[0])
+    assert "call the right ones" in prompt and '"name": "add"' in prompt
+    (logged,) = read_trajectories(tmp_path / "log.jsonl")
+    assert logged.rewards == traj.rewards and logged.meta["case"] == "simple_python_7"
+
+
+def test_a_wrong_value_and_a_bad_name_score_lower(tiny) -> None:
+    wrong = episode(ScriptedGenerator(tiny(), [call({"a": 2, "b": 4})]), add_case(), Settings(), 0)
+    assert wrong.outcome == "answer" and wrong.rewards["task"] == 0.0
+    # A missing argument is refused; the loop then asks for an answer with tools withheld.
+    gen = ScriptedGenerator(tiny(), [call({"a": 2}), "It is 5."])
+    refused = episode(gen, add_case(), Settings(), 0)
+    assert refused.outcome == "step_limit" and refused.rewards["valid_arguments"] == 0.0
+    assert refused.rewards["total"] < wrong.rewards["total"] < 1.0
+
+
+def test_collect_gives_one_greedy_and_k_seeded_samples_per_case(tiny, tmp_path: Path) -> None:
+    outputs = [call({"a": 2, "b": 3}), call({"a": 2, "b": 4}), "I cannot."] * 2
+    gen = ScriptedGenerator(tiny(), outputs)
+    cases = [add_case("simple_python_7"), add_case("simple_python_9")]
+    seen = []
+    groups = collect(gen, cases, Settings(), k=2, temperature=0.9, progress=seen.append)
+    assert [g.case.id for g in groups] == ["simple_python_7", "simple_python_9"] and seen == groups
+    for g in groups:
+        assert [t.meta["rollout"] for t in g.rollouts] == [0, 1, 2]
+        assert [t.meta["temperature"] for t in g.rollouts] == [0.0, 0.9, 0.9]
+        assert g.rewards[0] > g.rewards[1] and g.rewards[0] > g.rewards[2]
+        seeds = [t.settings["sampling"]["seed"] for t in g.rollouts]
+        assert seeds[0] is None and len(set(seeds[1:])) == 2

@@ -1,0 +1,125 @@
+"""The training flow on a tiny random model: episodes from scripted rollouts through the real
+agent loop, SFT/DPO selection, one online GRPO step, resume, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from agent.settings import Settings
+from agent.trajectory import Step, Trajectory
+from evals import train as t
+from evals.common import split_of
+from evals.rollouts import collect
+from model.lora import attach, latest_checkpoint, trainable_parameters
+from model.scripted import ScriptedGenerator
+from model.tiny import tiny_model
+from tests.evals.test_rollouts import add_case, call
+from tui.cli import main
+from tui.training import eval_limits
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+RIGHT, WRONG, NONE = call({"a": 2, "b": 3}), call({"a": 2, "b": 4}), "I cannot."
+
+
+def ids_in(split: str, n: int) -> list[str]:
+    return [i for i in (f"simple_python_{k}" for k in range(200)) if split_of(i) == split][:n]
+
+
+def scored(case: str, total: float, outcome: str = "answer", sampled: int = 3) -> Trajectory:
+    step = Step(
+        index=0,
+        prompt_ids=[5, 6, 7],
+        completion_ids=list(range(10, 10 + sampled)),
+        completion_text="",
+        finish_reason="eos",
+        temperature=1.0,
+    )
+    return Trajectory(
+        task="q",
+        outcome=outcome,  # type: ignore[arg-type]
+        steps=[step],
+        rewards={"total": total},
+        meta={"suite": "bfcl", "case": case},
+    )
+
+
+def test_usable_never_keeps_a_test_split_case() -> None:
+    (train,), (test,) = ids_in("train", 1), ids_in("test", 1)
+    episodes = [scored(train, 1.0), scored(test, 1.0), Trajectory(task="chat", outcome="answer")]
+    assert [e.meta["case"] for e in t.usable(episodes, "bfcl")] == [train]
+    assert t.usable(episodes, "searchqa") == []
+
+
+def test_sft_keeps_answered_episodes_that_clear_the_bar() -> None:
+    episodes = [scored("a", 1.3), scored("b", 0.3), scored("c", 1.3, outcome="step_limit")]
+    examples = t.sft_examples(episodes, min_reward=1.0)
+    assert len(examples) == 1 and examples[0].mask == [0, 0, 0, 1, 1, 1]
+
+
+def test_pairs_take_each_cases_best_and_worst_when_apart() -> None:
+    a = [scored("a", 0.3, sampled=4), scored("a", 1.3, sampled=2), scored("a", 0.1, sampled=5)]
+    b = [scored("b", 1.3), scored("b", 1.25)]  # too close to prefer one
+    pairs = t.preference_pairs(t.groups_by_case(a + b), min_gap=0.1)
+    assert len(pairs) == 1
+    assert pairs[0].chosen.sampled == 2 and pairs[0].rejected.sampled == 5
+
+
+def test_one_online_rl_step_moves_the_adapter_and_resumes(tmp_path: Path) -> None:
+    lm = tiny_model()  # its own copy: the adapter goes into the model in place
+    lm.model = attach(lm.model)
+    before = [p.detach().clone() for p in trainable_parameters(lm.model)]
+    cases = [add_case(i) for i in ids_in("train", 2)]
+    gen = ScriptedGenerator(lm, [RIGHT, WRONG, NONE] * 2)
+    ts = t.TrainSettings(k=2, prompts_per_step=2, learning_rate=1e-2)
+    history = t.train_rl(gen, cases, Settings(), ts, tmp_path)
+    assert len(history) == 1 and history[0]["tokens"] > 0 and history[0]["greedy_reward"] > 1
+    after = trainable_parameters(lm.model)
+    assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    assert latest_checkpoint(tmp_path) is not None
+    # Resumed with the step done, nothing is sampled again: the script is empty.
+    assert t.train_rl(ScriptedGenerator(lm, []), cases, Settings(), ts, tmp_path, resume=True) == []
+
+
+def test_dpo_from_rollouts_trains_and_reports(tmp_path: Path) -> None:
+    lm = tiny_model()
+    lm.model = attach(lm.model)
+    gen = ScriptedGenerator(lm, [RIGHT, WRONG, NONE])
+    groups = collect(gen, [add_case()], Settings(), k=2, temperature=1.0)
+    ts = t.TrainSettings(learning_rate=1e-3, save_steps=0)
+    history = t.train_offline("dpo", gen, t.episodes_of(groups), ts, tmp_path)
+    assert len(history) == 1 and abs(history[0]["loss"] - 0.6931) < 1e-3  # log 2 at the start
+    assert t.plot_curve(history, "dpo", tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 1000
+    run = {
+        "model": "tiny",
+        "date": "d",
+        "commit": "c",
+        "summary": {
+            "doomloop": {
+                "categories": {
+                    "arith:off": {"accuracy": 0.5, "cases": 2, "loop_ratio": 0.5},
+                    "logic:off": {"accuracy": 0.5, "cases": 2, "loop_ratio": 0.0},
+                    "arith:on": {"accuracy": 1.0, "cases": 4, "loop_ratio": 0.0},
+                }
+            }
+        },
+    }
+    assert t.loop_ratios(run) == {"off": 0.25, "on": 0.0}
+    text = t.report_markdown("dpo", ts, "edgeagent train dpo", {"episodes": 3}, run, run)
+    assert "| off | 25.0% | 25.0% |" in text and "curve.png" in text
+
+
+def test_train_cli_refuses_bad_input_in_one_line(capsys, tmp_path: Path) -> None:
+    assert main(["train", "dpo", "--suite", "latency", "--out", str(tmp_path)]) == 2
+    assert "no training on 'latency'" in capsys.readouterr().err
+    assert eval_limits("bfcl=40,doomloop=6") == {"": 50, "bfcl": 40, "doomloop": 6}
+    assert eval_limits("8") == {"": 8}
+    args = ["train", "sft", "--out", str(tmp_path), "--eval-limit", "bfcl=x"]
+    assert main(args) == 2
+    assert "--eval-limit takes N" in capsys.readouterr().err
+    assert not json.dumps(list(tmp_path.iterdir()))[2:]  # nothing written on bad input
