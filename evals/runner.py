@@ -65,7 +65,26 @@ def run_suite(
     return results
 
 
-def run_meta(settings: Settings, split: str, limit: int | None, data: str | None) -> dict:
+def run_all(
+    generator: Generator,
+    settings: Settings,
+    cases: dict[str, list[EvalCase]],
+    out: Path,
+    meta: dict[str, Any],
+    progress_for: Callable[[str, list[EvalCase]], Progress] | None = None,
+) -> dict[str, Any]:
+    """Every suite's cases into `out`, then run.json, summary.md and the plots; returns the
+    run as `read_run` would."""
+    summaries = {}
+    for name, suite_cases in cases.items():
+        progress = progress_for(name, suite_cases) if progress_for else None
+        results = run_suite(name, generator, settings, suite_cases, out, progress)
+        summaries[name] = summarize(results)
+    write_run(out, meta, summaries)
+    return {**meta, "summary": summaries}
+
+
+def run_meta(settings: Settings, split: str, limit: int | str | None, data: str | None) -> dict:
     return {
         "model": settings.model.spec,
         "adapter": settings.model.adapter,

@@ -250,18 +250,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     meta = runner.run_meta(settings, args.split, args.limit, args.data)
     stamp = meta["date"][:19].replace(":", "").replace("-", "")
     out = Path(args.out) if args.out else Path("eval-runs") / f"{stamp}-{settings.model.spec}"
-    summaries = {}
-    for name in names:
-        summaries[name] = runner.summarize(
-            runner.run_suite(name, generator, settings, cases[name], out, _bar(name, cases[name]))
-        )
-    runner.write_run(out, meta, summaries)
-    print(runner.markdown(meta, summaries))
+    run = runner.run_all(generator, settings, cases, out, meta, bar)
+    print(runner.markdown(meta, run["summary"]))
     say(f"edgeagent: results in {out}")
     return 0
 
 
-def _bar(name: str, cases: list[Any]) -> Any:
+def bar(name: str, cases: list[Any]) -> Any:
     from tqdm import tqdm
 
     bar = tqdm(total=len(cases), desc=name, file=sys.stderr, unit="case")

@@ -167,18 +167,14 @@ def _evaluate(
         return None
     if not fresh and (out / "run.json").is_file():
         return runner.read_run(out)
-    from tui.commands import _bar
+    from tui.commands import bar
 
     generator.reset()
-    meta = runner.run_meta(settings, "test", max(map(len, evals.values())), None)
-    summaries = {}
-    for name, cases in evals.items():
-        progress = _bar(f"eval {label}: {name}", cases)
-        summaries[name] = runner.summarize(
-            runner.run_suite(name, generator, settings, cases, out, progress)
-        )
-    runner.write_run(out, meta, summaries)
-    return runner.read_run(out)
+    limits = ",".join(f"{name}={len(cases)}" for name, cases in evals.items())
+    meta = runner.run_meta(settings, "test", limits, None)
+    return runner.run_all(
+        generator, settings, evals, out, meta, lambda name, cases: bar(f"{label}: {name}", cases)
+    )
 
 
 class _Bar:

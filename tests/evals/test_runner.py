@@ -83,3 +83,18 @@ def test_run_suite_writes_each_case_as_it_finishes(tmp_path, monkeypatch) -> Non
     assert len(out) == 2
     with pytest.raises(ValueError):
         runner.suite_module("nope")
+
+
+@pytest.mark.slow
+def test_eval_cli_runs_two_suites_on_real_weights(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    args = ["eval", "--suite", "bfcl,latency", "--limit", "1", "--model", "smollm2"]
+    assert main([*args, "--out", str(out)]) == 0
+    run = runner.read_run(out)
+    assert set(run["summary"]) == {"bfcl", "latency"} and run["model"] == "smollm2"
+    assert run["limit"] == 1 and run["split"] == "test" and run["settings"]["model"]
+    for suite in ("bfcl", "latency"):
+        lines = (out / f"{suite}.jsonl").read_text().splitlines()
+        assert len(lines) == 1 and (out / f"{suite}.png").stat().st_size > 1000
+    assert "ttft_s" in run["summary"]["latency"]["timings"]
+    assert "# Eval run: smollm2" in capsys.readouterr().out
