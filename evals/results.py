@@ -1,0 +1,179 @@
+"""Regenerates evals/RESULTS.md: every suite on each embedded model, side by side, with plots.
+
+    .venv/bin/python -m evals.results            # both embedded models, the default limits
+    .venv/bin/python -m evals.results --limits all --models smollm2
+
+Each model's run lands in `--runs DIR/<model>` (the usual run folder: per-case JSONL,
+summary.md, run.json); the page compares them per category, with one grouped bar chart per
+suite in `evals/results/`, and lists published figures of small models for context. The
+default limits keep a run on 2 CPU cores near half an hour; `--limits all` runs every test
+case (BFCL alone is then hours).
+
+Not here: the suites, the runner (`evals.runner`), the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from evals import runner
+
+DEFAULT_LIMITS = "bfcl=44,searchqa=8,longctx=12,doomloop=10,latency=15"
+MODELS = "qwen2.5-coder-0.5b,smollm2"
+HERE = Path(__file__).parent
+# Published figures, for context only: they are BFCL's overall scores over categories this
+# suite does not run (multi-turn, agentic, memory, web search), with each lab's own prompts.
+PUBLISHED = [
+    ("LFM2-350M", "BFCLv3 22.95 · BFCLv4 12.29", "Liquid AI, LFM2.5-230M model card table"),
+    ("LFM2.5-350M", "BFCLv3 44.11 · BFCLv4 21.86", "Liquid AI, LFM2.5-230M model card table"),
+    ("LFM2.5-1.2B-Instruct", "BFCLv3 49.12", "Liquid AI, LFM2.5-1.2B-Instruct model card"),
+    ("Qwen2.5-0.5B-Instruct (FC)", "BFCL overall 27.1", "BFCL paper (ICML 2025), Table 1"),
+    ("Qwen3-0.6B (FC)", "BFCL V4 overall 23.93", "BFCL leaderboard, updated 2026-04-12"),
+]
+
+
+def parse_limits(text: str) -> dict[str, int | None]:
+    if text == "all":
+        return dict.fromkeys(runner.SUITES)
+    limits: dict[str, int | None] = {}
+    for part in text.split(","):
+        name, _, n = part.partition("=")
+        if name not in runner.SUITES or not n.isdigit():
+            raise SystemExit(f"--limits takes all or SUITE=N,... with suites {list(runner.SUITES)}")
+        limits[name] = int(n)
+    return limits
+
+
+def run_model(spec: str, limits: dict[str, int | None], out: Path) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from agent.settings import Settings
+    from model.generate import Generator
+    from model.loader import load
+
+    settings = Settings()
+    settings.model.spec = spec
+    generator = Generator(load(spec))
+    cases = {n: runner.load_suite_cases(n, "test", limit, None) for n, limit in limits.items()}
+    meta = runner.run_meta(settings, "test", ",".join(f"{n}={len(c)}" for n, c in cases.items()),
+                           None)  # fmt: skip
+
+    def progress_for(name: str, suite_cases: list) -> runner.Progress:
+        bar = tqdm(total=len(suite_cases), desc=f"{spec}: {name}", file=sys.stderr)
+        return lambda *_: bar.update(1)
+
+    return runner.run_all(generator, settings, cases, out, meta, progress_for)
+
+
+def plot_models(suite: str, runs: list[dict[str, Any]], path: Path) -> None:
+    """Accuracy per category, one bar per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    categories = sorted(
+        {c for r in runs for c in r["summary"].get(suite, {}).get("categories", {})}
+    )
+    width = 0.8 / len(runs)
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(categories) + 2), 3.8))
+    for i, run in enumerate(runs):
+        rows = run["summary"].get(suite, {}).get("categories", {})
+        xs = [j + i * width for j in range(len(categories))]
+        values = [rows.get(c, {}).get("accuracy", 0.0) for c in categories]
+        ax.bar(xs, values, width, label=run["model"])
+    ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(categories))], categories)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy")
+    ax.set_title(suite)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def page(runs: list[dict[str, Any]], command: str) -> str:
+    models = [r["model"] for r in runs]
+    first = runs[0]
+    lines = [
+        "# Eval results: the embedded models",
+        "",
+        f"Regenerate: `{command}` (2 CPU cores, {first['dtype']}, greedy; "
+        f"{first['date'][:10]}, commit {first['commit']}). Test split only; cases per suite: "
+        f"{first['limit']}. A smaller sample than the full test split: each figure is over the "
+        "number of cases its row shows, so a difference of one case is a few points.",
+        "",
+    ]
+    for suite in runner.SUITES:
+        if not any(suite in r["summary"] for r in runs):
+            continue
+        lines += [f"## {suite}", "", f"![{suite}](results/{suite}.png)", ""]
+        lines += ["| category | cases | " + " | ".join(models) + " |"]
+        lines += ["|---|---|" + "---|" * len(models)]
+        categories = sorted({c for r in runs for c in r["summary"][suite]["categories"]})
+        for category in [*categories, "all"]:
+            cells, cases = [], 0
+            for r in runs:
+                s = r["summary"][suite]
+                row = s["all"] if category == "all" else s["categories"].get(category, {})
+                cases = max(cases, row.get("cases", 0))
+                loop = f" (loops {row['loop_ratio']:.0%})" if "loop_ratio" in row else ""
+                cells.append(f"{row['accuracy']:.0%}{loop}" if row else "–")
+            name = "**all**" if category == "all" else category
+            lines.append(f"| {name} | {cases} | " + " | ".join(cells) + " |")
+        for r in runs:
+            for key, t in r["summary"][suite].get("timings", {}).items():
+                lines.append(
+                    f"\n{r['model']} {key}: median {t['median']:.2f}, mean {t['mean']:.2f}, "
+                    f"p90 {t['p90']:.2f}"
+                )
+        lines.append("")
+    lines += [
+        "## Published figures, for context",
+        "",
+        "Not comparable one to one: these are overall scores over BFCL's whole set (multi-turn,",
+        "agentic and more), with each lab's own handler; our suite runs the single-turn AST",
+        "categories only, with our prompt and the model's own chat template.",
+        "",
+        "| model | figure | source |",
+        "|---|---|---|",
+        *(f"| {m} | {f} | {s} |" for m, f, s in PUBLISHED),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m evals.results", description=__doc__)
+    p.add_argument("--models", default=MODELS)
+    p.add_argument("--limits", default=DEFAULT_LIMITS, help="SUITE=N,... or all")
+    p.add_argument("--runs", default="eval-runs/results", help="where the run folders go")
+    p.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    p.add_argument("--reuse", action="store_true", help="rewrite the page from existing runs")
+    args = p.parse_args(argv)
+    limits = parse_limits(args.limits)
+    runs = []
+    for spec in args.models.split(","):
+        folder = Path(args.runs) / spec
+        reuse = args.reuse and (folder / "run.json").is_file()
+        runs.append(runner.read_run(folder) if reuse else run_model(spec, limits, folder))
+    out = Path(args.out)
+    (out.parent / "results").mkdir(exist_ok=True)
+    for suite in runner.SUITES:
+        if any(suite in r["summary"] for r in runs):
+            plot_models(suite, runs, out.parent / "results" / f"{suite}.png")
+    given = sys.argv[1:] if argv is None else argv
+    out.write_text(page(runs, " ".join([".venv/bin/python -m evals.results", *given])))
+    for spec in args.models.split(","):  # keep the per-run summaries beside the page
+        shutil.copy(Path(args.runs) / spec / "summary.md", out.parent / "results" / f"{spec}.md")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
