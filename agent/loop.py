@@ -161,6 +161,7 @@ class _State:
         self.repeats = 0  # calls refused as repeats so far
         self.found: list[str] = []  # URLs the last search with hits found
         self.steered, self.fetched = False, False  # a fetch was started for it; a page was read
+        self.read: set[str] = set()  # URLs read in this episode: a second hop reads others
         self.subs: list[Trajectory] = []
         self.answer_with: AnswerWith | None = None
 
@@ -256,17 +257,18 @@ class _State:
     def _steer(self) -> tuple[str, list[str]]:
         """The start of the next turn when the loop writes one, and the choices it allows next:
         once, after a search that found pages and before any page was read, the opening of a
-        fetch_page call, then one of the URLs found, the one the model itself rates likeliest.
-        (Left free, a 0.5B model invents URLs.)"""
+        fetch_page call, then one of the best `read_choices` URLs found and not read yet, the
+        one the model itself rates likeliest. (Left free, a 0.5B model invents URLs.)"""
         fetch = TOOL_NAMES["fetch"]
         if not (self.settings.agent.read_after_search and fetch in self.tools):
             return "", []
-        if not self.found or self.steered or self.fetched:
+        unread = [u for u in self.found if u not in self.read][: self.settings.agent.read_choices]
+        if not unread or self.steered or self.fetched:
             return "", []
         self.steered = True
         fmt = self.generator.lm.tool_format
         end = '")]' if fmt is ToolFormat.PYTHONIC else '"}}'
-        return call_prefix(fmt, fetch, "url"), [url.replace('"', "%22") + end for url in self.found]
+        return call_prefix(fmt, fetch, "url"), [url.replace('"', "%22") + end for url in unread]
 
     def _generate(
         self,
@@ -356,7 +358,9 @@ class _State:
             result = tool.run(call.arguments)
         if result.error is None and result.metadata.get("hits"):
             self.found = [str(hit["url"]) for hit in result.metadata["hits"]]
-        self.fetched |= result.error is None and call.name == TOOL_NAMES["fetch"]
+        if result.error is None and call.name == TOOL_NAMES["fetch"]:
+            self.fetched = True
+            self.read.add(str(call.arguments.get("url", "")))
         shown = UNTRUSTED + neutralize(result.for_model(), self.markers)
         final = result.metadata.get("final")
         return ToolRun(

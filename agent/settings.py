@@ -54,6 +54,12 @@ class AgentSettings(BaseModel):
         description="after a search with results, start the next turn as a fetch_page call "
         "(the model picks the URL): small models otherwise guess from snippets or search again",
     )
+    read_choices: int = Field(
+        default=1,
+        ge=1,
+        description="the steered read picks among this many of the search's best unread hits; "
+        "1 reads the best one (a 0.5B model's own pick among several is worse than the ranking)",
+    )
     log: bool = Field(default=True, description="append every episode to the trajectory log")
     one_call_per_turn: bool = Field(
         default=True, description="stop a turn at its first complete call (small models repeat it)"

@@ -22,12 +22,13 @@ class ScriptedGenerator(Generator):
         super().__init__(lm)
         self.outputs = list(outputs)
         self.prompts: list[list[int]] = []  # every prompt it was given, for assertions
+        self.options: list[list[list[int]]] = []  # the choices each call allowed (not enforced)
         self.delay_s = delay_s  # per token, so a UI test can press a key mid-stream
 
     def fork(self) -> ScriptedGenerator:
         """Sub-calls read from the same script, in order, and share the prompt record."""
         twin = ScriptedGenerator(self.lm, [], self.delay_s)
-        twin.outputs, twin.prompts = self.outputs, self.prompts
+        twin.outputs, twin.prompts, twin.options = self.outputs, self.prompts, self.options
         return twin
 
     def _token_source(
@@ -35,6 +36,7 @@ class ScriptedGenerator(Generator):
     ) -> tuple[int, Iterator[int]]:
         # The script is the model: `options` (constrained choices) are not enforced on it.
         self.prompts.append(ids)
+        self.options.append(options)
         if not self.outputs:
             raise RuntimeError("the scripted model ran out of outputs")  # a test's own bug
         script = self.outputs.pop(0)

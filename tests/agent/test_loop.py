@@ -303,3 +303,25 @@ def test_a_page_that_does_not_say_leads_to_a_second_hop(tiny, tmp_path) -> None:
     assert "Search for the fact that is still missing" in prompt_text(gen, 3)
     second_read = traj.steps[-1].sub_episodes[0].task
     assert second_read.index("born in Halvern") < second_read.index("designed by Elspeth")
+
+
+def test_the_steered_read_offers_the_best_unread_hit(tiny, tmp_path) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "bridge.md").write_text("# Zorvath Bridge\nThe Zorvath Bridge crosses the Oder.")
+    (corpus / "tower.md").write_text("# Kell Tower\nThe Kell Tower faces the Zorvath Bridge.")
+    bridge, tower = ((corpus / n).resolve().as_uri() for n in ["bridge.md", "tower.md"])
+    settings = load_settings(None, {"search.corpus_dir": str(corpus)})
+    search = call("web_search", query="Zorvath Bridge")
+    outputs = [search, bridge + '"}}', "NOT FOUND", search, tower + '"}}', "the Oder"]
+    gen = ScriptedGenerator(tiny("qwen2"), outputs)
+    with toolbox(settings, question="Which river?") as tools:
+        traj = list(run_episode(gen, "Which river?", tools, settings))[-1].trajectory
+    offered = [[gen.encode(u + '"}}') for u in urls] for urls in ([bridge], [tower])]
+    assert [o for o in gen.options if o] == offered  # the top hit, then the next unread one
+    assert traj.final_answer == "the Oder"
+    wider = load_settings(None, {"search.corpus_dir": str(corpus), "agent.read_choices": 2})
+    gen = ScriptedGenerator(tiny("qwen2"), outputs[:3] + ["x"] * 4)
+    with toolbox(wider, question="Which river?") as tools:
+        list(run_episode(gen, "Which river?", tools, wider))
+    assert len(next(o for o in gen.options if o)) == 2
