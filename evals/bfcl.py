@@ -23,7 +23,7 @@ from agent.settings import Settings
 from evals.ast_check import Verdict, check
 from evals.common import CaseResult, EvalCase, Split, in_split
 from model.chat import ParsedOutput, ToolFormat, parse, render
-from model.generate import Completion, Generator, SamplingSettings
+from model.generate import Generator
 from model.messages import Message
 
 SUITE = "bfcl"
@@ -206,7 +206,7 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
             "max_new_tokens": min(settings.sampling.max_new_tokens, MAX_NEW_TOKENS),
         }
     )
-    completion = _complete(generator, generator.encode(prompt), sampling, settings)
+    completion = generator.complete(generator.encode(prompt), sampling, settings.guard)
     verdict, parsed = score_output(case, completion.text, lm.tool_format)
     return CaseResult(
         suite=SUITE,
@@ -225,12 +225,3 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
         },
         seconds=time.perf_counter() - start,
     )
-
-
-def _complete(
-    generator: Generator, ids: list[int], sampling: SamplingSettings, settings: Settings
-) -> Completion:
-    for event in generator.stream(ids, sampling, settings.guard):
-        if isinstance(event, Completion):
-            return event
-    raise RuntimeError("the generator ended without a Completion")  # a Generator bug

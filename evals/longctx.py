@@ -31,7 +31,7 @@ from evals.common import CaseResult, EvalCase, Split, in_split, split_of
 from evals.longcontext import Kind, make_case
 from evals.scoring import contains_answer
 from model.chat import render
-from model.generate import Completion, Generator, SamplingSettings
+from model.generate import Generator, SamplingSettings
 from model.messages import Message
 
 SUITE = "longctx"
@@ -228,7 +228,7 @@ def run_direct(
     budget = max(0, total - overhead - ANSWER_TOKENS - 8)  # 8: the note's digits may vary
     kept = first_tokens(generator, text, budget)
     prompt = generator.encode(direct_prompt(generator, question, kept, len(text)))
-    done = _complete(generator, prompt, sampling, settings)
+    done = generator.complete(prompt, sampling, settings.guard)
     details = {
         "kept_chars": len(kept),
         "truncated": len(kept) < len(text),
@@ -238,15 +238,6 @@ def run_direct(
         "ttft_s": done.ttft_s,
     }
     return done.text.strip(), details
-
-
-def _complete(
-    generator: Generator, ids: list[int], sampling: SamplingSettings, settings: Settings
-) -> Completion:
-    for event in generator.stream(ids, sampling, settings.guard):
-        if isinstance(event, Completion):
-            return event
-    raise RuntimeError("the generator ended without a Completion")  # a Generator bug
 
 
 # --- rlm --------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from evals import bfcl, searchqa
 from evals.common import EvalCase
 from evals.rewards import rewards
 from model.generate import Generator
-from tools.base import Tool, ToolResult
+from tools.base import Tool, ToolResult, read_arguments
 
 ROLLOUT_SUITES = ("bfcl", "searchqa")
 RECORDED = "(call recorded: this task is scored on the calls themselves)"
@@ -65,13 +65,9 @@ class SchemaTool:
         return bfcl.to_tool(self.function)
 
     def run(self, arguments: dict[str, Any] | str | None) -> ToolResult:
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
-            except json.JSONDecodeError as e:
-                return ToolResult(error=f"arguments of {self.name} are not valid JSON: {e.msg}")
-        if not isinstance(arguments, dict):
-            return ToolResult(error=f"arguments of {self.name} must be an object of named values")
+        arguments = read_arguments(self.name, arguments)
+        if isinstance(arguments, ToolResult):
+            return arguments
         missing = sorted(self.required - set(arguments))
         unknown = sorted(set(arguments) - self.properties)
         if missing or unknown:

@@ -135,6 +135,18 @@ class Generator:
             decode_s=end - first_token_at,
         )
 
+    def complete(
+        self,
+        prompt: str | list[int],
+        sampling: SamplingSettings | None = None,
+        guard: GuardSettings | None = None,
+    ) -> Completion:
+        """The whole completion at once, for callers that do not stream."""
+        for event in self.stream(prompt, sampling, guard):
+            if isinstance(event, Completion):
+                return event
+        raise AssertionError("stream ended without a Completion")  # unreachable
+
     def _token_source(
         self, ids: list[int], sampling: SamplingSettings, options: list[list[int]]
     ) -> tuple[int, Iterator[int]]:

@@ -84,15 +84,9 @@ class Tool:
 
     def run(self, arguments: dict[str, Any] | str | None) -> ToolResult:
         """Validate the model's arguments and run the tool; never raises for the model's errors."""
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
-            except json.JSONDecodeError as e:
-                return ToolResult(error=f"arguments of {self.name} are not valid JSON: {e.msg}")
-        if arguments is None:
-            arguments = {}
-        if not isinstance(arguments, dict):
-            return ToolResult(error=f"arguments of {self.name} must be an object of named values")
+        arguments = read_arguments(self.name, arguments)
+        if isinstance(arguments, ToolResult):
+            return arguments
         # Small models echo JSON-schema keywords from the tool list as if they were arguments.
         fields = self.args.model_fields
         arguments = {k: v for k, v in arguments.items() if k in fields or k not in SCHEMA_KEYWORDS}
@@ -104,6 +98,22 @@ class Tool:
             return self.fn(parsed)
         except ToolError as e:
             return ToolResult(error=str(e))
+
+
+def read_arguments(
+    name: str, arguments: dict[str, Any] | str | None
+) -> dict[str, Any] | ToolResult:
+    """The model's arguments as a dict (from JSON text if need be), or the error to send back."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError as e:
+            return ToolResult(error=f"arguments of {name} are not valid JSON: {e.msg}")
+    if arguments is None:
+        return {}
+    if not isinstance(arguments, dict):
+        return ToolResult(error=f"arguments of {name} must be an object of named values")
+    return arguments
 
 
 def describe_errors(e: ValidationError) -> str:
