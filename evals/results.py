@@ -48,13 +48,14 @@ def parse_limits(text: str) -> dict[str, int | None]:
     return limits
 
 
-def run_model(spec: str, limits: dict[str, int | None], out: Path) -> dict[str, Any]:
+def run_model(spec: str, limits: dict[str, int | None], out: Path, add: bool) -> dict[str, Any]:
     from tqdm import tqdm
 
     from agent.settings import Settings
     from model.generate import Generator
     from model.loader import load
 
+    earlier = runner.read_run(out)["summary"] if add and (out / "run.json").is_file() else {}
     settings = Settings()
     settings.model.spec = spec
     generator = Generator(load(spec))
@@ -66,7 +67,15 @@ def run_model(spec: str, limits: dict[str, int | None], out: Path) -> dict[str, 
         bar = tqdm(total=len(suite_cases), desc=f"{spec}: {name}", file=sys.stderr)
         return lambda *_: bar.update(1)
 
-    return runner.run_all(generator, settings, cases, out, meta, progress_for)
+    run = runner.run_all(generator, settings, cases, out, meta, progress_for)
+    if earlier:  # --add: the earlier run's other suites stay, with their own limits
+        kept = {n: s for n, s in earlier.items() if n not in cases}
+        limits_text = ",".join(f"{n}={s['all'].get('cases', 0)}" for n, s in kept.items())
+        meta["limit"] = ",".join(x for x in (limits_text, meta["limit"]) if x)
+        run["summary"] = {**kept, **run["summary"]}
+        runner.write_run(out, meta, run["summary"])
+        run = runner.read_run(out)
+    return run
 
 
 def plot_models(suite: str, runs: list[dict[str, Any]], path: Path) -> None:
@@ -155,13 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default="eval-runs/results", help="where the run folders go")
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
     p.add_argument("--reuse", action="store_true", help="rewrite the page from existing runs")
+    p.add_argument("--add", action="store_true", help="run just these suites into existing runs")
     args = p.parse_args(argv)
     limits = parse_limits(args.limits)
     runs = []
     for spec in args.models.split(","):
         folder = Path(args.runs) / spec
         reuse = args.reuse and (folder / "run.json").is_file()
-        runs.append(runner.read_run(folder) if reuse else run_model(spec, limits, folder))
+        runs.append(runner.read_run(folder) if reuse else run_model(spec, limits, folder, args.add))
     out = Path(args.out)
     (out.parent / "results").mkdir(exist_ok=True)
     for suite in runner.SUITES:
