@@ -42,7 +42,7 @@ def add_train_parser(sub: Any) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from agent.log import TrajectoryLog, default_log_path, read_trajectories
+    from agent.log import TrajectoryLog, default_log_path
     from evals import runner
     from evals import train as t
     from evals.rollouts import ROLLOUT_SUITES
@@ -77,7 +77,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 2
     out.mkdir(parents=True, exist_ok=True)
     log_path = Path(args.log) if args.log else default_log_path()
-    log = TrajectoryLog(log_path)
     lm = load_model(settings.model_copy(update={"model": settings.model.model_copy(
         update={"adapter": None})}))  # fmt: skip
     # A fresh adapter changes nothing until trained, so "before" is the model as given.
@@ -90,17 +89,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     before = _evaluate(generator, settings, evals, out / "eval-before", "before")
     bar = _Bar()
     if args.method == "rl":
+        log = TrajectoryLog(log_path)
         history = t.train_rl(generator, cases, settings, ts, out, log, args.resume, bar.report)
         data = {"cases": len(cases), "rollouts per case": ts.k + 1}
     else:
-        if args.from_log:
-            episodes = t.usable(read_trajectories(log_path), ts.suite)
-        elif args.resume and (out / "rollouts.jsonl").is_file():  # collected before the stop
-            ids = {i for line in (out / "rollouts.jsonl").open() for i in json.loads(line)["ids"]}
-            episodes = [e for e in read_trajectories(log_path) if e.id in ids]
-        else:
-            groups = _rollouts(generator, cases, settings, ts, log, out)
-            episodes = t.episodes_of(groups)
+        episodes = _episodes(args, generator, cases, settings, ts, log_path, out)
         data = {"episodes": len(episodes), "source": str(log_path)}
         try:
             history = t.train_offline(args.method, generator, episodes, ts, out, args.resume,
@@ -123,6 +116,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(text)
     say(f"edgeagent: adapter in {adapter}; report in {out / 'report.md'}")
     return 0
+
+
+def _episodes(
+    args: argparse.Namespace,
+    generator: Any,
+    cases: list,
+    settings: Any,
+    ts: Any,
+    log_path: Path,
+    out: Path,
+) -> list:
+    """What SFT or DPO trains on: the log's scored episodes, the rollouts a stopped run already
+    collected, or fresh rollouts."""
+    from agent.log import TrajectoryLog, read_trajectories
+    from evals import train as t
+
+    if args.from_log:
+        return t.usable(read_trajectories(log_path), ts.suite)
+    if args.resume and (out / "rollouts.jsonl").is_file():
+        ids = {i for line in (out / "rollouts.jsonl").open() for i in json.loads(line)["ids"]}
+        return [e for e in read_trajectories(log_path) if e.id in ids]
+    groups = _rollouts(generator, cases, settings, ts, TrajectoryLog(log_path), out)
+    return t.episodes_of(groups)
 
 
 def eval_limits(text: str) -> dict[str, int]:
