@@ -178,10 +178,29 @@ def _loads_lenient(raw: str) -> Any | None:
             return json.loads(candidate)
         except json.JSONDecodeError:
             continue
+    if (several := _json_sequence(raw)) is not None:
+        return several
     try:
-        return ast.literal_eval(raw)
+        value = ast.literal_eval(raw)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _json_sequence(raw: str) -> list[Any] | None:
+    """Several JSON values one after another, a line each or comma-separated without the
+    enclosing brackets: how small models write parallel calls in one fence."""
+    decoder = json.JSONDecoder()
+    items: list[Any] = []
+    at = 0
+    while at < len(raw):
+        try:
+            item, at = decoder.raw_decode(raw, at)
+        except json.JSONDecodeError:
+            return None
+        items.append(item)
+        at = len(raw) - len(raw[at:].lstrip(" \t\r\n,"))
+    return items if len(items) > 1 else None
 
 
 def _repair(raw: str) -> str:

@@ -189,3 +189,23 @@ def test_bare_json_lines_are_calls() -> None:
     parsed = parse(text, ToolFormat.HERMES)
     assert [c.name for c in parsed.calls] == ["search_context", "count_lines"]
     assert parsed.errors == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [  # parallel calls as Qwen2.5-Coder writes them in BFCL
+        '```json\n{"name": "f", "arguments": {"n": 5}}\n{"name": "g", "arguments": {"n": 10}}\n```',
+        '{"name": "f", "arguments": {"n": 5}},\n{"name": "g", "arguments": {"n": 10}}',
+        '<tool_call>\n{"name": "f", "arguments": {"n": 5}}, {"name": "g", "arguments": {"n": 10}}'
+        "\n</tool_call>",
+    ],
+)
+def test_several_json_objects_in_one_block_are_several_calls(text: str) -> None:
+    parsed = parse(text, ToolFormat.HERMES)
+    assert [(c.name, c.arguments) for c in parsed.calls] == [("f", {"n": 5}), ("g", {"n": 10})]
+    assert parsed.errors == []
+
+
+def test_a_sequence_with_garbage_between_is_still_an_error() -> None:
+    parsed = parse('<tool_call>{"name": "f", "arguments": {}} and {"name": "g"', ToolFormat.HERMES)
+    assert parsed.calls == [] and "not valid JSON" in parsed.errors[0].message
