@@ -18,7 +18,13 @@ def app(tiny, tmp_path, outputs, **overrides) -> ChatApp:
     return ChatApp(settings, generator=gen, chats_dir=tmp_path / "chats")
 
 
+async def steady(pilot) -> None:
+    """No cursor blink: a loaded machine would catch the cursor on or off at random."""
+    pilot.app.query_one(PromptBox).cursor_blink = False
+
+
 async def ask(pilot, text: str) -> None:
+    await steady(pilot)
     pilot.app.query_one(PromptBox).text = text
     await pilot.press("enter")
     await pilot.app.workers.wait_for_complete()
@@ -27,7 +33,7 @@ async def ask(pilot, text: str) -> None:
 
 
 def test_welcome_screen(snap_compare, tiny, tmp_path) -> None:
-    assert snap_compare(app(tiny, tmp_path, []), terminal_size=SIZE)
+    assert snap_compare(app(tiny, tmp_path, []), terminal_size=SIZE, run_before=steady)
 
 
 def test_exchange_with_a_search_panel(snap_compare, tiny, tmp_path, monkeypatch) -> None:
