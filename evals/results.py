@@ -112,10 +112,13 @@ def page(runs: list[dict[str, Any]], command: str) -> str:
     lines = [
         "# Eval results: the embedded models",
         "",
-        f"Regenerate: `{command}` (2 CPU cores, {first['dtype']}, greedy; "
-        f"{first['date'][:10]}, commit {first['commit']}). Test split only; cases per suite: "
-        f"{first['limit']}. A smaller sample than the full test split: each figure is over the "
-        "number of cases its row shows, so a difference of one case is a few points.",
+        f"Regenerate: `.venv/bin/python -m evals.results` (2 CPU cores, {first['dtype']}, "
+        f"greedy). This page: `{command}`, from the runs in `eval-runs/results/<model>/` "
+        f"(their run.json holds settings, commit and date; {first['date'][:10]}, commit "
+        f"{first['commit']}). Test split only; cases per suite: "
+        + "; ".join(f"{r['model']}: {r['limit']}" for r in runs)
+        + ". A sample of the test split: each figure is over the number of cases its row "
+        "shows, so one case is many points.",
         "",
     ]
     for suite in runner.SUITES:
@@ -124,19 +127,20 @@ def page(runs: list[dict[str, Any]], command: str) -> str:
         lines += [f"## {suite}", "", f"![{suite}](results/{suite}.png)", ""]
         lines += ["| category | cases | " + " | ".join(models) + " |"]
         lines += ["|---|---|" + "---|" * len(models)]
-        categories = sorted({c for r in runs for c in r["summary"][suite]["categories"]})
+        empty: dict[str, Any] = {"categories": {}, "all": {}}  # a model the suite did not run
+        summaries = [r["summary"].get(suite, empty) for r in runs]
+        categories = sorted({c for s in summaries for c in s["categories"]})
         for category in [*categories, "all"]:
             cells, cases = [], 0
-            for r in runs:
-                s = r["summary"][suite]
+            for s in summaries:
                 row = s["all"] if category == "all" else s["categories"].get(category, {})
                 cases = max(cases, row.get("cases", 0))
                 loop = f" (loops {row['loop_ratio']:.0%})" if "loop_ratio" in row else ""
                 cells.append(f"{row['accuracy']:.0%}{loop}" if row else "–")
             name = "**all**" if category == "all" else category
             lines.append(f"| {name} | {cases} | " + " | ".join(cells) + " |")
-        for r in runs:
-            for key, t in r["summary"][suite].get("timings", {}).items():
+        for r, s in zip(runs, summaries, strict=True):
+            for key, t in s.get("timings", {}).items():
                 lines.append(
                     f"\n{r['model']} {key}: median {t['median']:.2f}, mean {t['mean']:.2f}, "
                     f"p90 {t['p90']:.2f}"

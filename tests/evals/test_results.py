@@ -42,7 +42,7 @@ def test_page_and_plots_from_two_runs(tmp_path: Path) -> None:
     assert "| simple_python | 4 | 75% | 25% |" in text
     assert "| arith:off | 2 | 50% (loops 50%) | 50% (loops 0%) |" in text
     assert "qwen ttft_s: median 0.40" in text and "LFM2.5-350M" in text
-    assert "--reuse" in text.splitlines()[2]  # the command that made the page
+    assert "--reuse" in text.splitlines()[2] and "qwen: bfcl=4" in text  # how it was made
     for suite in ("bfcl", "doomloop"):
         assert (out.parent / "results" / f"{suite}.png").stat().st_size > 1000
     assert (out.parent / "results" / "smol.md").read_text() == "# smol"
