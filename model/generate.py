@@ -5,6 +5,8 @@ with one `Completion`. It keeps the KV cache of the last call: the ReAct loop on
 to its conversation, so the next prompt shares a prefix with what the cache holds, and only
 the new tokens are encoded. A cache that cannot be cut back (recurrent or sliding-window
 layers) is reused only when the new prompt extends it exactly; otherwise it starts over.
+Llama-family models run through the lean forward of `model.fast` (its own growable KV
+buffer); other architectures through transformers' forward with a `DynamicCache`.
 
 Our own loop rather than `model.generate` because we need the cache between calls, per-token
 cancellation from another thread, stop strings that never leak into the stream, and the
@@ -21,6 +23,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, Field
 
+from model import fast
 from model.guard import GuardSettings, RepetitionGuard
 from model.loader import LoadedModel
 
@@ -49,6 +52,7 @@ class Completion(BaseModel):
     reused_tokens: int  # prompt tokens whose KV came from the previous call
     ttft_s: float
     decode_s: float
+    forward_s: float = 0.0  # of ttft_s + decode_s, the time spent inside the model's forward
 
     @property
     def doom_loop(self) -> bool:
@@ -63,17 +67,24 @@ class Completion(BaseModel):
 class Generator:
     """Owns one model's KV cache between calls; use from one thread at a time."""
 
-    def __init__(self, lm: LoadedModel) -> None:
+    def __init__(self, lm: LoadedModel, lean: bool = True) -> None:
+        """`lean=False` keeps transformers' forward even where `model.fast` applies (the
+        benchmark's baseline, and a way around a suspected bug in the lean path)."""
         self.lm = lm
+        self.lean = lean
+        self._fast = fast.Decoder(lm.model) if lean and fast.supports(lm.model) else None
         self._cache: Any = None
         self._cached: list[int] = []  # token ids whose KV the cache holds
+        self.forward_s = 0.0  # time inside the model's forward, over this generator's life
 
     def fork(self) -> Generator:
         """Another generator on the same weights with a cache of its own (for sub-calls)."""
-        return Generator(self.lm)
+        return Generator(self.lm, self.lean)
 
     def reset(self) -> None:
         self._cache, self._cached = None, []
+        if self._fast is not None:
+            self._fast.crop(0)
 
     def encode(self, prompt: str) -> list[int]:
         # Chat templates already write their own BOS and markers.
@@ -93,7 +104,7 @@ class Generator:
         ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise ValueError("empty prompt")
-        start = time.perf_counter()
+        start, forward_before = time.perf_counter(), self.forward_s
         options = [self.encode(c) for c in choices or []]
         reused, tokens = self._token_source(ids, sampling, options)
         first_token_at = 0.0
@@ -133,6 +144,7 @@ class Generator:
             reused_tokens=reused,
             ttft_s=first_token_at - start,
             decode_s=end - first_token_at,
+            forward_s=self.forward_s - forward_before,
         )
 
     def complete(
@@ -181,20 +193,32 @@ class Generator:
                 break
             common += 1
         common = min(common, len(ids) - 1)  # the last prompt token must run to give logits
-        if self._cache is None or common == 0:
+        if not self._cached or common == 0:
             self.reset()
             return 0
         drop = len(self._cached) - common
-        if drop and not _can_roll_back(self._cache):
+        if self._fast is not None:
+            self._fast.crop(common)
+        elif drop and not _can_roll_back(self._cache):
             self.reset()
             return 0
-        if drop:
+        elif drop:
             self._cache.crop(-drop)  # transformers 5: a negative count removes tokens
-            del self._cached[common:]
+        del self._cached[common:]
         return common
 
-    @torch.inference_mode()
     def _forward(self, new_ids: list[int]) -> torch.Tensor:
+        start = time.perf_counter()
+        if self._fast is not None:
+            logits = self._fast.forward(new_ids)
+        else:
+            logits = self._transformers_forward(new_ids)
+        self._cached.extend(new_ids)
+        self.forward_s += time.perf_counter() - start
+        return logits
+
+    @torch.inference_mode()
+    def _transformers_forward(self, new_ids: list[int]) -> torch.Tensor:
         from transformers import DynamicCache
 
         if self._cache is None:
@@ -205,7 +229,6 @@ class Generator:
             use_cache=True,
             logits_to_keep=1,  # skip the vocabulary projection for every prompt token but one
         )
-        self._cached.extend(new_ids)
         return out.logits[0, -1].float()
 
 

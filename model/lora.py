@@ -69,14 +69,16 @@ def attach(model: Any, settings: LoraSettings | None = None) -> Any:
         target_modules=s.targets or target_modules(model),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    # peft leaves the model in train mode; generating (rollouts, evals) must not drop out.
+    # `train_loop.training` switches dropout on around each optimizer step only.
+    return get_peft_model(model, config).eval()
 
 
 def load_trainable(model: Any, adapter: str | Path) -> Any:
     """The model with a saved adapter applied and trainable: to continue training from it."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+    return PeftModel.from_pretrained(model, str(adapter), is_trainable=True).eval()
 
 
 def save_adapter(model: Any, folder: str | Path) -> Path:

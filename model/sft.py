@@ -66,6 +66,7 @@ def train_sft(
     trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout
     start = latest_checkpoint(output_dir) if resume is True else (resume or None)
     result = trainer.train(resume_from_checkpoint=str(start) if start else None)
+    model.eval()  # the Trainer leaves train mode (LoRA dropout) on; the evals after must not
     if trainer.is_world_process_zero():  # under `accelerate launch`, one writer
         save_adapter(trainer.model, output_dir / "adapter")
     return {"step": float(result.global_step), "loss": float(result.training_loss)}

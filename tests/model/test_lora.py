@@ -92,3 +92,20 @@ def _perturb(model: torch.nn.Module) -> None:
 
 def _lora(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach() for n, p in model.named_parameters() if "lora_" in n}
+
+
+def test_a_fresh_or_resumed_adapter_generates_without_dropout(tmp_path: Path) -> None:
+    """Rollouts and evals sample from the adapted model: LoRA dropout must be off there."""
+    model = attach(tiny_model("llama").model, LoraSettings(dropout=0.5))
+    assert not any(m.training for m in model.modules())
+    ids = torch.tensor([list(range(3, 20))])
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a fresh adapter adds zero, dropout or not
+        assert torch.equal(model(ids).logits, model(ids).logits)
+    from model.lora import load_trainable
+
+    save_adapter(model, tmp_path / "a")
+    resumed = load_trainable(tiny_model("llama").model, tmp_path / "a")
+    assert not any(m.training for m in resumed.modules())

@@ -38,6 +38,7 @@ def test_one_step_trains_lora_only_with_loss_on_sampled_tokens(tmp_path: Path) -
     lora_moved, base_moved = _changes(model, before)
     assert lora_moved and not base_moved
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    assert not model.training  # the evals after training sample without dropout
 
 
 def test_resume_continues_from_a_checkpoint(tmp_path: Path) -> None:
