@@ -317,6 +317,7 @@ class _State:
             reused_tokens=done.reused_tokens,
             ttft_s=done.ttft_s,
             decode_s=done.decode_s,
+            forward_s=done.forward_s,
             step_s=time.perf_counter() - t0,
         )
 

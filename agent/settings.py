@@ -37,6 +37,9 @@ class ModelSettings(BaseModel):
     spec: str = Field(default="embedded", description="embedded name, folder, .gguf or hub id")
     adapter: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    quant: Literal["none", "int8", "int4"] = Field(
+        default="none", description="weight-only quantized linear layers (CPU): faster decode"
+    )
     threads: int | None = Field(default=None, ge=1, description="torch threads; None = cores")
 
 

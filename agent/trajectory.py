@@ -59,6 +59,7 @@ class Step(BaseModel):
     reused_tokens: int = 0
     ttft_s: float = 0.0
     decode_s: float = 0.0
+    forward_s: float = 0.0  # of ttft_s + decode_s, the time inside the model's forward
     step_s: float = 0.0
     sub_episodes: list[Trajectory] = Field(default_factory=list)
 

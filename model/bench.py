@@ -1,26 +1,34 @@
-"""`edgeagent bench`: load time, time to first token and decode speed for one model.
+"""`edgeagent bench`: our generation path against a reference engine, on the same prompt.
 
-For each dtype: the cold load is a fresh Python process loading the model from the cache (what
-a user waits for when starting edgeagent, imports included); the warm load is a second load in
-this process, files already in the page cache. TTFT is measured on a fixed ~250-token prompt
-with an empty KV cache, after one short warm-up generation (the first forward in a process
-also builds the CPU kernels' plans); decode speed on greedy tokens with end-of-turn ignored, so
-decodes the same count. A benchmark prints figures; it asserts nothing and is not a test.
+Each engine runs in a worker process of its own (`model.bench_worker`): our path in each asked
+variant (dtype, optional weight-only quantization), llama.cpp on the same GGUF when
+`llama-cpp-python` is installed, and plain `transformers.generate` on the same weights. The
+rounds alternate between engines, so a busy neighbour slows all of them alike, and each figure
+is the median over rounds. Per engine:
+- warm start: a fresh process, imports included, until the model is ready; the second of two
+  starts, so the files are in the page cache (what a user waits for at every start);
+- TTFT on a fixed ~250-token prompt with an empty cache, after one warm-up request;
+- decode tokens/s over a fixed count of greedy tokens (end of turn ignored);
+- peak RSS of the process;
+- the memory-bandwidth floor: bytes of weights a decode step reads, divided by the bandwidth
+  this process measures reading a 1 GiB buffer on the same threads; `% floor` is how close
+  decoding comes to it.
+A benchmark prints figures; it asserts nothing and is not a test.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import os
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
-
-from model.generate import Completion, Generator, SamplingSettings
-from model.loader import Dtype, load
 
 PROMPT = (
     "Here are notes from a road trip. Day one: we left Lyon at dawn, drove through the Beaujolais "
@@ -36,69 +44,197 @@ PROMPT = (
 )
 
 
+class Variant(BaseModel):
+    engine: str  # ours | transformers | llama.cpp
+    dtype: str = "float32"
+    quant: str = "none"
+
+    @property
+    def label(self) -> str:
+        if self.engine != "ours":
+            return self.engine
+        return "ours " + self.dtype + ("" if self.quant == "none" else f"+{self.quant}")
+
+
 class BenchRow(BaseModel):
     model: str
-    dtype: str
-    cold_load_s: float
-    warm_load_s: float
+    engine: str
+    warm_start_s: float
+    peak_rss_mb: float
     prompt_tokens: int
     ttft_s: float
     decode_tokens: int
     decode_tok_s: float
+    floor_tok_s: float  # bandwidth / weight bytes per token
+    weight_mb_per_token: float
 
 
-def cold_load_seconds(spec: str, dtype: Dtype) -> float:
-    """Start-to-loaded time of a fresh interpreter, imports included."""
-    code = (
-        "import time; t = time.perf_counter(); from model.loader import load; "
-        f"load({spec!r}, dtype={dtype!r}); print(time.perf_counter() - t)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+def parse_variants(text: str) -> list[Variant]:
+    """`float32,bfloat16,int8,bfloat16+int4`: our path's variants (quant alone = float32+)."""
+    out = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        dtype, _, quant = item.partition("+")
+        if dtype in ("int8", "int4"):
+            dtype, quant = "float32", dtype
+        if dtype not in ("float32", "bfloat16", "float16") or quant not in ("", "int8", "int4"):
+            raise ValueError(f"unknown variant '{item}': use DTYPE[+int8|+int4], e.g. float32+int8")
+        out.append(Variant(engine="ours", dtype=dtype, quant=quant or "none"))
+    return out
 
 
-def run(spec: str, dtypes: list[Dtype], new_tokens: int = 64) -> Iterator[BenchRow]:
-    load(spec)  # converts on first use, so the cold figure below is a start, not a conversion
-    for dtype in dtypes:
-        cold = cold_load_seconds(spec, dtype)
+def references(which: str, gguf: Path | None) -> tuple[list[Variant], list[str]]:
+    """The reference engines to run, and a note for each one that cannot run here."""
+    notes, out = [], []
+    names = ["llama.cpp", "transformers"] if which == "auto" else which.split(",")
+    for name in names:
+        if name == "llama.cpp":
+            if gguf is None:
+                notes.append("llama.cpp: this model has no GGUF file; give --model a .gguf")
+                continue
+            try:
+                import llama_cpp  # noqa: F401
+            except ImportError:
+                notes.append("llama.cpp: not installed (pip install 'edgeagent[bench]')")
+                continue
+        elif name != "transformers":
+            raise ValueError(f"unknown reference '{name}': use llama.cpp, transformers or auto")
+        out.append(Variant(engine=name))
+    return out, notes
+
+
+class Worker:
+    """A bench_worker process: started, timed to ready, then asked for timings."""
+
+    def __init__(self, variant: Variant, config: dict[str, Any]) -> None:
+        self.variant = variant
+        self.config = {**config, "engine": variant.engine, "dtype": variant.dtype,
+                       "quant": variant.quant}  # fmt: skip
+        self.start_s, self.ready = self._start()
+
+    def _start(self) -> tuple[float, dict[str, Any]]:
         t = time.perf_counter()
-        lm = load(spec, dtype=dtype)
-        warm = time.perf_counter() - t
-        lm = dataclasses.replace(lm, stop_token_ids=set())  # decode a fixed number of tokens
-        gen = Generator(lm)
-        prompt = lm.tokenizer.apply_chat_template(
-            [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=False
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "model.bench_worker", json.dumps(self.config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": str(self.config["threads"])},
         )
-        sampling = SamplingSettings(max_new_tokens=new_tokens, temperature=0.0)
-        # The first forward in a process builds the CPU kernels' plans; time the steady state.
-        _last(gen.stream("Hello", SamplingSettings(max_new_tokens=4)))
-        gen.reset()
-        done = _last(gen.stream(prompt, sampling))
+        ready = self._read()
+        return time.perf_counter() - t, ready
+
+    def restart(self) -> float:
+        """Seconds from a fresh start to ready (the page cache now warm)."""
+        self.close()
+        self.start_s, self.ready = self._start()
+        return self.start_s
+
+    def ask(self, ids: list[int], tokens: int) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"prompt_ids": ids, "tokens": tokens}) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("BENCH "):
+                return json.loads(line[6:])
+        raise RuntimeError(f"the {self.variant.label} worker exited (code {self.proc.wait()})")
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+
+def bandwidth_gbs(threads: int) -> float:
+    """Read bandwidth on `threads` threads: the best of five sums over a 1 GiB buffer."""
+    import torch
+
+    torch.set_num_threads(threads)
+    buf = torch.ones(2**28)
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        buf.sum()
+        best = min(best, time.perf_counter() - t)
+    return 2**30 / best / 1e9
+
+
+def gguf_bytes(path: Path) -> int:
+    """Bytes a llama.cpp decode step reads: the token table in full only when it is the output."""
+    from gguf import GGUFReader
+
+    sizes = {t.name: int(t.n_bytes) for t in GGUFReader(str(path)).tensors}
+    total = sum(sizes.values())
+    if "output.weight" in sizes:
+        total -= sizes.get("token_embd.weight", 0)
+    return total
+
+
+def run(
+    spec: str,
+    variants: list[Variant],
+    gguf: Path | None,
+    prompt_ids: list[int],
+    rounds: int = 3,
+    tokens: int = 64,
+    threads: int = 2,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Iterator[BenchRow]:
+    config = {"spec": spec, "gguf": str(gguf) if gguf else None, "threads": threads}
+    bandwidth = bandwidth_gbs(threads)
+    file_bytes = gguf_bytes(gguf) if gguf else 0
+    progress(f"memory bandwidth on {threads} threads: {bandwidth:.1f} GB/s")
+    workers = []
+    for v in variants:
+        progress(f"starting {v.label}")
+        w = Worker(v, config)
+        w.restart()  # the first start warmed the page cache; time the second
+        w.ask(prompt_ids[:16], 4)  # the first forward builds kernel plans: not timed
+        workers.append(w)
+    runs: dict[str, list[dict[str, Any]]] = {w.variant.label: [] for w in workers}
+    for r in range(rounds):
+        for w in workers:
+            progress(f"round {r + 1}/{rounds}: {w.variant.label}")
+            runs[w.variant.label].append(w.ask(prompt_ids, tokens))
+    for w in workers:
+        w.close()
+        got = runs[w.variant.label]
+        weight = w.ready["bytes_per_token"] or file_bytes
         yield BenchRow(
             model=spec,
-            dtype=dtype,
-            cold_load_s=cold,
-            warm_load_s=warm,
-            prompt_tokens=done.prompt_tokens,
-            ttft_s=done.ttft_s,
-            decode_tokens=len(done.token_ids),
-            decode_tok_s=done.tokens_per_s,
+            engine=w.variant.label,
+            warm_start_s=w.start_s,
+            peak_rss_mb=max(g["rss_mb"] for g in got),
+            prompt_tokens=len(prompt_ids),
+            ttft_s=statistics.median(g["ttft_s"] for g in got),
+            decode_tokens=got[0]["decode_tokens"],
+            decode_tok_s=statistics.median(g["decode_tok_s"] for g in got),
+            floor_tok_s=bandwidth * 1e9 / weight,
+            weight_mb_per_token=weight / 1e6,
         )
 
 
-def _last(events: Iterator[object]) -> Completion:
-    *_, last = events
-    assert isinstance(last, Completion)
-    return last
-
-
-def table(rows: list[BenchRow]) -> str:
-    head = "| model | dtype | cold load | warm load | prompt | TTFT | decode |\n" + "|---" * 7 + "|"
-    lines = [
-        f"| {r.model} | {r.dtype} | {r.cold_load_s:.1f} s | {r.warm_load_s:.1f} s | "
-        f"{r.prompt_tokens} tok | {r.ttft_s:.2f} s | {r.decode_tok_s:.1f} tok/s |"
-        for r in rows
-    ]
+def table(rows: list[BenchRow], reference: str | None) -> str:
+    """Markdown; the ratio columns are ours / reference (decode: higher is better)."""
+    ref = next((r for r in rows if r.engine == reference), None)
+    head = (
+        "| engine | warm start | peak RSS | TTFT | decode | floor | % floor | weights/token "
+        f"| decode vs {reference or 'ref'} | TTFT vs {reference or 'ref'} |\n" + "|---" * 10 + "|"
+    )
+    lines = []
+    for r in rows:
+        ratio = f"{r.decode_tok_s / ref.decode_tok_s:.2f}x" if ref else "-"
+        ttft = f"{r.ttft_s / ref.ttft_s:.2f}x" if ref else "-"
+        lines.append(
+            f"| {r.engine} | {r.warm_start_s:.1f} s | {r.peak_rss_mb / 1024:.2f} GB | "
+            f"{r.ttft_s:.2f} s | {r.decode_tok_s:.1f} tok/s | {r.floor_tok_s:.0f} tok/s | "
+            f"{100 * r.decode_tok_s / r.floor_tok_s:.0f}% | {r.weight_mb_per_token:.0f} MB | "
+            f"{ratio} | {ttft} |"
+        )
     return "\n".join([head, *lines])
 
 

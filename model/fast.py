@@ -8,7 +8,11 @@ the norms, the MLP, the projections (so quantized or LoRA-wrapped layers just wo
 rotary embedding (so every RoPE scaling just works), and replaces only the attention glue:
 keys and values go into a buffer that grows by doubling, and rolling back is moving a length.
 
-`Decoder.supports(model)` says when it applies: Llama and Qwen2 layouts with full attention
+For quantized models `fuse` goes further: q, k and v become one projection, gate and up another
+(one weight read and one kernel call instead of three and two); the old names stay as `Part`s
+that slice the fused output, so transformers' forward still runs, only slower.
+
+`supports(model)` says when all this applies: Llama and Qwen2 layouts with full attention
 everywhere. Everything else (LFM2's convolutions, Gemma 3's sliding windows and extra norms)
 keeps the transformers forward in `model.generate`. Not here: batching, sampling, training
 (gradients flow through transformers' forward, never this one).
@@ -19,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 ARCHS = ("llama", "qwen2")
@@ -40,6 +45,48 @@ def supports(model: Any) -> bool:
     return all(t == "full_attention" for t in types)
 
 
+class Part(nn.Module):
+    """One projection of a fused one (q of qkv, gate of gate+up), for callers that ask for it
+    by its old name: transformers' forward. The lean forward calls the fused layer once."""
+
+    def __init__(self, owner: nn.Module, fused: str, start: int, end: int) -> None:
+        super().__init__()
+        object.__setattr__(self, "_owner", owner)  # not a submodule: the weight lives once
+        self.fused, self.start, self.end = fused, start, end
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self._owner, self.fused)(x)[..., self.start : self.end]
+
+
+def fuse(model: Any) -> None:
+    """q/k/v into `qkv_proj`, gate/up into `gate_up_proj`, in place (before quantizing: the
+    fused weight is then quantized once). Only for inference: LoRA cannot target a Part."""
+    if not supports(model):
+        return
+    for layer in _decoder_of(model).model.layers:
+        _fuse(layer.self_attn, "qkv_proj", ["q_proj", "k_proj", "v_proj"])
+        _fuse(layer.mlp, "gate_up_proj", ["gate_proj", "up_proj"])
+
+
+def _fuse(owner: nn.Module, name: str, parts: list[str]) -> None:
+    linears = [getattr(owner, p) for p in parts]
+    if not all(type(x) is nn.Linear for x in linears):
+        return
+    has_bias = [x.bias is not None for x in linears]
+    if any(has_bias) and not all(has_bias):
+        return
+    fused = nn.Linear(linears[0].in_features, sum(x.out_features for x in linears), all(has_bias))
+    with torch.no_grad():
+        fused.weight = nn.Parameter(torch.cat([x.weight for x in linears]), requires_grad=False)
+        if all(has_bias):
+            fused.bias = nn.Parameter(torch.cat([x.bias for x in linears]), requires_grad=False)
+    setattr(owner, name, fused)
+    start = 0
+    for part, x in zip(parts, linears, strict=True):
+        setattr(owner, part, Part(owner, name, start, start + x.out_features))
+        start += x.out_features
+
+
 class Decoder:
     """Runs new tokens through the model, keeping their keys and values; one sequence."""
 
@@ -47,6 +94,7 @@ class Decoder:
         lm = _decoder_of(model)
         self.body, self.head = lm.model, lm.lm_head
         config = lm.config
+        self.q_heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or (
             config.hidden_size // config.num_attention_heads
@@ -69,19 +117,28 @@ class Decoder:
         cos, sin = self.body.rotary_emb(h, positions)
         mask = None if n == 1 else _causal_mask(past, n)
         for i, layer in enumerate(self.body.layers):
-            h = h + self._attention(i, layer.self_attn, layer.input_layernorm(h), cos, sin, mask)
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
+            x = _norm(layer.input_layernorm, h)
+            h = h + self._attention(i, layer.self_attn, x, cos, sin, mask)
+            h = h + _mlp(layer.mlp, _norm(layer.post_attention_layernorm, h))
         self.length = past + n
-        return self.head(self.body.norm(h[:, -1:]))[0, -1].float()
+        return self.head(_norm(self.body.norm, h[:, -1:]))[0, -1].float()
+
+    def _qkv(self, attn: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple:
+        n, d = x.shape[1], self.head_dim
+        if hasattr(attn, "qkv_proj"):  # one product, one rotation for q and k together
+            heads = attn.qkv_proj(x).view(1, n, -1, d).transpose(1, 2)
+            qk = _rotate(heads[:, : self.q_heads + self.kv_heads], cos, sin)
+            return qk[:, : self.q_heads], qk[:, self.q_heads :], heads[:, -self.kv_heads :]
+        q = attn.q_proj(x).view(1, n, -1, d).transpose(1, 2)
+        k = attn.k_proj(x).view(1, n, -1, d).transpose(1, 2)
+        v = attn.v_proj(x).view(1, n, -1, d).transpose(1, 2)
+        return _rotate(q, cos, sin), _rotate(k, cos, sin), v
 
     def _attention(
         self, i: int, attn: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: Any
     ) -> torch.Tensor:
-        n, d = x.shape[1], self.head_dim
-        q = attn.q_proj(x).view(1, n, -1, d).transpose(1, 2)
-        k = attn.k_proj(x).view(1, n, -1, d).transpose(1, 2)
-        v = attn.v_proj(x).view(1, n, -1, d).transpose(1, 2)
-        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        n = x.shape[1]
+        q, k, v = self._qkv(attn, x, cos, sin)
         end = self.length + n
         self.keys[i][:, :, self.length : end] = k
         self.values[i][:, :, self.length : end] = v
@@ -111,6 +168,20 @@ class Decoder:
                     store[i] = grown
                 else:
                     store.append(grown)
+
+
+def _norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
+    """Llama/Qwen2 RMSNorm as one fused op in float32 (transformers spells it as eight)."""
+    if x.dtype != torch.float32:
+        return norm(x)
+    return F.rms_norm(x, (x.shape[-1],), norm.weight, norm.variance_epsilon)
+
+
+def _mlp(mlp: Any, x: torch.Tensor) -> torch.Tensor:
+    if not hasattr(mlp, "gate_up_proj"):
+        return mlp(x)
+    gate, up = mlp.gate_up_proj(x).chunk(2, dim=-1)
+    return mlp.down_proj(mlp.act_fn(gate) * up)
 
 
 def _causal_mask(past: int, n: int) -> torch.Tensor:

@@ -4,7 +4,9 @@ A spec is resolved in that order. Embedded names and .gguf files are converted o
 cache (see `model.embedded`), so every later start loads a safetensors folder. A hub id loads
 from the local Hugging Face cache, and from the network only when the caller says it is online;
 offline, a missing id is a one-line error naming the alternatives. An optional LoRA adapter
-(peft, from the `train` extra) is applied on top.
+(peft, from the `train` extra) is applied on top. `quant="int8"|"int4"` then swaps the linear
+layers for weight-only quantized ones (`model.quant`); an adapter is merged into the weights
+first, since a quantized layer has no float weight for LoRA to add to.
 
 Not here: generation (`model.generate`), prompts (`model.chat`), training.
 """
@@ -21,6 +23,7 @@ import torch
 
 from model import embedded
 from model.chat import ToolFormat, detect_format
+from model.quant import Quant, quantize
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 TEMPLATES = Path(__file__).parent / "templates"
@@ -38,6 +41,7 @@ class LoadedModel:
     source: Path | None  # the folder the weights came from, if any
     tool_format: ToolFormat
     adapter: str | None = None
+    quant: Quant = "none"
     load_seconds: float = 0.0
     stop_token_ids: set[int] = field(default_factory=set)
 
@@ -53,14 +57,22 @@ def load(
     online: bool = False,
     cache: Path | None = None,
     progress: embedded.Progress | None = None,
+    quant: Quant = "none",
 ) -> LoadedModel:
     start = time.perf_counter()
     folder, hub_id = resolve(spec, online=online, cache=cache, progress=progress)
     model, tokenizer = _from_pretrained(folder or hub_id, dtype, online=online)
     if adapter:
         model = apply_adapter(model, adapter)
+        if quant != "none":
+            model = model.merge_and_unload()
+    try:
+        quantize(model, quant)
+    except ValueError as e:
+        raise ModelLoadError(str(e)) from None
     model.eval()
     lm = wrap(model, tokenizer, spec=spec, source=folder, adapter=adapter)
+    lm.quant = quant
     lm.load_seconds = time.perf_counter() - start
     return lm
 
@@ -186,10 +198,10 @@ def describe(lm: LoadedModel) -> dict[str, Any]:
     model = lm.model
     total = sum(p.numel() for p in model.parameters())
     emb = model.get_input_embeddings().weight
-    out = model.get_output_embeddings()
+    out = getattr(model.get_output_embeddings(), "weight", None)  # None once quantized
     embedding = emb.numel()
-    if out is not None and out.weight.data_ptr() != emb.data_ptr():
-        embedding += out.weight.numel()
+    if out is not None and out.data_ptr() != emb.data_ptr():
+        embedding += out.numel()
     config = model.config
     return {
         "spec": lm.name,
@@ -201,8 +213,9 @@ def describe(lm: LoadedModel) -> dict[str, Any]:
         "parameters": total,
         "embedding_parameters": embedding,
         "embedding_share": embedding / total if total else 0.0,
-        "tied_embeddings": out is not None and out.weight.data_ptr() == emb.data_ptr(),
+        "tied_embeddings": out is not None and out.data_ptr() == emb.data_ptr(),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "quant": lm.quant,
         "tool_format": lm.tool_format.value,
         "source": str(lm.source) if lm.source else None,
         "cache": str(embedded.cache_root()),

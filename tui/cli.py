@@ -59,8 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_model_prepare)
 
     p = sub.add_parser("bench", help="time to first token and decode speed (prints figures)")
-    p.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated dtypes to time")
+    p.add_argument(
+        "--variants",
+        default="float32,bfloat16,int8,int4",
+        help="our path's variants, DTYPE[+int8|+int4], comma-separated (int8 = float32+int8)",
+    )
+    p.add_argument(
+        "--reference",
+        default="auto",
+        help="llama.cpp, transformers or both (auto: both, llama.cpp where installed)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians shown")
     p.add_argument("--tokens", type=int, default=64, help="tokens to decode")
+    p.add_argument(
+        "--agent-episodes", type=int, default=2, help="episodes for the agent overhead (0: skip)"
+    )
     p.add_argument("--json", action="store_true")
     add_settings_flags(p)
     p.set_defaults(func=commands.cmd_bench)

@@ -35,6 +35,7 @@ def load_model(settings: Settings) -> Any:
         dtype=m.dtype,
         online=not settings.offline,
         progress=lambda msg: say(f"edgeagent: {msg}"),
+        quant=m.quant,
     )
 
 
@@ -169,14 +170,65 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from model import bench
 
     settings = settings_from(args)
-    load_model(settings)  # converts on first use and shows progress before the timed runs
-    rows = []
-    for row in bench.run(settings.model.spec, args.dtypes.split(","), new_tokens=args.tokens):
-        rows.append(row)
-        if not args.json:
-            say(f"{row.dtype}: TTFT {row.ttft_s:.2f} s, decode {row.decode_tok_s:.1f} tok/s")
-    print(bench.as_json(rows) if args.json else bench.table(rows))
+    try:
+        variants = bench.parse_variants(args.variants)
+        gguf, prompt_ids = bench_inputs(settings.model.spec)
+        refs, notes = bench.references(args.reference, gguf)
+    except ValueError as e:
+        say(f"edgeagent: error: {e}")
+        return 2
+    for note in notes:
+        say(f"edgeagent: {note}")
+    threads = settings.model.threads or 2
+    rows = list(
+        bench.run(
+            settings.model.spec,
+            variants + refs,
+            gguf,
+            prompt_ids,
+            args.rounds,
+            args.tokens,
+            threads,
+            progress=lambda m: say(f"bench: {m}"),
+        )  # fmt: skip
+    )
+    reference = refs[0].label if refs else None
+    overhead = None
+    if args.agent_episodes:
+        from evals import overhead as agent_overhead
+
+        say("bench: agent overhead, real episodes with the python tool")
+        overhead = agent_overhead.measure(settings, args.agent_episodes, threads)
+    if args.json:
+        print(bench.as_json(rows) if overhead is None else
+              json.dumps({"rows": json.loads(bench.as_json(rows)),
+                          "agent": overhead.model_dump()}, indent=2))  # fmt: skip
+        return 0
+    print(f"{settings.model.spec}, {threads} threads, {len(prompt_ids)}-token prompt, "
+          f"{args.tokens} tokens decoded, median of {args.rounds} rounds")  # fmt: skip
+    print(bench.table(rows, reference))
+    if overhead is not None:
+        print()
+        print(agent_overhead.table(overhead))
     return 0
+
+
+def bench_inputs(spec: str) -> tuple[Path | None, list[int]]:
+    """The model's GGUF file (for llama.cpp), if it has one, and the prompt's token ids."""
+    from transformers import AutoTokenizer
+
+    from model import bench, embedded
+    from model.loader import resolve
+
+    folder, hub_id = resolve(spec, online=False, progress=lambda m: say(f"edgeagent: {m}"))
+    known = embedded.lookup(spec)
+    gguf = embedded.gguf_path(known) if known else None
+    if Path(spec).suffix == ".gguf":
+        gguf = Path(spec)
+    tokenizer = AutoTokenizer.from_pretrained(folder or hub_id, local_files_only=True)
+    messages = [{"role": "user", "content": bench.PROMPT}]
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return gguf, tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def cmd_index(args: argparse.Namespace) -> int:

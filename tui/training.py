@@ -77,8 +77,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 2
     out.mkdir(parents=True, exist_ok=True)
     log_path = Path(args.log) if args.log else default_log_path()
+    # LoRA trains on float weights: a quantized layer has none, so training never quantizes.
     lm = load_model(settings.model_copy(update={"model": settings.model.model_copy(
-        update={"adapter": None})}))  # fmt: skip
+        update={"adapter": None, "quant": "none"})}))  # fmt: skip
     # A fresh adapter changes nothing until trained, so "before" is the model as given.
     lm.model = (
         load_trainable(lm.model, settings.model.adapter)
