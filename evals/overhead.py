@@ -6,6 +6,8 @@ step's `forward_s`), tool runs (the sandbox executing the model's code, sub-epis
 included), and the rest: rendering prompts, tokenizing, sampling, detokenizing, the guard,
 parsing and validating calls, dispatching them and writing the log. The share reported is
 rest / (forward + rest): what the loop adds to the model's own time, tool execution aside.
+It also counts the prompt tokens each step took from the KV cache of the step before (the
+prefix reuse of `model.generate`).
 
 A measurement that prints figures, not a test, and not a quality check: whether the model
 answers right does not matter here, only where the time goes.
@@ -38,6 +40,8 @@ class Overhead(BaseModel):
     episodes: int
     steps: int
     sampled_tokens: int
+    prompt_tokens: int
+    reused_tokens: int  # prompt tokens whose keys and values came from the previous step
     wall_s: float
     forward_s: float
     tool_s: float
@@ -58,6 +62,8 @@ def split(trajectories: list[Trajectory]) -> Overhead:
         episodes=len(trajectories),
         steps=len(steps),
         sampled_tokens=sum(len(s.completion_ids) for s in steps),
+        prompt_tokens=sum(len(s.prompt_ids) for s in steps),
+        reused_tokens=sum(s.reused_tokens for s in steps),
         wall_s=wall,
         forward_s=forward,
         tool_s=tools,
@@ -88,12 +94,16 @@ def measure(settings: Settings, episodes: int, threads: int) -> Overhead:
 
 
 def table(o: Overhead) -> str:
-    head = "| episodes | steps | tokens | wall | model forward | tools | agent overhead | share |"
+    head = (
+        "| episodes | steps | sampled | prompt tokens from cache | wall | model forward | tools "
+        "| agent overhead | share |"
+    )
+    reused = f"{o.reused_tokens}/{o.prompt_tokens}"
     return "\n".join(
         [
             head,
-            "|---" * 8 + "|",
-            f"| {o.episodes} | {o.steps} | {o.sampled_tokens} | {o.wall_s:.1f} s | "
+            "|---" * 9 + "|",
+            f"| {o.episodes} | {o.steps} | {o.sampled_tokens} | {reused} | {o.wall_s:.1f} s | "
             f"{o.forward_s:.1f} s | {o.tool_s:.1f} s | {o.other_s:.2f} s | {100 * o.share:.1f}% |",
         ]
     )

@@ -23,7 +23,7 @@ import torch
 
 from model import embedded
 from model.chat import ToolFormat, detect_format
-from model.quant import Quant, quantize
+from model.quant import Quant, load_saved, quantize, save, saved_path
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 TEMPLATES = Path(__file__).parent / "templates"
@@ -61,15 +61,15 @@ def load(
 ) -> LoadedModel:
     start = time.perf_counter()
     folder, hub_id = resolve(spec, online=online, cache=cache, progress=progress)
-    model, tokenizer = _from_pretrained(folder or hub_id, dtype, online=online)
-    if adapter:
-        model = apply_adapter(model, adapter)
-        if quant != "none":
-            model = model.merge_and_unload()
-    try:
-        quantize(model, quant)
-    except ValueError as e:
-        raise ModelLoadError(str(e)) from None
+    if quant != "none" and folder is not None and not adapter:
+        model, tokenizer = _quantized(folder, dtype, quant, cache or embedded.cache_root())
+    else:
+        model, tokenizer = _from_pretrained(folder or hub_id, dtype, online=online)
+        if adapter:
+            model = apply_adapter(model, adapter)
+            if quant != "none":
+                model = model.merge_and_unload()
+        _quantize(model, quant)
     model.eval()
     lm = wrap(model, tokenizer, spec=spec, source=folder, adapter=adapter)
     lm.quant = quant
@@ -159,6 +159,30 @@ def _from_pretrained(where: Path | str | None, dtype: Dtype, online: bool) -> tu
             ) from None
         raise ModelLoadError(f"cannot load {where}: {str(e).splitlines()[0]}") from None
     return model, tokenizer
+
+
+def _quantized(folder: Path, dtype: Dtype, quant: Quant, cache: Path) -> tuple[Any, Any]:
+    """A quantized model from its saved file, or quantized now and saved for the next start."""
+    from transformers import AutoTokenizer
+
+    path = saved_path(folder, quant, dtype, cache)
+    if path.is_file():
+        try:
+            model = load_saved(folder, path, quant, getattr(torch, dtype))
+            return model, AutoTokenizer.from_pretrained(folder)
+        except Exception:  # noqa: BLE001 - unreadable or from another layout: quantize again
+            path.unlink(missing_ok=True)
+    model, tokenizer = _from_pretrained(folder, dtype, online=False)
+    _quantize(model, quant)
+    save(model, path)
+    return model, tokenizer
+
+
+def _quantize(model: Any, quant: Quant) -> None:
+    try:
+        quantize(model, quant)
+    except ValueError as e:
+        raise ModelLoadError(str(e)) from None
 
 
 def _only(kwargs: dict[str, Any], *keys: str) -> dict[str, Any]:

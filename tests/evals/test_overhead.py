@@ -13,9 +13,9 @@ from model.tiny import tiny_model
 
 def step(forward: float, tools: list[float]) -> Step:
     runs = [ToolRun(call=ToolCall(name="run_python"), text="", duration_s=t) for t in tools]
-    return Step(index=0, prompt_ids=[1], completion_ids=[2, 3], completion_text="x",
+    return Step(index=0, prompt_ids=[1, 1, 1], completion_ids=[2, 3], completion_text="x",
                 finish_reason="eos", temperature=0.0, forward_s=forward,
-                tool_runs=runs)  # fmt: skip
+                tool_runs=runs, reused_tokens=2)  # fmt: skip
 
 
 def test_split_puts_what_is_neither_model_nor_tool_into_overhead() -> None:
@@ -26,7 +26,8 @@ def test_split_puts_what_is_neither_model_nor_tool_into_overhead() -> None:
     assert o.forward_s == pytest.approx(9.0) and o.tool_s == pytest.approx(2.0)
     assert o.other_s == pytest.approx(1.0)
     assert o.share == pytest.approx(0.1)  # 1 s of loop per 10 s of model and loop
-    assert "10.0%" in table(o)
+    assert (o.prompt_tokens, o.reused_tokens) == (9, 6)
+    assert "10.0%" in table(o) and "6/9" in table(o)
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -15,12 +15,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.mark.parametrize(("kind", "tolerance"), [(Int8Linear, 0.02), (Int4Linear, 0.15)])
 @pytest.mark.parametrize("rows", [1, 3, 40])  # decode rows and a prompt's many rows
-def test_layer_is_close_to_the_float_one(kind: type[nn.Module], tolerance: float, rows: int):
+def test_layer_is_close_to_the_float_one(
+    kind: type[Int8Linear] | type[Int4Linear], tolerance: float, rows: int
+) -> None:
     torch.manual_seed(0)
     linear = nn.Linear(256, 96, bias=True)
     x = torch.randn(1, rows, 256)
     expected = linear(x)
-    got = kind(linear.weight, linear.bias)(x)
+    got = kind.of(linear)(x)
     assert got.shape == expected.shape and got.dtype == expected.dtype
     error = (got - expected).norm() / expected.norm()
     assert error < tolerance
@@ -108,3 +110,28 @@ def test_real_model_quantized_predicts_like_the_float_one(quant: str) -> None:
     # The packed kernels return bfloat16: logits within 0.4% of each other may tie.
     assert (step - b[-1]).abs().max() < 0.25
     assert int(step.argmax()) in b[-1].topk(3).indices.tolist()
+
+
+@pytest.mark.parametrize("quant", ["int8", "int4"])
+def test_quantized_weights_are_saved_and_read_back_at_the_next_start(tmp_path, quant) -> None:
+    from model.loader import load
+
+    lm = tiny_model("llama")
+    folder, cache = tmp_path / "model", tmp_path / "cache"
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    first = load(str(folder), quant=quant, cache=cache)
+    saved = list((cache / "quantized").glob("*.safetensors"))
+    assert len(saved) == 1 and quant in saved[0].name
+    again = load(str(folder), quant=quant, cache=cache)  # built on meta, tensors assigned
+    ids = torch.tensor([list(range(3, 50))])
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(ids).logits, first.model(ids).logits)
+    a = Generator(first).complete(list(range(3, 20)), SamplingSettings(max_new_tokens=10))
+    b = Generator(again).complete(list(range(3, 20)), SamplingSettings(max_new_tokens=10))
+    assert a.token_ids == b.token_ids  # the rotary buffers (not in the file) rebuilt right
+    assert again.stop_token_ids == first.stop_token_ids
+    saved[0].write_bytes(b"not a safetensors file")  # a torn or foreign file: quantize anew
+    third = load(str(folder), quant=quant, cache=cache)
+    with torch.no_grad():
+        torch.testing.assert_close(third.model(ids).logits, first.model(ids).logits)
