@@ -23,7 +23,7 @@ import torch
 
 from model import embedded
 from model.chat import ToolFormat, detect_format
-from model.quant import Quant, load_saved, quantize, save, saved_path
+from model.quant import Int4Linear, Int8Linear, Quant, load_saved, quantize, save, saved_path
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 TEMPLATES = Path(__file__).parent / "templates"
@@ -220,12 +220,19 @@ def stop_tokens(model: Any, tokenizer: Any) -> set[int]:
 def describe(lm: LoadedModel) -> dict[str, Any]:
     """Architecture, size and where it lives: what `edgeagent model info` shows."""
     model = lm.model
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    head = model.get_output_embeddings()
+    # A quantized layer keeps its weights in buffers: count them as the weights they stand
+    # for (a tied head, quantized apart from the table, is still the table's parameters).
+    packed = [
+        m
+        for m in model.modules()
+        if isinstance(m, (Int8Linear, Int4Linear)) and not (tied and m is head)
+    ]
     total = sum(p.numel() for p in model.parameters())
+    total += sum(m.in_features * m.out_features for m in packed)
     emb = model.get_input_embeddings().weight
-    out = getattr(model.get_output_embeddings(), "weight", None)  # None once quantized
-    embedding = emb.numel()
-    if out is not None and out.data_ptr() != emb.data_ptr():
-        embedding += out.numel()
+    embedding = emb.numel() if tied else emb.numel() + head.in_features * head.out_features
     config = model.config
     return {
         "spec": lm.name,
@@ -237,7 +244,7 @@ def describe(lm: LoadedModel) -> dict[str, Any]:
         "parameters": total,
         "embedding_parameters": embedding,
         "embedding_share": embedding / total if total else 0.0,
-        "tied_embeddings": out is not None and out.data_ptr() == emb.data_ptr(),
+        "tied_embeddings": tied,
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "quant": lm.quant,
         "tool_format": lm.tool_format.value,
