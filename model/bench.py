@@ -10,6 +10,8 @@ is the median over rounds. Per engine:
 - TTFT on a fixed ~250-token prompt with an empty cache, after one warm-up request;
 - decode tokens/s over a fixed count of greedy tokens (end of turn ignored);
 - peak RSS of the process;
+- for our path, the share of a generation spent outside the model's forward (sampling,
+  detokenizing, stop strings, the guard);
 - the memory-bandwidth floor: bytes of weights a decode step reads, divided by the bandwidth
   this process measures reading a 1 GiB buffer on the same threads; `% floor` is how close
   decoding comes to it.
@@ -67,6 +69,7 @@ class BenchRow(BaseModel):
     decode_tok_s: float
     floor_tok_s: float  # bandwidth / weight bytes per token
     weight_mb_per_token: float
+    outside_forward: float | None = None  # our path: share of a generation outside forward
 
 
 def parse_variants(text: str) -> list[Variant]:
@@ -215,7 +218,13 @@ def run(
             decode_tok_s=statistics.median(g["decode_tok_s"] for g in got),
             floor_tok_s=bandwidth * 1e9 / weight,
             weight_mb_per_token=weight / 1e6,
+            outside_forward=_median_or_none([g.get("outside_forward") for g in got]),
         )
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def table(rows: list[BenchRow], reference: str | None) -> str:
@@ -223,17 +232,21 @@ def table(rows: list[BenchRow], reference: str | None) -> str:
     ref = next((r for r in rows if r.engine == reference), None)
     head = (
         "| engine | warm start | peak RSS | TTFT | decode | floor | % floor | weights/token "
-        f"| decode vs {reference or 'ref'} | TTFT vs {reference or 'ref'} |\n" + "|---" * 10 + "|"
+        "| outside forward "
+        f"| decode / {reference or 'ref'} (up) | TTFT / {reference or 'ref'} (down) |\n"
+        + "|---" * 11
+        + "|"
     )
     lines = []
     for r in rows:
         ratio = f"{r.decode_tok_s / ref.decode_tok_s:.2f}x" if ref else "-"
         ttft = f"{r.ttft_s / ref.ttft_s:.2f}x" if ref else "-"
+        outside = "-" if r.outside_forward is None else f"{100 * r.outside_forward:.1f}%"
         lines.append(
             f"| {r.engine} | {r.warm_start_s:.1f} s | {r.peak_rss_mb / 1024:.2f} GB | "
             f"{r.ttft_s:.2f} s | {r.decode_tok_s:.1f} tok/s | {r.floor_tok_s:.0f} tok/s | "
             f"{100 * r.decode_tok_s / r.floor_tok_s:.0f}% | {r.weight_mb_per_token:.0f} MB | "
-            f"{ratio} | {ttft} |"
+            f"{outside} | {ratio} | {ttft} |"
         )
     return "\n".join([head, *lines])
 

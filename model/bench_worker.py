@@ -19,7 +19,14 @@ import json
 import resource
 import sys
 import time
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Timing(NamedTuple):
+    ttft_s: float
+    decode_tok_s: float
+    tokens: int
+    outside_forward: float | None = None  # only our path knows its forward time
 
 
 class Ours:
@@ -37,12 +44,15 @@ class Ours:
         self.generator = Generator(lm)
         self.bytes_per_token = weight_bytes(lm.model)
 
-    def time(self, ids: list[int], n: int) -> tuple[float, float, int]:
+    def time(self, ids: list[int], n: int) -> Timing:
         from model.generate import SamplingSettings
 
         self.generator.reset()
         done = self.generator.complete(ids, SamplingSettings(max_new_tokens=n, temperature=0))
-        return done.ttft_s, done.tokens_per_s, len(done.token_ids)
+        # The share of the whole call spent outside the model's forward: sampling,
+        # detokenizing, stop strings, the guard (the per-token Python the forward does not need).
+        outside = 1 - done.forward_s / (done.ttft_s + done.decode_s)
+        return Timing(done.ttft_s, done.tokens_per_s, len(done.token_ids), outside)
 
 
 class Transformers:
@@ -55,7 +65,7 @@ class Transformers:
         self.lm = load(c["spec"], dtype=c["dtype"])
         self.bytes_per_token = weight_bytes(self.lm.model)
 
-    def time(self, ids: list[int], n: int) -> tuple[float, float, int]:
+    def time(self, ids: list[int], n: int) -> Timing:
         import torch
 
         stamps: list[float] = []
@@ -78,7 +88,7 @@ class Transformers:
             pad_token_id=self.lm.tokenizer.pad_token_id or 0,
         )
         first, end = stamps[1], stamps[-1]
-        return first - start, (n - 1) / (end - first), n
+        return Timing(first - start, (n - 1) / (end - first), n)
 
 
 class LlamaCpp:
@@ -88,7 +98,7 @@ class LlamaCpp:
         self.llm = Llama(model_path=c["gguf"], n_threads=c["threads"], n_ctx=4096, verbose=False)
         self.bytes_per_token = 0  # the parent reads it from the GGUF (no numpy in this start)
 
-    def time(self, ids: list[int], n: int) -> tuple[float, float, int]:
+    def time(self, ids: list[int], n: int) -> Timing:
         self.llm.reset()
         start = time.perf_counter()
         self.llm.eval(ids)
@@ -97,7 +107,7 @@ class LlamaCpp:
         for _ in range(n - 1):
             self.llm.eval([token])
             token = self.llm.sample(temp=0.0)
-        return first - start, (n - 1) / (time.perf_counter() - first), n
+        return Timing(first - start, (n - 1) / (time.perf_counter() - first), n)
 
 
 ENGINES = {"ours": Ours, "transformers": Transformers, "llama.cpp": LlamaCpp}
@@ -142,8 +152,9 @@ def main() -> None:
     _say({"ready": True, "bytes_per_token": engine.bytes_per_token, "rss_mb": peak_rss_mb()})
     for line in sys.stdin:
         request = json.loads(line)
-        ttft, tok_s, n = engine.time(request["prompt_ids"], request["tokens"])
-        _say({"ttft_s": ttft, "decode_tok_s": tok_s, "decode_tokens": n, "rss_mb": peak_rss_mb()})
+        t = engine.time(request["prompt_ids"], request["tokens"])
+        _say({"ttft_s": t.ttft_s, "decode_tok_s": t.decode_tok_s, "decode_tokens": t.tokens,
+              "outside_forward": t.outside_forward, "rss_mb": peak_rss_mb()})  # fmt: skip
 
 
 if __name__ == "__main__":

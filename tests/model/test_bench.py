@@ -57,6 +57,8 @@ def test_bench_runs_each_engine_in_its_own_process(tiny_folder: Path, capsys) ->
         cells = [c.strip() for c in line.split("|")[2:-1]]
         warm, rss, ttft, decode = (float(c.split()[0]) for c in cells[:4])
         assert warm > 0 and rss > 0.05 and ttft > 0 and decode > 0
+        assert 0 <= float(cells[7].rstrip("%")) < 100  # share of time outside the forward
+    assert rows["transformers"].split("|")[9].strip() == "-"  # it cannot tell its forward apart
 
 
 def test_bench_bad_variant_is_a_one_line_error(tiny_folder: Path, capsys) -> None:
