@@ -121,11 +121,12 @@ def weight_bytes(model: Any) -> int:
         t.data_ptr(): t.numel() * t.element_size()
         for t in itertools.chain(model.parameters(), model.buffers())
     }
-    table = model.get_input_embeddings().weight
-    head = getattr(model.get_output_embeddings(), "weight", None)
+    table = [*model.get_input_embeddings().parameters(), *model.get_input_embeddings().buffers()]
+    head = model.get_output_embeddings()
+    head_ptrs = {t.data_ptr() for t in [*head.parameters(), *head.buffers()]}
     total = sum(sizes.values())
-    if head is None or head.data_ptr() != table.data_ptr():
-        total -= table.numel() * table.element_size()
+    if not head_ptrs & {t.data_ptr() for t in table}:  # a table that is not also the head
+        total -= sum(t.numel() * t.element_size() for t in table)
     return total
 
 

@@ -111,8 +111,8 @@ class Decoder:
     def forward(self, ids: list[int]) -> torch.Tensor:
         """The logits after the last of `ids`, which follow the `length` positions kept."""
         past, n = self.length, len(ids)
-        self._reserve(past + n)
         h = self.body.embed_tokens(torch.tensor([ids]))
+        self._reserve(past + n, h.dtype)
         positions = torch.arange(past, past + n).unsqueeze(0)
         cos, sin = self.body.rotary_emb(h, positions)
         mask = None if n == 1 else _causal_mask(past, n)
@@ -152,17 +152,16 @@ class Decoder:
         )
         return attn.o_proj(out.transpose(1, 2).reshape(1, n, -1))
 
-    def _reserve(self, needed: int) -> None:
+    def _reserve(self, needed: int, dtype: torch.dtype) -> None:
         """Room for `needed` positions; grows by doubling, so a token costs no copy."""
         have = self.keys[0].shape[2] if self.keys else 0
         if needed <= have:
             return
         size = max(needed, 2 * have, 256)
-        weight = self.body.embed_tokens.weight
         shape = (1, self.kv_heads, size, self.head_dim)
         for store in (self.keys, self.values):
             for i in range(len(self.body.layers)):
-                grown = torch.zeros(shape, dtype=weight.dtype)
+                grown = torch.zeros(shape, dtype=dtype)
                 if store[i:]:
                     grown[:, :, :have] = store[i]
                     store[i] = grown

@@ -231,8 +231,9 @@ def describe(lm: LoadedModel) -> dict[str, Any]:
     ]
     total = sum(p.numel() for p in model.parameters())
     total += sum(m.in_features * m.out_features for m in packed)
-    emb = model.get_input_embeddings().weight
-    embedding = emb.numel() if tied else emb.numel() + head.in_features * head.out_features
+    table = model.get_input_embeddings()
+    rows = table.num_embeddings * table.embedding_dim
+    embedding = rows if tied else rows + head.in_features * head.out_features
     config = model.config
     return {
         "spec": lm.name,
