@@ -37,8 +37,10 @@ class ModelSettings(BaseModel):
     spec: str = Field(default="embedded", description="embedded name, folder, .gguf or hub id")
     adapter: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # int8 by default: on 44 BFCL test cases it scored the same as float32 with 39 of 44
+    # outputs identical, and decodes faster; int4 lost two cases (README, Performance).
     quant: Literal["none", "int8", "int4"] = Field(
-        default="none", description="weight-only quantized linear layers (CPU): faster decode"
+        default="int8", description="weight-only quantized layers on CPU: faster, smaller"
     )
     threads: int | None = Field(default=None, ge=1, description="torch threads; None = cores")
 

@@ -89,6 +89,7 @@ def run_meta(settings: Settings, split: str, limit: int | str | None, data: str 
         "model": settings.model.spec,
         "adapter": settings.model.adapter,
         "dtype": settings.model.dtype,
+        "quant": settings.model.quant,
         "split": split,
         "limit": limit,
         "data": data,
@@ -162,7 +163,8 @@ def markdown(meta: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> str:
     head = (
         f"# Eval run: {meta['model']}" + (f" + {meta['adapter']}" if meta.get("adapter") else "")
         + f"\n\n{meta['date']} · commit {meta['commit']} · split {meta['split']}"
-        + (f" · limit {meta['limit']}" if meta.get("limit") else "") + f" · {meta['dtype']}\n"
+        + (f" · limit {meta['limit']}" if meta.get("limit") else "") + f" · {meta['dtype']}"
+        + (f"+{meta['quant']}" if meta.get("quant", "none") != "none" else "") + "\n"
     )  # fmt: skip
     parts = [head]
     for suite, summary in summaries.items():

@@ -44,7 +44,10 @@ def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_bench_runs_each_engine_in_its_own_process(tiny_folder: Path, capsys) -> None:
+def test_bench_runs_each_engine_in_its_own_process(
+    tiny_folder: Path, capsys, monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("EDGEAGENT_CACHE", str(tmp_path))  # the workers save int8 weights there
     argv = ["bench", "--model", str(tiny_folder), "--variants", "float32,int8",
             "--reference", "transformers", "--rounds", "2", "--tokens", "6",
             "--agent-episodes", "0", "--threads", "1"]  # fmt: skip
