@@ -13,7 +13,8 @@ swaps each `nn.Linear` (the vocabulary projection included) for a module holding
 The token table becomes int8 rows either way (`Int8Embedding`: a quarter of the memory; for
 Qwen2.5-0.5B 545 MB less). Activations stay float: these are not int8 matmuls, only smaller
 weight reads. A long prompt (many rows at once) is compute-bound instead; int8 then
-dequantizes its weight for one float matmul, int4 stays in the kernel.
+dequantizes its weight for one matmul (bfloat16 where the CPU has it natively, float32
+elsewhere), int4 stays in the kernel.
 
 `save` and `load_saved` keep a quantized model in one safetensors file, so that later starts
 read a quarter of the bytes and round nothing (quantizing the default model takes 6-12 s on
@@ -24,6 +25,7 @@ before quantizing and the trainer never quantizes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any, Literal
@@ -70,8 +72,9 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
         if rows.shape[0] >= GEMM_ROWS:
-            weight = self.qweight.to(rows.dtype) * self.scales.to(rows.dtype)[:, None]
-            y = nn.functional.linear(rows, weight)
+            dtype = torch.bfloat16 if native_bf16() else rows.dtype
+            weight = self.qweight.to(dtype) * self.scales.to(dtype)[:, None]
+            y = nn.functional.linear(rows.to(dtype), weight).to(rows.dtype)
         else:
             y = _int8_mm(rows, self.qweight, self.scales)
             if self.refine:
@@ -146,6 +149,16 @@ class Int8Embedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return (self.qweight[ids].float() * self.scales[ids][..., None]).to(self.dtype)
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX). There a prompt's
+    matmul in bfloat16 was 4.6x faster than in float32 (TTFT 0.48 s vs 2.24 s, Qwen 0.5B);
+    without it bfloat16 matmuls are emulated and 3-5x slower, so float32 stays."""
+    cpu = torch.cpu
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(cpu, name, lambda: False)() for name in checks)
 
 
 def _int8_mm(rows: torch.Tensor, q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
