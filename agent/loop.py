@@ -7,7 +7,8 @@ model's own format, run them in order, append the results as tool messages frame
 data, repeat. It ends on an answer with no call, or at a limit (steps, tokens, wall time).
 
 What the model gets wrong goes back to it as a readable tool result: a malformed call, an
-unknown tool, bad arguments, the same call again. A doom loop (the guard in `model.guard`) is
+unknown tool, bad arguments, the same call again, a page URL it guessed while it could search
+(the next turn then starts a web_search call). A doom loop (the guard in `model.guard`) is
 nudged and resampled once at a higher temperature, then the episode stops with a clear message.
 The same call past `repeat_limit` is refused with a nudge, a second time also resamples hotter,
 a third time ends the tool use. At the step limit (or that third repeat) the model answers once more
@@ -162,6 +163,7 @@ class _State:
         self.found: list[str] = []  # URLs the last search with hits found
         self.steered, self.fetched = False, False  # a fetch was started for it; a page was read
         self.read: set[str] = set()  # URLs read in this episode: a second hop reads others
+        self.guessed = False  # a guessed URL was just refused: the next turn starts a search
         self.subs: list[Trajectory] = []
         self.answer_with: AnswerWith | None = None
 
@@ -258,15 +260,18 @@ class _State:
         """The start of the next turn when the loop writes one, and the choices it allows next:
         once, after a search that found pages and before any page was read, the opening of a
         fetch_page call, then one of the best `read_choices` URLs found and not read yet, the
-        one the model itself rates likeliest. (Left free, a 0.5B model invents URLs.)"""
-        fetch = TOOL_NAMES["fetch"]
+        one the model itself rates likeliest. (Left free, a 0.5B model invents URLs.) After a
+        guessed URL was refused, the opening of a web_search call; the query is the model's."""
+        fetch, fmt = TOOL_NAMES["fetch"], self.generator.lm.tool_format
+        if self.guessed:  # told to search, a 0.5B model answers from the error instead
+            self.guessed = False
+            return call_prefix(fmt, TOOL_NAMES["search"], "query"), []
         if not (self.settings.agent.read_after_search and fetch in self.tools):
             return "", []
         unread = [u for u in self.found if u not in self.read][: self.settings.agent.read_choices]
         if not unread or self.steered or self.fetched:
             return "", []
         self.steered = True
-        fmt = self.generator.lm.tool_format
         end = '")]' if fmt is ToolFormat.PYTHONIC else '"}}'
         return call_prefix(fmt, fetch, "url"), [url.replace('"', "%22") + end for url in unread]
 
@@ -352,6 +357,12 @@ class _State:
                 error=f"you already called {call.name} with these arguments "
                 "and its result is above; use it, try something else, or answer"
             )
+        elif call.name == TOOL_NAMES["fetch"] and self._guessed_url(call):
+            self.guessed = True
+            result = ToolResult(
+                error="that URL is not from the question or any search result, so it is a "
+                "guess; call web_search first, then read one of the pages it finds"
+            )
         elif tool is None:
             names = ", ".join(self.tools) or "none: answer from what you know"
             result = ToolResult(error=f"there is no tool named '{call.name}'; tools: {names}")
@@ -372,6 +383,15 @@ class _State:
             truncated=result.truncated,
             duration_s=time.perf_counter() - t0,
         )
+
+    def _guessed_url(self, call: ToolCall) -> bool:
+        """A small model asked about something it does not know often invents a plausible URL
+        and answers from the error. Where it can search instead, say so (a model error)."""
+        if not self.settings.agent.fetch_seen_urls_only or TOOL_NAMES["search"] not in self.tools:
+            return False
+        url = str(call.arguments.get("url", "")).strip()
+        shown = (m.content or "" for m in self.messages if m.role in ("user", "tool"))
+        return bool(url) and not any(url in text for text in shown)
 
     def _gathered_answer(self) -> str:
         found = "\n\n".join(

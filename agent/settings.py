@@ -66,6 +66,11 @@ class AgentSettings(BaseModel):
         description="the steered read picks among this many of the search's best unread hits; "
         "1 reads the best one (a 0.5B model's own pick among several is worse than the ranking)",
     )
+    fetch_seen_urls_only: bool = Field(
+        default=True,
+        description="with search available, fetch_page only opens URLs that the question or an "
+        "earlier tool result showed; a guessed URL gets an error that says to search first",
+    )
     log: bool = Field(default=True, description="append every episode to the trajectory log")
     one_call_per_turn: bool = Field(
         default=True, description="stop a turn at its first complete call (small models repeat it)"

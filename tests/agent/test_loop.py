@@ -325,3 +325,35 @@ def test_the_steered_read_offers_the_best_unread_hit(tiny, tmp_path) -> None:
     with toolbox(wider, question="Which river?") as tools:
         list(run_episode(gen, "Which river?", tools, wider))
     assert len(next(o for o in gen.options if o)) == 2
+
+
+def test_a_guessed_url_is_refused_with_a_pointer_to_search(tiny, tmp_path) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "bridge.md").write_text("# Zorvath Bridge\nIts main span is 612 metres.")
+    url = (corpus / "bridge.md").resolve().as_uri()
+    settings = load_settings(None, {"search.corpus_dir": str(corpus)})
+    outputs = [
+        call("fetch_page", url="https://www.zorvath-bridge.example/facts.html"),  # a guess
+        'Zorvath Bridge span"}}\n</tool_call>',  # the steered search: the model writes the query
+        url + '"}}\n</tool_call>',  # the steered read of the found page
+        "612 metres",
+    ]
+    gen = ScriptedGenerator(tiny("qwen2"), outputs)
+    question = "How long is the Zorvath Bridge's main span?"
+    with toolbox(settings, question=question) as tools:
+        traj = list(run_episode(gen, question, tools, settings))[-1].trajectory
+    guessed = traj.steps[0].tool_runs[0]
+    assert guessed.error is not None and "call web_search first" in guessed.error
+    assert "resolve" not in guessed.text  # refused before any request was tried
+    search = traj.steps[1]
+    assert search.prefill.endswith('"query": "') and search.calls[0].name == "web_search"
+    assert search.calls[0].arguments == {"query": "Zorvath Bridge span"}
+    assert traj.steps[2].tool_runs[0].error is None  # a found URL opens as before
+    assert traj.final_answer == "612 metres"
+    settings.agent.fetch_seen_urls_only = False  # then the fetch tool itself answers
+    closed = call("fetch_page", url="http://127.0.0.1:9/facts.html")  # no name lookup, no server
+    gen = ScriptedGenerator(tiny("qwen2"), [closed, "I could not read it."])
+    with toolbox(settings, question=question) as tools:
+        traj = list(run_episode(gen, question, tools, settings))[-1].trajectory
+    assert "web_search first" not in (traj.steps[0].tool_runs[0].error or "")
