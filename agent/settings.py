@@ -37,9 +37,9 @@ class ModelSettings(BaseModel):
     spec: str = Field(default="embedded", description="embedded name, folder, .gguf or hub id")
     adapter: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    # Not int8 by default yet: it kept the BFCL score (18 of 44, no case won or lost) and
-    # decodes ~1.6x faster, but it flipped the agent's first call from web_search to a guessed
-    # fetch_page URL on both end-to-end questions (float32's margin there: 0.09 logits).
+    # Not int8 by default: it kept the BFCL score (18 of 44, no case won or lost) and runs an
+    # episode 2x faster, but lost 1 of 24 search-QA cases with tools (won none), and flipped
+    # the first call to a guessed URL on both end-to-end questions (README, Performance).
     quant: Literal["none", "int8", "int4"] = Field(
         default="none", description="weight-only quantized layers on CPU: faster, smaller"
     )
