@@ -154,7 +154,9 @@ def test_long_fetched_pages_are_searched_not_clipped(tiny, tmp_path) -> None:
         (corpus / name).write_text(text)
         pages[name] = (text, code, case.question)
     question = "What is the combination for the vault?"
-    settings = load_settings(None, {**SMALL_INLINE, "search.corpus_dir": str(corpus)})
+    overrides = {**SMALL_INLINE, "search.corpus_dir": str(corpus)}
+    # The script fetches without searching first, which the loop refuses by default.
+    settings = load_settings(None, {**overrides, "agent.fetch_seen_urls_only": False})
     urls = [(corpus / n).resolve().as_uri() for n in pages]
     gen = ScriptedGenerator(
         tiny("qwen2"), [call("fetch_page", url=urls[0]), call("fetch_page", url=urls[1]), "done"]
