@@ -44,6 +44,11 @@ class ModelSettings(BaseModel):
         default="none", description="weight-only quantized layers on CPU: faster, smaller"
     )
     threads: int | None = Field(default=None, ge=1, description="torch threads; None = cores")
+    device: str = Field(
+        default="auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="auto: this process's GPU if there is one (and no --quant), else the CPU",
+    )
 
 
 class AgentSettings(BaseModel):

@@ -79,7 +79,8 @@ def measure(settings: Settings, episodes: int, threads: int) -> Overhead:
     settings = settings.model_copy(
         update={"offline": False, "agent": settings.agent.model_copy(update={"tools": ["python"]})}
     )
-    generator = Generator(load(m.spec, adapter=m.adapter, dtype=m.dtype, quant=m.quant))
+    lm = load(m.spec, adapter=m.adapter, dtype=m.dtype, quant=m.quant, device=m.device)
+    generator = Generator(lm)
     generator.complete("Hello", SamplingSettings(max_new_tokens=4))  # kernel plans, not timed
     done: list[Trajectory] = []
     with tempfile.TemporaryDirectory() as tmp:

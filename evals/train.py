@@ -32,6 +32,7 @@ from agent.trajectory import Trajectory
 from evals import runner
 from evals.common import split_of
 from evals.rollouts import Group, collect
+from model import distributed
 from model.dpo import DpoSettings, PreferencePair, train_dpo
 from model.generate import Generator
 from model.grpo import GrpoSettings, Rollout, grpo_step
@@ -150,7 +151,10 @@ def train_rl(
     for step, batch in enumerate(batches(cases, ts.prompts_per_step, ts.epochs, ts.seed), 1):
         if step <= done:
             continue
-        groups = collect(generator, batch, settings, ts.k, ts.temperature, log, ts.seed + step)
+        # Under several processes each collects its share of the cases; all train on all groups.
+        mine = distributed.shard(batch)
+        groups = collect(generator, mine, settings, ts.k, ts.temperature, log, ts.seed + step)
+        groups = distributed.gather(groups)
         stats = grpo_step(model, optimizer, rollout_groups(groups), gs)
         generator.reset()  # the cached keys and values came from the weights before this step
         greedy = [g.rewards[0] for g in groups]
@@ -158,9 +162,11 @@ def train_rl(
         history.append(stats)
         if report:
             report("train", stats)
-        if ts.save_steps and step % ts.save_steps == 0:
+        if ts.save_steps and step % ts.save_steps == 0 and distributed.is_main():
             save_checkpoint(model, optimizer, step, out)
-    save_adapter(model, out / "adapter")
+    if distributed.is_main():
+        save_adapter(model, out / "adapter")
+    distributed.barrier()
     return history
 
 

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, Field
 
+from model import distributed
 from model.logprobs import reference_logps, sampled_logps, sequence_logps
 from model.lora import Progress
 from model.train_data import TrainExample, batches, collate
@@ -77,19 +78,21 @@ def dpo_step(
     pairs: Sequence[PreferencePair],
     settings: DpoSettings | None = None,
 ) -> dict[str, float]:
-    """One optimizer step over `pairs` (gradients accumulated pair by pair); returns the mean
-    loss, the mean implicit reward margin and the share of pairs already ranked right."""
+    """One optimizer step over `pairs` (gradients accumulated pair by pair; under several
+    processes each takes a share); returns the mean loss, the mean implicit reward margin and
+    the share of pairs already ranked right."""
     s = settings or DpoSettings()
     loss_sum, margins = 0.0, []
     with training(model):
-        for pair in pairs:
+        for pair in distributed.shard(pairs):  # the other processes take the other pairs
             loss, margin = pair_loss(model, pair, s)
             (loss / len(pairs)).backward()
             loss_sum += float(loss.detach())
             margins.append(margin)
         grad_norm = optimizer_step(model, optimizer, s.max_grad_norm)
+    margins = distributed.gather(margins)
     return {
-        "loss": loss_sum / len(pairs),
+        "loss": distributed.total(loss_sum) / len(pairs),
         "margin": sum(margins) / len(margins),
         "accuracy": sum(m > 0 for m in margins) / len(margins),
         "grad_norm": grad_norm,

@@ -93,6 +93,7 @@ class Decoder:
     def __init__(self, model: Any) -> None:
         lm = _decoder_of(model)
         self.body, self.head = lm.model, lm.lm_head
+        self.device = self.body.norm.weight.device  # a float weight even when layers are int8
         config = lm.config
         self.q_heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
@@ -111,17 +112,17 @@ class Decoder:
     def forward(self, ids: list[int]) -> torch.Tensor:
         """The logits after the last of `ids`, which follow the `length` positions kept."""
         past, n = self.length, len(ids)
-        h = self.body.embed_tokens(torch.tensor([ids]))
+        h = self.body.embed_tokens(torch.tensor([ids], device=self.device))
         self._reserve(past + n, h.dtype)
-        positions = torch.arange(past, past + n).unsqueeze(0)
+        positions = torch.arange(past, past + n, device=self.device).unsqueeze(0)
         cos, sin = self.body.rotary_emb(h, positions)
-        mask = None if n == 1 else _causal_mask(past, n)
+        mask = None if n == 1 else _causal_mask(past, n).to(self.device)
         for i, layer in enumerate(self.body.layers):
             x = _norm(layer.input_layernorm, h)
             h = h + self._attention(i, layer.self_attn, x, cos, sin, mask)
             h = h + _mlp(layer.mlp, _norm(layer.post_attention_layernorm, h))
         self.length = past + n
-        return self.head(_norm(self.body.norm, h[:, -1:]))[0, -1].float()
+        return self.head(_norm(self.body.norm, h[:, -1:]))[0, -1].float().cpu()
 
     def _qkv(self, attn: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple:
         n, d = x.shape[1], self.head_dim
@@ -161,7 +162,7 @@ class Decoder:
         shape = (1, self.kv_heads, size, self.head_dim)
         for store in (self.keys, self.values):
             for i in range(len(self.body.layers)):
-                grown = torch.zeros(shape, dtype=dtype)
+                grown = torch.zeros(shape, dtype=dtype, device=self.device)
                 if store[i:]:
                     grown[:, :, :have] = store[i]
                     store[i] = grown

@@ -224,12 +224,16 @@ class Generator:
         if self._cache is None:
             self._cache = DynamicCache(config=self.lm.model.config)
         out = self.lm.model(
-            input_ids=torch.tensor([new_ids]),
+            input_ids=torch.tensor([new_ids], device=_device_of(self.lm.model)),
             past_key_values=self._cache,
             use_cache=True,
             logits_to_keep=1,  # skip the vocabulary projection for every prompt token but one
         )
-        return out.logits[0, -1].float()
+        return out.logits[0, -1].float().cpu()  # sampling runs on the CPU, a GPU model or not
+
+
+def _device_of(model: Any) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def _can_roll_back(cache: Any) -> bool:

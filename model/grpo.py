@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
+from model import distributed
 from model.logprobs import reference_logps, sampled_logps
 from model.train_data import TrainExample, collate
 from model.train_loop import optimizer_step, training
@@ -98,8 +99,9 @@ def grpo_step(
     groups: Sequence[Sequence[Rollout]],
     settings: GrpoSettings | None = None,
 ) -> dict[str, float]:
-    """One optimizer step over groups of rollouts (each group: K rollouts of one prompt).
-    Returns the loss, mean KL per token, reward mean, tokens trained and groups skipped."""
+    """One optimizer step over groups of rollouts (each group: K rollouts of one prompt). Under
+    several processes each gets all groups and trains on a share. Returns the loss, mean KL per
+    token, reward mean, tokens trained and groups skipped."""
     s = settings or GrpoSettings()
     weighted = _weighted(groups, s)
     tokens = sum(e.sampled for e, _ in weighted)
@@ -115,10 +117,11 @@ def grpo_step(
     if not tokens:
         return stats
     with training(model):
-        for example, adv in weighted:
+        for example, adv in distributed.shard(weighted):  # the other processes take the rest
             loss, kl = example_loss(model, example, adv, s.kl_beta)
             (loss / tokens).backward()
             stats["loss"] += float(loss.detach()) / tokens
             stats["kl"] += kl / tokens
         stats["grad_norm"] = optimizer_step(model, optimizer, s.max_grad_norm)
+    stats["loss"], stats["kl"] = distributed.total(stats["loss"]), distributed.total(stats["kl"])
     return stats

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import torch
 
-from model import embedded
+from model import distributed, embedded
 from model.chat import ToolFormat, detect_format
 from model.quant import Int4Linear, Int8Linear, Quant, load_saved, quantize, save, saved_path
 
@@ -58,8 +58,10 @@ def load(
     cache: Path | None = None,
     progress: embedded.Progress | None = None,
     quant: Quant = "none",
+    device: str = "cpu",
 ) -> LoadedModel:
     start = time.perf_counter()
+    target = resolve_device(device, quant)
     folder, hub_id = resolve(spec, online=online, cache=cache, progress=progress)
     if quant != "none" and folder is not None and not adapter:
         model, tokenizer = _quantized(folder, dtype, quant, cache or embedded.cache_root())
@@ -71,10 +73,25 @@ def load(
                 model = model.merge_and_unload()
         _quantize(model, quant)
     model.eval()
+    if target.type != "cpu":
+        model.to(target)
     lm = wrap(model, tokenizer, spec=spec, source=folder, adapter=adapter)
     lm.quant = quant
     lm.load_seconds = time.perf_counter() - start
     return lm
+
+
+def resolve_device(name: str, quant: Quant = "none") -> torch.device:
+    """ "auto": this process's GPU (`LOCAL_RANK` under a launcher) when there is one and the
+    weights are not quantized (the int8/int4 kernels are CPU ones), else the CPU."""
+    if name == "auto":
+        return distributed.default_device() if quant == "none" else torch.device("cpu")
+    target = torch.device(name)
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"no CUDA device here for --device {name}: use --device cpu")
+    if target.type == "cuda" and quant != "none":
+        raise ModelLoadError("--quant int8/int4 runs on the CPU only: use --quant none on a GPU")
+    return target
 
 
 def wrap(

@@ -4,6 +4,10 @@ One optimizer step per batch. The batches are a fixed seeded list (`model.train_
 so a resumed run restores the adapter and optimizer from `OUT/checkpoint-N/` and goes on with
 batch N + 1. The final adapter goes to `OUT/adapter/`, as with SFT.
 
+Under several processes (`model.distributed`) each process computes its share of a batch and
+the gradients are summed before the step, so every process steps alike; only the first writes
+checkpoints and the adapter.
+
 Not here: the losses (`model.dpo`, `model.grpo`); SFT, whose loop is the Hugging Face Trainer's;
 collecting rollouts for online RL (the agent loop; the caller then calls `grpo_step` itself).
 """
@@ -17,6 +21,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from model import distributed
 from model.lora import (
     Progress,
     latest_checkpoint,
@@ -52,14 +57,18 @@ def fit(
         stats = {"step": float(step), **step_fn(model, optimizer, batch)}
         if progress:
             progress(stats)
-        if save_steps and step % save_steps == 0:
+        if save_steps and step % save_steps == 0 and distributed.is_main():
             save_checkpoint(model, optimizer, step, output_dir)
-    save_adapter(model, output_dir / "adapter")
+    if distributed.is_main():
+        save_adapter(model, output_dir / "adapter")
+    distributed.barrier()  # nobody reads the adapter before it is whole
     return stats
 
 
 def optimizer_step(model: Any, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> float:
-    """Clip the accumulated gradients, step, clear them; returns the norm before clipping."""
+    """Sum the accumulated gradients over processes, clip, step, clear them; returns the norm
+    before clipping."""
+    distributed.sum_gradients([p for p in model.parameters() if p.requires_grad])
     params = [p for p in model.parameters() if p.requires_grad and p.grad is not None]
     norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm) if params else torch.tensor(0.0)
     optimizer.step()

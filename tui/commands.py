@@ -36,6 +36,7 @@ def load_model(settings: Settings) -> Any:
         online=not settings.offline,
         progress=lambda msg: say(f"edgeagent: {msg}"),
         quant=m.quant,
+        device=m.device,
     )
 
 

@@ -33,6 +33,7 @@ def add_settings_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", dest="model.dtype", choices=["float32", "bfloat16", "float16"])
     g.add_argument("--quant", dest="model.quant", choices=["none", "int8", "int4"])
     g.add_argument("--threads", dest="model.threads", type=int)
+    g.add_argument("--device", dest="model.device", metavar="auto|cpu|cuda[:N]")
     g.add_argument("--temperature", dest="sampling.temperature", type=float)
     g.add_argument("--max-tokens", dest="sampling.max_new_tokens", type=int)
     g.add_argument("--seed", dest="sampling.seed", type=int)

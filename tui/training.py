@@ -46,6 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from evals import runner
     from evals import train as t
     from evals.rollouts import ROLLOUT_SUITES
+    from model import distributed
     from model.generate import Generator
     from model.lora import LoraSettings, attach, load_trainable
     from tui.commands import load_model, say
@@ -76,6 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         say(f"edgeagent: error: {e}")
         return 2
     out.mkdir(parents=True, exist_ok=True)
+    distributed.init()  # under torchrun or accelerate launch; nothing in one process
     log_path = Path(args.log) if args.log else default_log_path()
     # LoRA trains on float weights: a quantized layer has none, so training never quantizes.
     lm = load_model(settings.model_copy(update={"model": settings.model.model_copy(
@@ -103,6 +105,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             say(f"edgeagent: error: {e}")
             return 2
     bar.close()
+    if not distributed.is_main():  # the first process evaluates and writes the report
+        return 0
     t.write_history(out, history)
     adapter = str(out / "adapter")
     lm.adapter = adapter
@@ -157,8 +161,11 @@ def _rollouts(generator: Any, cases: list, settings: Any, ts: Any, log: Any, out
     from tqdm import tqdm
 
     from evals.rollouts import collect
+    from model import distributed
 
-    bar = tqdm(total=len(cases), desc="rollouts", file=sys.stderr, unit="case")
+    cases = distributed.shard(cases)  # each process its share; all train on every group
+    bar = tqdm(total=len(cases), desc="rollouts", file=sys.stderr, unit="case",
+               disable=not distributed.is_main())  # fmt: skip
 
     def progress(group: Any) -> None:
         best = max(group.rewards)
@@ -167,6 +174,9 @@ def _rollouts(generator: Any, cases: list, settings: Any, ts: Any, log: Any, out
 
     groups = collect(generator, cases, settings, ts.k, ts.temperature, log, ts.seed, progress)
     bar.close()
+    groups = distributed.gather(groups)
+    if not distributed.is_main():
+        return groups
     with (out / "rollouts.jsonl").open("w") as f:  # which episodes this run trained on
         for g in groups:
             row = {"case": g.case.id, "ids": [r.id for r in g.rollouts], "rewards": g.rewards}
@@ -179,8 +189,9 @@ def _evaluate(
 ) -> dict[str, Any] | None:
     """Run the eval suites into `out`, or read them back from an earlier run of this command."""
     from evals import runner
+    from model import distributed
 
-    if not evals:
+    if not evals or not distributed.is_main():
         return None
     if not fresh and (out / "run.json").is_file():
         return runner.read_run(out)
@@ -200,7 +211,10 @@ class _Bar:
     def __init__(self) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(desc="train", file=sys.stderr, unit="step")
+        from model import distributed
+
+        main = distributed.is_main()
+        self.bar = tqdm(desc="train", file=sys.stderr, unit="step", disable=not main)
 
     def report(self, phase: str, stats: dict[str, Any]) -> None:
         shown = {k: f"{v:.3g}" for k, v in stats.items() if k in ("loss", "reward", "margin")}

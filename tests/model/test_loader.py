@@ -12,7 +12,7 @@ import torch
 from model import embedded
 from model.chat import render
 from model.generate import Generator, SamplingSettings
-from model.loader import ModelLoadError, describe, load
+from model.loader import ModelLoadError, describe, load, resolve_device
 from model.messages import Message
 
 
@@ -74,6 +74,14 @@ def test_clear_one_line_errors(spec: str, message: str) -> None:
     with pytest.raises(ModelLoadError) as err:
         load(spec, online=False)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_device_auto_is_the_cpu_here_and_a_missing_gpu_is_a_clear_error(tiny, tmp_path) -> None:
+    assert resolve_device("auto") == resolve_device("auto", "int8") == torch.device("cpu")
+    with pytest.raises(ModelLoadError) as err:
+        load(str(save_tiny(tiny("qwen2"), tmp_path / "m")), device="cuda:1")
+    assert "--device cpu" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_folder_without_config_and_bad_adapter(tiny, tmp_path: Path) -> None:
