@@ -2,12 +2,14 @@
 
     .venv/bin/python -m evals.results            # both embedded models, the default limits
     .venv/bin/python -m evals.results --limits all --models smollm2
+    .venv/bin/python -m evals.results --limits bfcl=400 --add --resume   # grow a sample
 
 Each model's run lands in `--runs DIR/<model>` (the usual run folder: per-case JSONL,
 summary.md, run.json); the page compares them per category, with one grouped bar chart per
 suite in `evals/results/`, and lists published figures of small models for context. The
 default limits keep a run on 2 CPU cores near half an hour; `--limits all` runs every test
-case (BFCL alone is then hours).
+case (BFCL alone is then hours). `--resume` keeps every case a run folder already holds, so
+the full run can be stopped and started again, or grown limit by limit, session by session.
 
 Not here: the suites, the runner (`evals.runner`), the CLI.
 """
@@ -48,7 +50,9 @@ def parse_limits(text: str) -> dict[str, int | None]:
     return limits
 
 
-def run_model(spec: str, limits: dict[str, int | None], out: Path, add: bool) -> dict[str, Any]:
+def run_model(
+    spec: str, limits: dict[str, int | None], out: Path, add: bool, resume: bool = False
+) -> dict[str, Any]:
     from tqdm import tqdm
 
     from agent.settings import Settings
@@ -62,12 +66,14 @@ def run_model(spec: str, limits: dict[str, int | None], out: Path, add: bool) ->
     cases = {n: runner.load_suite_cases(n, "test", limit, None) for n, limit in limits.items()}
     meta = runner.run_meta(settings, "test", ",".join(f"{n}={len(c)}" for n, c in cases.items()),
                            None)  # fmt: skip
+    if resume:
+        runner.check_resumable(out, meta)
 
     def progress_for(name: str, suite_cases: list) -> runner.Progress:
         bar = tqdm(total=len(suite_cases), desc=f"{spec}: {name}", file=sys.stderr)
         return lambda *_: bar.update(1)
 
-    run = runner.run_all(generator, settings, cases, out, meta, progress_for)
+    run = runner.run_all(generator, settings, cases, out, meta, progress_for, resume)
     if earlier:  # --add: the earlier run's other suites stay, with their own limits
         kept = {n: s for n, s in earlier.items() if n not in cases}
         limits_text = ",".join(f"{n}={s['all'].get('cases', 0)}" for n, s in kept.items())
@@ -169,13 +175,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
     p.add_argument("--reuse", action="store_true", help="rewrite the page from existing runs")
     p.add_argument("--add", action="store_true", help="run just these suites into existing runs")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the cases each run holds, run only the others: a stopped run goes on",
+    )
     args = p.parse_args(argv)
     limits = parse_limits(args.limits)
     runs = []
     for spec in args.models.split(","):
         folder = Path(args.runs) / spec
         reuse = args.reuse and (folder / "run.json").is_file()
-        runs.append(runner.read_run(folder) if reuse else run_model(spec, limits, folder, args.add))
+        runs.append(
+            runner.read_run(folder)
+            if reuse
+            else run_model(spec, limits, folder, args.add, args.resume)
+        )
     out = Path(args.out)
     (out.parent / "results").mkdir(exist_ok=True)
     for suite in runner.SUITES:

@@ -50,12 +50,22 @@ def run_suite(
     cases: list[EvalCase],
     out: Path,
     progress: Progress | None = None,
+    resume: bool = False,
 ) -> list[CaseResult]:
+    """Each case's result, appended to OUT/<suite>.jsonl as it finishes. `resume`: the cases
+    that file already holds are not run again (an interrupted run, or a smaller limit before);
+    their results come first."""
     module = suite_module(name)
-    results: list[CaseResult] = []
     out.mkdir(parents=True, exist_ok=True)
-    with (out / f"{name}.jsonl").open("w") as f:
-        for case in cases:
+    path = out / f"{name}.jsonl"
+    finished = _finished(path) if resume else {}
+    results = [finished[c.id] for c in cases if c.id in finished]
+    for n, result in enumerate(results if progress else [], 1):
+        progress(name, n, len(cases), result)  # type: ignore[misc]
+    with path.open("a" if resume else "w") as f:
+        if resume and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            f.write("\n")  # end a line cut by a crash, so the next result starts its own
+        for case in (c for c in cases if c.id not in finished):
             result = module.run_case(generator, case, settings)
             f.write(result.model_dump_json() + "\n")
             f.flush()
@@ -65,6 +75,31 @@ def run_suite(
     return results
 
 
+def _finished(path: Path) -> dict[str, CaseResult]:
+    """The results a suite's JSONL holds, by case id; a line cut by a crash is left out."""
+    found = {}
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            result = CaseResult.model_validate_json(line)
+        except ValueError:
+            continue
+        found[result.id] = result
+    return found
+
+
+def check_resumable(out: Path, meta: dict[str, Any]) -> None:
+    """A resumed run must be the same model, adapter, weights and split as the run it adds to."""
+    if not (out / "run.json").is_file():
+        return
+    before = read_run(out)
+    for key in ("model", "adapter", "dtype", "quant", "split", "data"):
+        if before.get(key, "none" if key == "quant" else None) != meta.get(key):
+            raise ValueError(
+                f"{out} holds a run with {key}={before.get(key)!r}, not {meta.get(key)!r}: "
+                "resume with the same flags, or give another --out"
+            )
+
+
 def run_all(
     generator: Generator,
     settings: Settings,
@@ -72,13 +107,14 @@ def run_all(
     out: Path,
     meta: dict[str, Any],
     progress_for: Callable[[str, list[EvalCase]], Progress] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Every suite's cases into `out`, then run.json, summary.md and the plots; returns the
-    run as `read_run` would."""
+    run as `read_run` would. `resume`: skip the cases `out` already holds results for."""
     summaries = {}
     for name, suite_cases in cases.items():
         progress = progress_for(name, suite_cases) if progress_for else None
-        results = run_suite(name, generator, settings, suite_cases, out, progress)
+        results = run_suite(name, generator, settings, suite_cases, out, progress, resume)
         summaries[name] = summarize(results)
     write_run(out, meta, summaries)
     return {**meta, "summary": summaries}

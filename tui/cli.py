@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="the suite's data: a folder or file in its format")
     p.add_argument("--split", choices=["train", "test", "all"], default="test")
     p.add_argument("--out", help="run folder (default: eval-runs/DATE-MODEL)")
+    p.add_argument("--resume", action="store_true", help="go on with the run in --out: cases "
+                   "it already holds are not run again")  # fmt: skip
     add_settings_flags(p)
     p.set_defaults(func=commands.cmd_eval)
 

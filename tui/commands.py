@@ -292,18 +292,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     settings = settings_from(args)
     names = list(runner.SUITES) if args.suite == "all" else csv(args.suite)
-    try:  # a wrong suite name or data path fails here, before the model loads
+    if args.resume and not args.out:
+        say("edgeagent: error: --resume goes on with the run in --out DIR; give --out")
+        return 2
+    meta = runner.run_meta(settings, args.split, args.limit, args.data)
+    stamp = meta["date"][:19].replace(":", "").replace("-", "")
+    out = Path(args.out) if args.out else Path("eval-runs") / f"{stamp}-{settings.model.spec}"
+    try:  # a wrong suite name, data path or run to resume fails here, before the model loads
         cases = {n: runner.load_suite_cases(n, args.split, args.limit, args.data) for n in names}
+        if args.resume:
+            runner.check_resumable(out, meta)
     except (FileNotFoundError, ValueError) as e:
         say(f"edgeagent: error: {e}")
         return 2
     from model.generate import Generator
 
     generator = Generator(load_model(settings))
-    meta = runner.run_meta(settings, args.split, args.limit, args.data)
-    stamp = meta["date"][:19].replace(":", "").replace("-", "")
-    out = Path(args.out) if args.out else Path("eval-runs") / f"{stamp}-{settings.model.spec}"
-    run = runner.run_all(generator, settings, cases, out, meta, bar)
+    run = runner.run_all(generator, settings, cases, out, meta, bar, args.resume)
     print(runner.markdown(meta, run["summary"]))
     say(f"edgeagent: results in {out}")
     return 0

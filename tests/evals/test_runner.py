@@ -85,6 +85,47 @@ def test_run_suite_writes_each_case_as_it_finishes(tmp_path, monkeypatch) -> Non
         runner.suite_module("nope")
 
 
+def test_resume_runs_only_the_cases_not_yet_in_the_file(tmp_path, monkeypatch) -> None:
+    import sys
+    import types
+
+    from evals.common import EvalCase
+
+    ran = []
+    fake = types.ModuleType("fake_suite")
+    fake.run_case = lambda gen, case, settings: (
+        ran.append(case.id)
+        or CaseResult(suite="fake", id=case.id, category="c", score=1.0, correct=True)
+    )
+    monkeypatch.setitem(sys.modules, "fake_suite", fake)
+    monkeypatch.setitem(runner.SUITES, "fake", "fake_suite")
+    cases = [EvalCase(suite="fake", id=i, category="c") for i in "abcd"]
+    runner.run_suite("fake", None, Settings(), cases[:2], tmp_path)
+    with (tmp_path / "fake.jsonl").open("a") as f:
+        f.write('{"suite": "fake", "id": "c", "sco')  # a line cut by a crash
+    seen = []
+    out = runner.run_suite("fake", None, Settings(), cases[::-1], tmp_path,
+                           lambda *a: seen.append(a[1]), resume=True)  # fmt: skip
+    assert ran == ["a", "b", "d", "c"] and seen == [1, 2, 3, 4]
+    assert [r.id for r in out] == ["b", "a", "d", "c"]  # the ones kept, then the new ones
+    lines = (tmp_path / "fake.jsonl").read_text().splitlines()
+    assert {CaseResult.model_validate_json(x).id for x in lines[:2] + lines[3:]} == set("abcd")
+
+
+def test_resume_refuses_a_run_of_another_model(tmp_path, capsys) -> None:
+    meta = runner.run_meta(Settings(), "test", 4, None)
+    runner.write_run(tmp_path, meta, {"demo": runner.summarize(RESULTS)})
+    runner.check_resumable(tmp_path, meta)  # the same run: fine
+    other = {**meta, "model": "smollm2"}
+    with pytest.raises(ValueError, match="model='embedded'"):
+        runner.check_resumable(tmp_path, other)
+    assert main(["eval", "--suite", "bfcl", "--resume", "--model", "smollm2",
+                 "--out", str(tmp_path)]) == 2  # fmt: skip
+    assert "resume with the same flags" in capsys.readouterr().err
+    assert main(["eval", "--suite", "bfcl", "--resume"]) == 2
+    assert "give --out" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_eval_cli_runs_two_suites_on_real_weights(tmp_path, capsys) -> None:
     out = tmp_path / "run"
@@ -98,3 +139,8 @@ def test_eval_cli_runs_two_suites_on_real_weights(tmp_path, capsys) -> None:
         assert len(lines) == 1 and (out / f"{suite}.png").stat().st_size > 1000
     assert "ttft_s" in run["summary"]["latency"]["timings"]
     assert "# Eval run: smollm2" in capsys.readouterr().out
+    first = (out / "bfcl.jsonl").read_text()
+    assert main([*args[:-4], "--limit", "2", "--model", "smollm2", "--out", str(out),
+                 "--resume"]) == 0  # fmt: skip
+    assert (out / "bfcl.jsonl").read_text().startswith(first)  # kept, not run again
+    assert runner.read_run(out)["summary"]["bfcl"]["all"]["cases"] == 2
