@@ -160,6 +160,7 @@ def train_rl(
         greedy = [g.rewards[0] for g in groups]
         stats = {"step": float(step), **stats, "greedy_reward": sum(greedy) / len(greedy)}
         history.append(stats)
+        write_history(out, [stats])
         if report:
             report("train", stats)
         if ts.save_steps and step % ts.save_steps == 0 and distributed.is_main():
@@ -184,6 +185,7 @@ def train_offline(
 
     def progress(stats: dict[str, float]) -> None:
         history.append(dict(stats))
+        write_history(out, [stats])
         if report:
             report("train", stats)
 
@@ -223,6 +225,10 @@ def episodes_of(groups: Iterable[Group]) -> list[Trajectory]:
 
 
 def write_history(out: Path, history: list[dict[str, float]]) -> None:
+    """Append figures to OUT/history.jsonl as each step ends, so a stopped run keeps them and
+    its resumed run's curve shows every step (the first process only)."""
+    if not distributed.is_main():
+        return
     with (out / "history.jsonl").open("a") as f:
         for row in history:
             f.write(json.dumps(row) + "\n")

@@ -93,13 +93,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     bar = _Bar()
     if args.method == "rl":
         log = TrajectoryLog(log_path)
-        history = t.train_rl(generator, cases, settings, ts, out, log, args.resume, bar.report)
+        t.train_rl(generator, cases, settings, ts, out, log, args.resume, bar.report)
         data = {"cases": len(cases), "rollouts per case": ts.k + 1}
     else:
         episodes = _episodes(args, generator, cases, settings, ts, log_path, out)
         data = {"episodes": len(episodes), "source": str(log_path)}
         try:
-            history = t.train_offline(args.method, generator, episodes, ts, out, args.resume,
+            t.train_offline(args.method, generator, episodes, ts, out, args.resume,
                                       bar.report)  # fmt: skip
         except ValueError as e:
             say(f"edgeagent: error: {e}")
@@ -107,7 +107,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     bar.close()
     if not distributed.is_main():  # the first process evaluates and writes the report
         return 0
-    t.write_history(out, history)
     adapter = str(out / "adapter")
     lm.adapter = adapter
     after_settings = settings.model_copy(

@@ -83,6 +83,7 @@ def test_one_online_rl_step_moves_the_adapter_and_resumes(tmp_path: Path) -> Non
     assert latest_checkpoint(tmp_path) is not None
     # Resumed with the step done, nothing is sampled again: the script is empty.
     assert t.train_rl(ScriptedGenerator(lm, []), cases, Settings(), ts, tmp_path, resume=True) == []
+    assert t.read_history(tmp_path) == history  # written as the step ended, kept for the curve
 
 
 def test_dpo_from_rollouts_trains_and_reports(tmp_path: Path) -> None:
@@ -93,6 +94,7 @@ def test_dpo_from_rollouts_trains_and_reports(tmp_path: Path) -> None:
     ts = t.TrainSettings(learning_rate=1e-3, save_steps=0)
     history = t.train_offline("dpo", gen, t.episodes_of(groups), ts, tmp_path)
     assert len(history) == 1 and abs(history[0]["loss"] - 0.6931) < 1e-3  # log 2 at the start
+    assert t.read_history(tmp_path) == history
     assert t.plot_curve(history, "dpo", tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 1000
     run = {
