@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             else run_model(spec, limits, folder, args.add, args.resume)
         )
     out = Path(args.out)
-    (out.parent / "results").mkdir(exist_ok=True)
+    (out.parent / "results").mkdir(parents=True, exist_ok=True)
     for suite in runner.SUITES:
         if any(suite in r["summary"] for r in runs):
             plot_models(suite, runs, out.parent / "results" / f"{suite}.png")
