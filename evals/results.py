@@ -112,7 +112,69 @@ def plot_models(suite: str, runs: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def page(runs: list[dict[str, Any]], command: str) -> str:
+def mode_of(suite: str, category: str) -> str | None:
+    """The group a category belongs to on the headline table: BFCL's live or non-live, or
+    the mode after a category's last ':' or '/' (tools, rlm, guard off, ...)."""
+    if suite == "bfcl":
+        return "live" if category.startswith("live_") else "non-live"
+    for sep in (":", "/"):
+        if sep in category:
+            return category.rsplit(sep, 1)[1]
+    return None
+
+
+def merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several category rows as one: cases and correct summed, the loop ratio weighted."""
+    cases = sum(r["cases"] for r in rows)
+    if not cases:
+        return {}
+    merged = {"cases": cases, "correct": sum(r["correct"] for r in rows)}
+    merged["accuracy"] = merged["correct"] / cases
+    if all("loop_ratio" in r for r in rows):
+        merged["loop_ratio"] = sum(r["loop_ratio"] * r["cases"] for r in rows) / cases
+    return merged
+
+
+def cell(row: dict[str, Any]) -> str:
+    if not row:
+        return "–"
+    loop = f", loops {row['loop_ratio']:.0%}" if "loop_ratio" in row else ""
+    return f"{row['accuracy']:.0%} ({row['correct']}/{row['cases']}{loop})"
+
+
+def headline(runs: list[dict[str, Any]]) -> list[str]:
+    """One table: each suite's modes (live/non-live, tools/notools, direct/rlm, off/on)."""
+    lines = ["| suite | group | " + " | ".join(r["model"] for r in runs) + " |"]
+    lines.append("|---|---|" + "---|" * len(runs))
+    for suite in runner.SUITES:
+        summaries = [r["summary"].get(suite) for r in runs]
+        if not any(summaries):
+            continue
+        groups = sorted({
+            m for s in summaries if s for c in s["categories"] if (m := mode_of(suite, c))
+        })  # fmt: skip
+        for group in [*groups, "all"]:
+            cells = []
+            for s in summaries:
+                rows = s["categories"] if s else {}
+                chosen = [r for c, r in rows.items() if group in ("all", mode_of(suite, c))]
+                cells.append(cell(merge(chosen)))
+            lines.append(f"| {suite} | {group} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def coverage(suite: str, runs: list[dict[str, Any]], total: int | None) -> str:
+    """How much of the test split each model's figures cover."""
+    parts = []
+    for r in runs:
+        n = r["summary"].get(suite, {}).get("all", {}).get("cases", 0)
+        whole = total is not None and n >= total
+        parts.append(f"{r['model']} {n} ({'all of them' if whole else 'a sample'})")
+    size = f"{total} cases" if total is not None else "size unknown (data not installed)"
+    return f"Test split: {size}. Run: " + "; ".join(parts) + "."
+
+
+def page(runs: list[dict[str, Any]], command: str, totals: dict[str, int | None]) -> str:
     models = [r["model"] for r in runs]
     first = runs[0]
     lines = [
@@ -121,30 +183,27 @@ def page(runs: list[dict[str, Any]], command: str) -> str:
         f"Regenerate: `.venv/bin/python -m evals.results` (2 CPU cores, {first['dtype']}, "
         f"greedy). This page: `{command}`, from the runs in `eval-runs/results/<model>/` "
         f"(their run.json holds settings, commit and date; {first['date'][:10]}, commit "
-        f"{first['commit']}). Test split only; cases per suite: "
-        + "; ".join(f"{r['model']}: {r['limit']}" for r in runs)
-        + ". A sample of the test split: each figure is over the number of cases its row "
-        "shows, so one case is many points.",
+        f"{first['commit']}). Test split only. Each cell is accuracy (correct/cases); a "
+        "suite that ran a sample says so, and on a few cases one case is many points.",
+        "",
+        "## Headline",
+        "",
+        *headline(runs),
         "",
     ]
     for suite in runner.SUITES:
         if not any(suite in r["summary"] for r in runs):
             continue
-        lines += [f"## {suite}", "", f"![{suite}](results/{suite}.png)", ""]
-        lines += ["| category | cases | " + " | ".join(models) + " |"]
-        lines += ["|---|---|" + "---|" * len(models)]
-        empty: dict[str, Any] = {"categories": {}, "all": {}}  # a model the suite did not run
-        summaries = [r["summary"].get(suite, empty) for r in runs]
+        lines += [f"## {suite}", "", coverage(suite, runs, totals.get(suite)), ""]
+        lines += [f"![{suite}](results/{suite}.png)", ""]
+        lines += ["| category | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+        summaries = [r["summary"].get(suite, {"categories": {}, "all": {}}) for r in runs]
         categories = sorted({c for s in summaries for c in s["categories"]})
         for category in [*categories, "all"]:
-            cells, cases = [], 0
-            for s in summaries:
-                row = s["all"] if category == "all" else s["categories"].get(category, {})
-                cases = max(cases, row.get("cases", 0))
-                loop = f" (loops {row['loop_ratio']:.0%})" if "loop_ratio" in row else ""
-                cells.append(f"{row['accuracy']:.0%}{loop}" if row else "–")
+            rows = [s["all"] if category == "all" else s["categories"].get(category, {})
+                    for s in summaries]  # fmt: skip
             name = "**all**" if category == "all" else category
-            lines.append(f"| {name} | {cases} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | " + " | ".join(cell(r) for r in rows) + " |")
         for r, s in zip(runs, summaries, strict=True):
             for key, t in s.get("timings", {}).items():
                 lines.append(
@@ -165,6 +224,17 @@ def page(runs: list[dict[str, Any]], command: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def split_sizes() -> dict[str, int | None]:
+    """Each suite's number of test cases; None where its data is not installed."""
+    sizes: dict[str, int | None] = {}
+    for name in runner.SUITES:
+        try:
+            sizes[name] = len(runner.load_suite_cases(name, "test", None, None))
+        except FileNotFoundError:
+            sizes[name] = None
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         if any(suite in r["summary"] for r in runs):
             plot_models(suite, runs, out.parent / "results" / f"{suite}.png")
     given = sys.argv[1:] if argv is None else argv
-    out.write_text(page(runs, " ".join([".venv/bin/python -m evals.results", *given])))
+    command = " ".join([".venv/bin/python -m evals.results", *given])
+    out.write_text(page(runs, command, split_sizes()))
     for spec in args.models.split(","):  # keep the per-run summaries beside the page
         shutil.copy(Path(args.runs) / spec / "summary.md", out.parent / "results" / f"{spec}.md")
     print(f"wrote {out}")

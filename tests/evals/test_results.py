@@ -39,13 +39,35 @@ def test_page_and_plots_from_two_runs(tmp_path: Path) -> None:
     args = ["--models", "qwen,smol", "--runs", str(tmp_path / "runs"), "--out", str(out)]
     assert results.main([*args, "--reuse"]) == 0
     text = out.read_text()
-    assert "| simple_python | 4 | 75% | 25% |" in text
-    assert "| arith:off | 2 | 50% (loops 50%) | 50% (loops 0%) |" in text
+    assert "| simple_python | 75% (3/4) | 25% (1/4) |" in text
+    assert "| arith:off | 50% (1/2, loops 50%) | 50% (1/2, loops 0%) |" in text
+    assert "| bfcl | non-live | 75% (3/4) | 25% (1/4) |" in text  # the headline table
+    assert "| doomloop | off | 50% (1/2, loops 50%) |" in text
+    assert "Test split: 28 cases. Run: qwen 2 (a sample); smol 2 (a sample)." in text
     assert "qwen ttft_s: median 0.40" in text and "LFM2.5-350M" in text
-    assert "--reuse" in text.splitlines()[2] and "qwen: bfcl=4" in text  # how it was made
+    assert "--reuse" in text.splitlines()[2]  # how it was made
     for suite in ("bfcl", "doomloop"):
         assert (out.parent / "results" / f"{suite}.png").stat().st_size > 1000
     assert (out.parent / "results" / "smol.md").read_text() == "# smol"
+
+
+def test_headline_groups_and_coverage() -> None:
+    assert results.mode_of("bfcl", "live_simple") == "live"
+    assert results.mode_of("bfcl", "parallel") == "non-live"
+    assert results.mode_of("searchqa", "two-hop/tools") == "tools"
+    assert results.mode_of("longctx", "needle-1M:rlm") == "rlm"
+    assert results.mode_of("latency", "command") is None
+    rows = [
+        {"cases": 2, "correct": 1, "accuracy": 0.5, "loop_ratio": 0.5},
+        {"cases": 6, "correct": 6, "accuracy": 1.0, "loop_ratio": 0.0},
+    ]
+    merged = results.merge(rows)
+    assert (merged["cases"], merged["correct"], merged["loop_ratio"]) == (8, 7, 0.125)
+    assert results.cell(merged) == "88% (7/8, loops 12%)" and results.cell({}) == "–"
+    runs = [fake_run("qwen", 3, 0.5)]
+    assert "qwen 2 (all of them)" in results.coverage("doomloop", runs, 2)
+    assert "qwen 2 (a sample)" in results.coverage("doomloop", runs, 28)
+    assert "size unknown" in results.coverage("bfcl", runs, None)
 
 
 def test_limits_are_checked() -> None:
