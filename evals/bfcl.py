@@ -40,6 +40,10 @@ CATEGORIES = (
     "live_irrelevance",
     "live_relevance",
 )
+GROUPS = {
+    "live": tuple(c for c in CATEGORIES if c.startswith("live_")),
+    "non-live": tuple(c for c in CATEGORIES if not c.startswith("live_")),
+}
 INSTALL = ".venv/bin/python -m pip install --no-deps bfcl-eval==2026.3.23"
 MAX_NEW_TOKENS = 384
 SYSTEM_PROMPT = (
@@ -104,7 +108,10 @@ def load_cases(
     a category whose file the data folder lacks is left out."""
     unknown = sorted(set(categories) - set(CATEGORIES))
     if unknown:
-        raise ValueError(f"unknown BFCL categories {unknown}; known: {', '.join(CATEGORIES)}")
+        raise ValueError(
+            f"unknown BFCL categories {unknown}; known: {', '.join(CATEGORIES)}, or the "
+            "groups live and non-live"
+        )
     folder = data_dir(data)
     per_category = [
         [c for c in _load_category(folder, name) if in_split(c.id, split)]
@@ -113,6 +120,16 @@ def load_cases(
     ]
     cases = _interleave(per_category)
     return cases[:limit] if limit is not None else cases
+
+
+def expand(names: str) -> tuple[str, ...]:
+    """Comma-separated categories and group names (live, non-live) as categories, in order."""
+    out: list[str] = []
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        for category in GROUPS.get(name, (name,)):
+            if category not in out:
+                out.append(category)
+    return tuple(out)
 
 
 def _load_category(folder: Path, category: str) -> list[EvalCase]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +45,21 @@ def parse_limits(text: str) -> dict[str, int | None]:
     limits: dict[str, int | None] = {}
     for part in text.split(","):
         name, _, n = part.partition("=")
-        if name not in runner.SUITES or not n.isdigit():
-            raise SystemExit(f"--limits takes all or SUITE=N,... with suites {list(runner.SUITES)}")
-        limits[name] = int(n)
+        if name not in runner.SUITES or not (n.isdigit() or n == "all"):
+            raise SystemExit(
+                f"--limits takes all or SUITE=N|all,... with suites {list(runner.SUITES)}"
+            )
+        limits[name] = None if n == "all" else int(n)
     return limits
 
 
 def run_model(
-    spec: str, limits: dict[str, int | None], out: Path, add: bool, resume: bool = False
+    spec: str,
+    limits: dict[str, int | None],
+    out: Path,
+    add: bool,
+    resume: bool = False,
+    categories: str | None = None,
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -63,9 +71,14 @@ def run_model(
     settings = Settings()
     settings.model.spec = spec
     generator = Generator(load(spec))
-    cases = {n: runner.load_suite_cases(n, "test", limit, None) for n, limit in limits.items()}
+    cases = {
+        n: runner.load_suite_cases(n, "test", limit, None, categories if n == "bfcl" else None)
+        for n, limit in limits.items()
+    }
     meta = runner.run_meta(settings, "test", ",".join(f"{n}={len(c)}" for n, c in cases.items()),
                            None)  # fmt: skip
+    if categories and "bfcl" in limits:
+        meta["categories"] = categories
     if resume:
         runner.check_resumable(out, meta)
 
@@ -163,18 +176,26 @@ def headline(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def coverage(suite: str, runs: list[dict[str, Any]], total: int | None) -> str:
-    """How much of the test split each model's figures cover."""
-    parts = []
+def coverage(suite: str, runs: list[dict[str, Any]], tests: list | None) -> str:
+    """How much of the test split each model's figures cover, per headline group."""
+    if tests is None:
+        return "Test split: size unknown (its data is not installed)."
+
+    def counts(categories: list[str]) -> str:
+        groups = Counter(mode_of(suite, c) for c in categories)
+        parts = [f"{g} {n}" for g, n in sorted(groups.items()) if g]
+        return f"{len(categories)}" + (f" ({', '.join(parts)})" if parts else "")
+
+    ran = []
     for r in runs:
-        n = r["summary"].get(suite, {}).get("all", {}).get("cases", 0)
-        whole = total is not None and n >= total
-        parts.append(f"{r['model']} {n} ({'all of them' if whole else 'a sample'})")
-    size = f"{total} cases" if total is not None else "size unknown (data not installed)"
-    return f"Test split: {size}. Run: " + "; ".join(parts) + "."
+        rows = r["summary"].get(suite, {}).get("categories", {})
+        held = [c for c, row in rows.items() for _ in range(row["cases"])]
+        whole = " = all" if len(held) >= len(tests) else ""
+        ran.append(f"{r['model']} {counts(held)}{whole}")
+    return f"Test split: {counts([c.category for c in tests])}. Run: " + "; ".join(ran) + "."
 
 
-def page(runs: list[dict[str, Any]], command: str, totals: dict[str, int | None]) -> str:
+def page(runs: list[dict[str, Any]], command: str, tests: dict[str, list | None]) -> str:
     models = [r["model"] for r in runs]
     first = runs[0]
     lines = [
@@ -194,7 +215,7 @@ def page(runs: list[dict[str, Any]], command: str, totals: dict[str, int | None]
     for suite in runner.SUITES:
         if not any(suite in r["summary"] for r in runs):
             continue
-        lines += [f"## {suite}", "", coverage(suite, runs, totals.get(suite)), ""]
+        lines += [f"## {suite}", "", coverage(suite, runs, tests.get(suite)), ""]
         lines += [f"![{suite}](results/{suite}.png)", ""]
         lines += ["| category | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
         summaries = [r["summary"].get(suite, {"categories": {}, "all": {}}) for r in runs]
@@ -226,21 +247,35 @@ def page(runs: list[dict[str, Any]], command: str, totals: dict[str, int | None]
     return "\n".join(lines)
 
 
-def split_sizes() -> dict[str, int | None]:
-    """Each suite's number of test cases; None where its data is not installed."""
-    sizes: dict[str, int | None] = {}
+def test_cases() -> dict[str, list | None]:
+    """Each suite's test cases; None where its data is not installed."""
+    tests: dict[str, list | None] = {}
     for name in runner.SUITES:
         try:
-            sizes[name] = len(runner.load_suite_cases(name, "test", None, None))
+            tests[name] = runner.load_suite_cases(name, "test", None, None)
         except FileNotFoundError:
-            sizes[name] = None
-    return sizes
+            tests[name] = None
+    return tests
+
+
+def held(folder: Path, run: dict[str, Any], tests: dict[str, list | None]) -> dict[str, Any]:
+    """The run with each suite summarized over every test case its JSONL holds: the page
+    shows all that was ever run into the folder (a full non-live BFCL run plus an earlier
+    interleaved sample, say), not just the last command's cases."""
+    summary = {}
+    for suite in runner.SUITES:
+        results = list(runner.held_results(folder / f"{suite}.jsonl").values())
+        ids = {c.id for c in tests.get(suite) or []}
+        results = [r for r in results if not ids or r.id in ids]
+        if results:
+            summary[suite] = runner.summarize(results)
+    return {**run, "summary": summary}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evals.results", description=__doc__)
     p.add_argument("--models", default=MODELS)
-    p.add_argument("--limits", default=DEFAULT_LIMITS, help="SUITE=N,... or all")
+    p.add_argument("--limits", default=DEFAULT_LIMITS, help="SUITE=N|all,... or all")
     p.add_argument("--runs", default="eval-runs/results", help="where the run folders go")
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
     p.add_argument("--reuse", action="store_true", help="rewrite the page from existing runs")
@@ -250,17 +285,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the cases each run holds, run only the others: a stopped run goes on",
     )
+    p.add_argument("--categories", help="bfcl: only these categories or groups (live, non-live)")
     args = p.parse_args(argv)
     limits = parse_limits(args.limits)
+    tests = test_cases()
     runs = []
     for spec in args.models.split(","):
         folder = Path(args.runs) / spec
         reuse = args.reuse and (folder / "run.json").is_file()
-        runs.append(
+        run = (
             runner.read_run(folder)
             if reuse
-            else run_model(spec, limits, folder, args.add, args.resume)
+            else run_model(spec, limits, folder, args.add, args.resume, args.categories)
         )
+        runs.append(held(folder, run, tests))
     out = Path(args.out)
     (out.parent / "results").mkdir(parents=True, exist_ok=True)
     for suite in runner.SUITES:
@@ -268,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             plot_models(suite, runs, out.parent / "results" / f"{suite}.png")
     given = sys.argv[1:] if argv is None else argv
     command = " ".join([".venv/bin/python -m evals.results", *given])
-    out.write_text(page(runs, command, split_sizes()))
+    out.write_text(page(runs, command, tests))
     for spec in args.models.split(","):  # keep the per-run summaries beside the page
         shutil.copy(Path(args.runs) / spec / "summary.md", out.parent / "results" / f"{spec}.md")
     print(f"wrote {out}")

@@ -39,8 +39,16 @@ def suite_module(name: str) -> Any:
     return importlib.import_module(SUITES[name])
 
 
-def load_suite_cases(name: str, split: Split, limit: int | None, data: str | None) -> list:
-    return suite_module(name).load_cases(split, limit=limit, data=data)
+def load_suite_cases(
+    name: str, split: Split, limit: int | None, data: str | None, categories: str | None = None
+) -> list:
+    """A suite's cases; `categories` (comma-separated) picks BFCL categories or groups."""
+    if not categories:
+        return suite_module(name).load_cases(split, limit=limit, data=data)
+    if name != "bfcl":
+        raise ValueError(f"--categories picks BFCL categories; {name} has none to pick")
+    module = suite_module(name)
+    return module.load_cases(split, limit=limit, data=data, categories=module.expand(categories))
 
 
 def run_suite(
@@ -58,7 +66,7 @@ def run_suite(
     module = suite_module(name)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.jsonl"
-    finished = _finished(path) if resume else {}
+    finished = held_results(path) if resume else {}
     results = [finished[c.id] for c in cases if c.id in finished]
     for n, result in enumerate(results if progress else [], 1):
         progress(name, n, len(cases), result)  # type: ignore[misc]
@@ -75,7 +83,7 @@ def run_suite(
     return results
 
 
-def _finished(path: Path) -> dict[str, CaseResult]:
+def held_results(path: Path) -> dict[str, CaseResult]:
     """The results a suite's JSONL holds, by case id; a line cut by a crash is left out."""
     found = {}
     for line in path.read_text().splitlines() if path.is_file() else []:

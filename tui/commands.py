@@ -296,10 +296,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         say("edgeagent: error: --resume goes on with the run in --out DIR; give --out")
         return 2
     meta = runner.run_meta(settings, args.split, args.limit, args.data)
+    if args.categories:
+        meta["categories"] = args.categories
     stamp = meta["date"][:19].replace(":", "").replace("-", "")
     out = Path(args.out) if args.out else Path("eval-runs") / f"{stamp}-{settings.model.spec}"
     try:  # a wrong suite name, data path or run to resume fails here, before the model loads
-        cases = {n: runner.load_suite_cases(n, args.split, args.limit, args.data) for n in names}
+        cases = {
+            n: runner.load_suite_cases(n, args.split, args.limit, args.data, args.categories)
+            for n in names
+        }
         if args.resume:
             runner.check_resumable(out, meta)
     except (FileNotFoundError, ValueError) as e:

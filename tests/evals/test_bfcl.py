@@ -154,6 +154,19 @@ def test_installed_package_data() -> None:
     assert all(c.expected for c in answered) and len(answered) == len(cases) - 240 - 884 - 16
 
 
+def test_categories_and_groups(tmp_path: Path) -> None:
+    assert bfcl.expand("non-live") == bfcl.CATEGORIES[:5]
+    assert bfcl.expand("parallel, live,parallel") == ("parallel", *bfcl.CATEGORIES[5:])
+    for name in ("simple_python", "live_simple"):  # a folder with two categories' data
+        row = {"id": f"{name}_0", "question": [[{"role": "user", "content": "hi"}]],
+               "function": []}  # fmt: skip
+        (tmp_path / f"BFCL_v4_{name}.json").write_text(json.dumps(row) + "\n")
+    picked = bfcl.load_cases("all", data=tmp_path, categories=bfcl.expand("live"))
+    assert [c.id for c in picked] == ["live_simple_0"]
+    with pytest.raises(ValueError, match="unknown BFCL categories \\['livee'\\]"):
+        bfcl.load_cases("all", data=tmp_path, categories=bfcl.expand("livee"))
+
+
 def test_type_mapping() -> None:
     schema = bfcl.to_json_schema(
         {

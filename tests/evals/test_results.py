@@ -7,47 +7,52 @@ from pathlib import Path
 
 import pytest
 
-from evals import results
+from evals import doomloop, results
+from evals.common import CaseResult
 
 
-def fake_run(model: str, bfcl_right: int, loops: float) -> dict:
-    def row(cases: int, correct: int, **extra: float) -> dict:
-        return {"cases": cases, "correct": correct, "accuracy": correct / cases, **extra}
-
+def fake_run(model: str, right: int, loops: float) -> dict:
+    """A run.json as `--reuse` reads it (the page recomputes summaries from the JSONL)."""
     return {
         "model": model, "dtype": "float32", "date": "2026-11-30T00:00:00", "commit": "abc",
-        "limit": "bfcl=4,doomloop=2",
-        "summary": {
-            "bfcl": {"categories": {"simple_python": (r := row(4, bfcl_right))}, "all": r},
-            "doomloop": {
-                "categories": {"arith:off": row(2, 1, loop_ratio=loops)},
-                "all": row(2, 1, loop_ratio=loops),
-                "timings": {"ttft_s": {"mean": 0.5, "median": 0.4, "p90": 0.9}},
-            },
-        },
+        "limit": "doomloop=4", "summary": {},
     }  # fmt: skip
 
 
+def write_run(folder: Path, model: str, right: int, looped: int, stale: bool = False) -> None:
+    """A run folder with real doom-loop test case ids: the first `right` cases right, the
+    first `looped` looped; `stale` adds a result whose id is not in the test split."""
+    cases = doomloop.load_cases("test")[:4]
+    results = [
+        CaseResult(suite="doomloop", id=c.id, category=c.category, score=float(i < right),
+                   correct=i < right, seconds=1.0, details={"looped": i < looped, "ttft_s": 0.4})
+        for i, c in enumerate(cases)
+    ]  # fmt: skip
+    if stale:
+        results.append(results[0].model_copy(update={"id": "gone-1:off"}))
+    folder.mkdir(parents=True)
+    lines = "".join(r.model_dump_json() + "\n" for r in results)
+    (folder / "doomloop.jsonl").write_text(lines + '{"torn": ')  # a line cut by a crash
+    (folder / "run.json").write_text(json.dumps(fake_run(model, right, looped)))
+    (folder / "summary.md").write_text(f"# {model}")
+
+
 def test_page_and_plots_from_two_runs(tmp_path: Path) -> None:
-    runs = {"qwen": fake_run("qwen", 3, 0.5), "smol": fake_run("smol", 1, 0.0)}
-    for name, run in runs.items():
-        (tmp_path / "runs" / name).mkdir(parents=True)
-        (tmp_path / "runs" / name / "run.json").write_text(json.dumps(run))
-        (tmp_path / "runs" / name / "summary.md").write_text(f"# {name}")
+    write_run(tmp_path / "runs" / "qwen", "qwen", right=3, looped=2, stale=True)
+    write_run(tmp_path / "runs" / "smol", "smol", right=1, looped=0)
     out = tmp_path / "docs" / "RESULTS.md"
     out.parent.mkdir()
     args = ["--models", "qwen,smol", "--runs", str(tmp_path / "runs"), "--out", str(out)]
     assert results.main([*args, "--reuse"]) == 0
     text = out.read_text()
-    assert "| simple_python | 75% (3/4) | 25% (1/4) |" in text
-    assert "| arith:off | 50% (1/2, loops 50%) | 50% (1/2, loops 0%) |" in text
-    assert "| bfcl | non-live | 75% (3/4) | 25% (1/4) |" in text  # the headline table
-    assert "| doomloop | off | 50% (1/2, loops 50%) |" in text
-    assert "Test split: 28 cases. Run: qwen 2 (a sample); smol 2 (a sample)." in text
+    assert "| arith:off | 100% (1/1, loops 100%) | 100% (1/1, loops 0%) |" in text
+    assert "| chain:on | 0% (0/1, loops 0%) | 0% (0/1, loops 0%) |" in text
+    assert "| doomloop | off | 100% (2/2, loops 50%) | 50% (1/2, loops 0%) |" in text  # headline
+    assert "| doomloop | on | 50% (1/2, loops 50%) | 0% (0/2, loops 0%) |" in text
+    assert "Test split: 28 (off 14, on 14). Run: qwen 4 (off 2, on 2); smol 4" in text
     assert "qwen ttft_s: median 0.40" in text and "LFM2.5-350M" in text
     assert "--reuse" in text.splitlines()[2]  # how it was made
-    for suite in ("bfcl", "doomloop"):
-        assert (out.parent / "results" / f"{suite}.png").stat().st_size > 1000
+    assert (out.parent / "results" / "doomloop.png").stat().st_size > 1000
     assert (out.parent / "results" / "smol.md").read_text() == "# smol"
 
 
@@ -64,14 +69,17 @@ def test_headline_groups_and_coverage() -> None:
     merged = results.merge(rows)
     assert (merged["cases"], merged["correct"], merged["loop_ratio"]) == (8, 7, 0.125)
     assert results.cell(merged) == "88% (7/8, loops 12%)" and results.cell({}) == "–"
-    runs = [fake_run("qwen", 3, 0.5)]
-    assert "qwen 2 (all of them)" in results.coverage("doomloop", runs, 2)
-    assert "qwen 2 (a sample)" in results.coverage("doomloop", runs, 28)
+    cases = doomloop.load_cases("test")
+    rows = {"arith:off": {"cases": 2, "correct": 1}, "arith:on": {"cases": 1, "correct": 1}}
+    runs = [{"model": "qwen", "summary": {"doomloop": {"categories": rows}}}]
+    assert "Run: qwen 3 (off 2, on 1)." in results.coverage("doomloop", runs, cases)
+    assert "qwen 3 (off 2, on 1) = all" in results.coverage("doomloop", runs, cases[:3])
     assert "size unknown" in results.coverage("bfcl", runs, None)
 
 
 def test_limits_are_checked() -> None:
     assert results.parse_limits("bfcl=4,latency=2") == {"bfcl": 4, "latency": 2}
     assert results.parse_limits("all")["searchqa"] is None
+    assert results.parse_limits("bfcl=all,latency=3") == {"bfcl": None, "latency": 3}
     with pytest.raises(SystemExit, match="--limits takes"):
         results.parse_limits("bfcl=x")

@@ -63,6 +63,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
     assert "not an eval run" in capsys.readouterr().err
     assert main(["eval", "--suite", "searchqa", "--data", str(tmp_path)]) == 2
     assert "questions.jsonl" in capsys.readouterr().err
+    assert main(["eval", "--suite", "doomloop", "--categories", "live"]) == 2
+    assert "--categories picks BFCL categories; doomloop" in capsys.readouterr().err
 
 
 def test_run_suite_writes_each_case_as_it_finishes(tmp_path, monkeypatch) -> None:
