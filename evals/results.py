@@ -195,17 +195,30 @@ def coverage(suite: str, runs: list[dict[str, Any]], tests: list | None) -> str:
     return f"Test split: {counts([c.category for c in tests])}. Run: " + "; ".join(ran) + "."
 
 
+def case_seconds(run: dict[str, Any]) -> float:
+    """The summed time of every case a run's summary counts."""
+    return sum(
+        row["mean_seconds"] * row["cases"]
+        for suite in run["summary"].values()
+        for row in suite["categories"].values()
+    )
+
+
 def page(runs: list[dict[str, Any]], command: str, tests: dict[str, list | None]) -> str:
     models = [r["model"] for r in runs]
     first = runs[0]
+    hours = "; ".join(f"{r['model']} {case_seconds(r) / 3600:.1f} h" for r in runs)
     lines = [
         "# Eval results: the embedded models",
         "",
-        f"Regenerate: `.venv/bin/python -m evals.results` (2 CPU cores, {first['dtype']}, "
-        f"greedy). This page: `{command}`, from the runs in `eval-runs/results/<model>/` "
-        f"(their run.json holds settings, commit and date; {first['date'][:10]}, commit "
-        f"{first['commit']}). Test split only. Each cell is accuracy (correct/cases); a "
-        "suite that ran a sample says so, and on a few cases one case is many points.",
+        "Every test case of every suite: `.venv/bin/python -m evals.results --limits all "
+        f"--resume` (2 CPU cores, {first['dtype']}, greedy; it keeps the cases a run folder "
+        f"already holds, so it can be stopped and started again). This page: `{command}`, "
+        "from the runs in `eval-runs/results/<model>/` (their run.json holds settings, "
+        f"commit and date; {first['date'][:10]}, commit {first['commit']}). Test split "
+        "only. Each cell is accuracy (correct/cases); each suite says how much of its test "
+        f"split ran, and on a few cases one case is many points. Time, the sum of the "
+        f"per-case times: {hours}.",
         "",
         "## Headline",
         "",

@@ -75,6 +75,13 @@ def test_headline_groups_and_coverage() -> None:
     assert "Run: qwen 3 (off 2, on 1)." in results.coverage("doomloop", runs, cases)
     assert "qwen 3 (off 2, on 1) = all" in results.coverage("doomloop", runs, cases[:3])
     assert "size unknown" in results.coverage("bfcl", runs, None)
+    timed = {
+        "categories": {
+            "a": {"mean_seconds": 2.0, "cases": 3},
+            "b": {"mean_seconds": 1.0, "cases": 1},
+        }
+    }
+    assert results.case_seconds({"summary": {"x": timed, "y": timed}}) == 14.0
 
 
 def test_limits_are_checked() -> None:
