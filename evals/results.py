@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from evals import runner
+from evals.latency import BUDGET_S
 
 DEFAULT_LIMITS = "bfcl=44,searchqa=8,longctx=12,doomloop=10,latency=15"
 MODELS = "qwen2.5-coder-0.5b,smollm2"
@@ -37,6 +38,23 @@ PUBLISHED = [
     ("Qwen2.5-0.5B-Instruct (FC)", "BFCL overall 27.1", "BFCL paper (ICML 2025), Table 1"),
     ("Qwen3-0.6B (FC)", "BFCL V4 overall 23.93", "BFCL leaderboard, updated 2026-04-12"),
 ]
+
+# What "right" means in each suite, and what its groups are: one line above each table.
+MEANING = {
+    "bfcl": "Right: BFCL's AST rules (function names, required parameters, types, allowed "
+    "values); in the irrelevance categories, making no call. live and non-live are BFCL's "
+    "two halves (user-contributed and expert-written functions).",
+    "searchqa": "Right: the normalized answer appears in the final answer; EM and F1 beside "
+    "it. tools: the agent with the local search index and page fetch; notools: the model "
+    "alone, which should be near zero, since the facts are invented.",
+    "longctx": "Right: the needle, keys, count or list found. direct: the text cut to the "
+    "context window, in the prompt; rlm: the text as `context` in the sandbox, the model "
+    "writing code that slices it and calls `llm_query`.",
+    "doomloop": "Right: the case did not loop. off: one greedy generation, guard disabled; on: "
+    "the agent with the guard, where a caught loop counts as a loop and recovered means the "
+    "resample then answered. Right answers: the final answer is also correct.",
+    "latency": f"Right: an answer within {BUDGET_S:g} s, offline; the timings are what matter.",
+}
 
 
 def parse_limits(text: str) -> dict[str, int | None]:
@@ -137,7 +155,7 @@ def mode_of(suite: str, category: str) -> str | None:
 
 
 def merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Several category rows as one: cases and correct summed, the loop ratio weighted."""
+    """Several category rows as one: cases and counts summed, ratios and means weighted."""
     cases = sum(r["cases"] for r in rows)
     if not cases:
         return {}
@@ -145,6 +163,12 @@ def merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
     merged["accuracy"] = merged["correct"] / cases
     if all("loop_ratio" in r for r in rows):
         merged["loop_ratio"] = sum(r["loop_ratio"] * r["cases"] for r in rows) / cases
+    for key in runner.COUNTED:
+        if any(key in r for r in rows):
+            merged[key] = sum(r.get(key, 0) for r in rows)
+    for key in runner.AVERAGED:
+        if all(key in r for r in rows):
+            merged[key] = sum(r[key] * r["cases"] for r in rows) / cases
     return merged
 
 
@@ -152,6 +176,12 @@ def cell(row: dict[str, Any]) -> str:
     if not row:
         return "–"
     loop = f", loops {row['loop_ratio']:.0%}" if "loop_ratio" in row else ""
+    if row.get("recovered"):  # guard on: the loops it caught that the resample then answered
+        loop += f", {row['recovered']} recovered"
+    if "correct_answer" in row:
+        loop += f", {row['correct_answer']} right answers"
+    if "em" in row and "f1" in row:
+        loop += f", EM {row['em']:.0%}, F1 {row['f1']:.0%}"
     return f"{row['accuracy']:.0%} ({row['correct']}/{row['cases']}{loop})"
 
 
@@ -228,7 +258,7 @@ def page(runs: list[dict[str, Any]], command: str, tests: dict[str, list | None]
     for suite in runner.SUITES:
         if not any(suite in r["summary"] for r in runs):
             continue
-        lines += [f"## {suite}", "", coverage(suite, runs, tests.get(suite)), ""]
+        lines += [f"## {suite}", "", MEANING[suite], coverage(suite, runs, tests.get(suite)), ""]
         lines += [f"![{suite}](results/{suite}.png)", ""]
         lines += ["| category | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
         summaries = [r["summary"].get(suite, {"categories": {}, "all": {}}) for r in runs]

@@ -173,6 +173,10 @@ def summarize(results: list[CaseResult]) -> dict[str, Any]:
     return summary
 
 
+COUNTED = ("recovered", "correct_answer")  # doom loops: caught loops answered, right answers
+AVERAGED = ("em", "f1")  # search-QA: exact match and token F1 beside the contains verdict
+
+
 def _row(group: list[CaseResult]) -> dict[str, Any]:
     correct = sum(r.correct for r in group)
     row = {
@@ -185,6 +189,12 @@ def _row(group: list[CaseResult]) -> dict[str, Any]:
     looped = [r.details["looped"] for r in group if "looped" in r.details]
     if looped:
         row["loop_ratio"] = sum(bool(x) for x in looped) / len(looped)
+    for key in COUNTED:
+        if any(key in r.details for r in group):
+            row[key] = sum(bool(r.details.get(key)) for r in group)
+    for key in AVERAGED:
+        if all(key in r.details for r in group):
+            row[key] = statistics.fmean(float(r.details[key]) for r in group)
     return row
 
 

@@ -46,6 +46,7 @@ def test_page_and_plots_from_two_runs(tmp_path: Path) -> None:
     assert results.main([*args, "--reuse"]) == 0
     text = out.read_text()
     assert "| arith:off | 100% (1/1, loops 100%) | 100% (1/1, loops 0%) |" in text
+    assert "Right: the case did not loop." in text
     assert "| chain:on | 0% (0/1, loops 0%) | 0% (0/1, loops 0%) |" in text
     assert "| doomloop | off | 100% (2/2, loops 50%) | 50% (1/2, loops 0%) |" in text  # headline
     assert "| doomloop | on | 50% (1/2, loops 50%) | 0% (0/2, loops 0%) |" in text
@@ -69,6 +70,9 @@ def test_headline_groups_and_coverage() -> None:
     merged = results.merge(rows)
     assert (merged["cases"], merged["correct"], merged["loop_ratio"]) == (8, 7, 0.125)
     assert results.cell(merged) == "88% (7/8, loops 12%)" and results.cell({}) == "–"
+    qa = [{"cases": 1, "correct": 1, "em": 1.0, "f1": 1.0, "recovered": 1},
+          {"cases": 3, "correct": 0, "em": 0.0, "f1": 0.5, "recovered": 0}]  # fmt: skip
+    assert results.cell(results.merge(qa)) == "25% (1/4, 1 recovered, EM 25%, F1 62%)"
     cases = doomloop.load_cases("test")
     rows = {"arith:off": {"cases": 2, "correct": 1}, "arith:on": {"cases": 1, "correct": 1}}
     runs = [{"model": "qwen", "summary": {"doomloop": {"categories": rows}}}]

@@ -34,6 +34,10 @@ def test_summary_counts_per_category_and_timings() -> None:
     assert "loop_ratio" not in s["categories"]["single"]
     assert s["all"]["cases"] == 4 and s["all"]["correct"] == 2
     assert s["timings"]["ttft_s"]["mean"] == 1.0 and s["timings"]["total_s"]["p90"] == 5.0
+    qa = runner.summarize([result("q", True, em=1.0, f1=1.0), result("q", False, em=0.0, f1=0.5)])
+    assert (qa["all"]["em"], qa["all"]["f1"]) == (0.5, 0.75) and "recovered" not in qa["all"]
+    loops = [result("on", False, looped=True, recovered=r) for r in (True, False)]
+    assert runner.summarize(loops)["all"]["recovered"] == 1
 
 
 def test_a_run_folder_has_json_markdown_and_plots(tmp_path) -> None:
