@@ -100,6 +100,15 @@ class RlmSettings(BaseModel):
     )
 
 
+class EvalSettings(BaseModel):
+    batch: int = Field(
+        default=8,
+        ge=1,
+        description="cases decoded together where a suite's cases are single completions "
+        "(BFCL): one weight read serves them all; 1 runs them one by one",
+    )
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     model: ModelSettings = Field(default_factory=ModelSettings)
@@ -110,6 +119,7 @@ class Settings(BaseModel):
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     rlm: RlmSettings = Field(default_factory=RlmSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
     offline: bool = Field(default=False, description="in-car mode: no tools, no network")
     system_prompt: str = (
         "You are an assistant that looks things up. Your own memory of names, numbers and dates "

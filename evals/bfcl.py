@@ -16,14 +16,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from agent.settings import Settings
 from evals.ast_check import Verdict, check
 from evals.common import CaseResult, EvalCase, Split, in_split
+from model.batch import complete_many
 from model.chat import ParsedOutput, ToolFormat, parse, render
-from model.generate import Generator
+from model.generate import Completion, Generator
 from model.messages import Message
 
 SUITE = "bfcl"
@@ -213,18 +215,44 @@ def score_output(case: EvalCase, text: str, fmt: ToolFormat) -> tuple[Verdict, P
 
 
 def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseResult:
-    start = time.perf_counter()
+    return next(run_cases(generator, [case], settings))
+
+
+def run_cases(
+    generator: Generator, cases: list[EvalCase], settings: Settings
+) -> Iterator[CaseResult]:
+    """Each case's result as it finishes, up to `eval.batch` cases decoding at once. A case's
+    `seconds` is the wall time since the result before it, so they add up to the run's time."""
     lm = generator.lm
-    tools = [to_tool(f) for f in case.data["functions"]]
-    prompt = render(lm.tokenizer, build_messages(case), tools, lm.tool_format)
+    prompts = [
+        generator.encode(
+            render(
+                lm.tokenizer,
+                build_messages(case),
+                [to_tool(f) for f in case.data["functions"]],
+                lm.tool_format,
+            )
+        )
+        for case in cases
+    ]
     sampling = settings.sampling.model_copy(
         update={
             "temperature": 0.0,
             "max_new_tokens": min(settings.sampling.max_new_tokens, MAX_NEW_TOKENS),
         }
     )
-    completion = generator.complete(generator.encode(prompt), sampling, settings.guard)
-    verdict, parsed = score_output(case, completion.text, lm.tool_format)
+    last = time.perf_counter()
+    done = complete_many(generator, prompts, sampling, settings.guard, settings.eval.batch)
+    for index, completion in done:
+        now = time.perf_counter()
+        yield result_of(cases[index], completion, lm.tool_format, now - last)
+        last = now
+
+
+def result_of(
+    case: EvalCase, completion: Completion, fmt: ToolFormat, seconds: float
+) -> CaseResult:
+    verdict, parsed = score_output(case, completion.text, fmt)
     return CaseResult(
         suite=SUITE,
         id=case.id,
@@ -240,5 +268,5 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
             "prompt_tokens": completion.prompt_tokens,
             "new_tokens": len(completion.token_ids),
         },
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
     )

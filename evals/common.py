@@ -3,6 +3,8 @@
 A suite is a module with two functions:
     load_cases(split, limit=None, data=None) -> list[EvalCase]
     run_case(generator, case, settings) -> CaseResult
+and may have a third, to run many cases together (BFCL decodes several at once):
+    run_cases(generator, cases, settings) -> Iterator[CaseResult], in the order they finish
 The runner (`evals.runner`) loads the model once, runs the cases, and writes the results.
 Scores are in [0, 1]; the scorers are plain functions that the trainer reuses as rewards.
 

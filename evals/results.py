@@ -17,7 +17,6 @@ Not here: the suites, the runner (`evals.runner`), the CLI.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -78,6 +77,8 @@ def run_model(
     add: bool,
     resume: bool = False,
     categories: str | None = None,
+    dtype: str = "float32",
+    batch: int = 8,
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -87,8 +88,8 @@ def run_model(
 
     earlier = runner.read_run(out)["summary"] if add and (out / "run.json").is_file() else {}
     settings = Settings()
-    settings.model.spec = spec
-    generator = Generator(load(spec))
+    settings.model.spec, settings.model.dtype, settings.eval.batch = spec, dtype, batch
+    generator = Generator(load(spec, dtype=dtype))
     cases = {
         n: runner.load_suite_cases(n, "test", limit, None, categories if n == "bfcl" else None)
         for n, limit in limits.items()
@@ -234,7 +235,9 @@ def case_seconds(run: dict[str, Any]) -> float:
     )
 
 
-def page(runs: list[dict[str, Any]], command: str, tests: dict[str, list | None]) -> str:
+def page(
+    runs: list[dict[str, Any]], command: str, tests: dict[str, list | None], folder: Path
+) -> str:
     models = [r["model"] for r in runs]
     first = runs[0]
     hours = "; ".join(f"{r['model']} {case_seconds(r) / 3600:.1f} h" for r in runs)
@@ -244,7 +247,7 @@ def page(runs: list[dict[str, Any]], command: str, tests: dict[str, list | None]
         "Every test case of every suite: `.venv/bin/python -m evals.results --limits all "
         f"--resume` (2 CPU cores, {first['dtype']}, greedy; it keeps the cases a run folder "
         f"already holds, so it can be stopped and started again). This page: `{command}`, "
-        "from the runs in `eval-runs/results/<model>/` (their run.json holds settings, "
+        f"from the runs in `{_shown(folder)}/<model>/` (per-case JSONL; run.json holds settings, "
         f"commit and date; {first['date'][:10]}, commit {first['commit']}). Test split "
         "only. Each cell is accuracy (correct/cases); each suite says how much of its test "
         f"split ran, and on a few cases one case is many points. Time, the sum of the "
@@ -290,6 +293,14 @@ def page(runs: list[dict[str, Any]], command: str, tests: dict[str, list | None]
     return "\n".join(lines)
 
 
+def _shown(folder: Path) -> str:
+    """A runs folder as the page names it: relative to the project where it lies inside."""
+    try:
+        return str(folder.resolve().relative_to(HERE.parent))
+    except ValueError:
+        return str(folder)
+
+
 def test_cases() -> dict[str, list | None]:
     """Each suite's test cases; None where its data is not installed."""
     tests: dict[str, list | None] = {}
@@ -319,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evals.results", description=__doc__)
     p.add_argument("--models", default=MODELS)
     p.add_argument("--limits", default=DEFAULT_LIMITS, help="SUITE=N|all,... or all")
-    p.add_argument("--runs", default="eval-runs/results", help="where the run folders go")
+    p.add_argument("--runs", default=str(HERE / "results"), help="where the run folders go")
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
     p.add_argument("--reuse", action="store_true", help="rewrite the page from existing runs")
     p.add_argument("--add", action="store_true", help="run just these suites into existing runs")
@@ -329,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the cases each run holds, run only the others: a stopped run goes on",
     )
     p.add_argument("--categories", help="bfcl: only these categories or groups (live, non-live)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--batch", type=int, default=8, help="BFCL cases decoded at once")
     args = p.parse_args(argv)
     limits = parse_limits(args.limits)
     tests = test_cases()
@@ -339,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         run = (
             runner.read_run(folder)
             if reuse
-            else run_model(spec, limits, folder, args.add, args.resume, args.categories)
+            else run_model(
+                spec, limits, folder, args.add, args.resume, args.categories, args.dtype, args.batch
+            )
         )
         runs.append(held(folder, run, tests))
     out = Path(args.out)
@@ -349,9 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             plot_models(suite, runs, out.parent / "results" / f"{suite}.png")
     given = sys.argv[1:] if argv is None else argv
     command = " ".join([".venv/bin/python -m evals.results", *given])
-    out.write_text(page(runs, command, tests))
-    for spec in args.models.split(","):  # keep the per-run summaries beside the page
-        shutil.copy(Path(args.runs) / spec / "summary.md", out.parent / "results" / f"{spec}.md")
+    out.write_text(page(runs, command, tests, Path(args.runs)))
     print(f"wrote {out}")
     return 0
 

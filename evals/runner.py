@@ -14,7 +14,7 @@ import importlib
 import json
 import statistics
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,14 +73,25 @@ def run_suite(
     with path.open("a" if resume else "w") as f:
         if resume and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
             f.write("\n")  # end a line cut by a crash, so the next result starts its own
-        for case in (c for c in cases if c.id not in finished):
-            result = module.run_case(generator, case, settings)
+        for result in _results(module, generator, [c for c in cases if c.id not in finished],
+                               settings):  # fmt: skip
             f.write(result.model_dump_json() + "\n")
             f.flush()
             results.append(result)
             if progress:
                 progress(name, len(results), len(cases), result)
     return results
+
+
+def _results(
+    module: Any, generator: Generator, cases: list[EvalCase], settings: Settings
+) -> Iterator[CaseResult]:
+    """A suite's results as they finish: several cases at once through its `run_cases`
+    where it has one (BFCL batches its decoding), else one `run_case` after another."""
+    if hasattr(module, "run_cases"):
+        yield from module.run_cases(generator, cases, settings)
+    else:
+        yield from (module.run_case(generator, case, settings) for case in cases)
 
 
 def held_results(path: Path) -> dict[str, CaseResult]:

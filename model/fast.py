@@ -14,7 +14,8 @@ that slice the fused output, so transformers' forward still runs, only slower.
 
 `supports(model)` says when all this applies: Llama and Qwen2 layouts with full attention
 everywhere. Everything else (LFM2's convolutions, Gemma 3's sliding windows and extra norms)
-keeps the transformers forward in `model.generate`. Not here: batching, sampling, training
+keeps the transformers forward in `model.generate`. Batches of sequences: `model.batch`, on
+these same modules. Not here: sampling, training
 (gradients flow through transformers' forward, never this one).
 """
 
@@ -125,14 +126,14 @@ class Decoder:
         return self.head(_norm(self.body.norm, h[:, -1:]))[0, -1].float().cpu()
 
     def _qkv(self, attn: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple:
-        n, d = x.shape[1], self.head_dim
+        b, n, d = x.shape[0], x.shape[1], self.head_dim
         if hasattr(attn, "qkv_proj"):  # one product, one rotation for q and k together
-            heads = attn.qkv_proj(x).view(1, n, -1, d).transpose(1, 2)
+            heads = attn.qkv_proj(x).view(b, n, -1, d).transpose(1, 2)
             qk = _rotate(heads[:, : self.q_heads + self.kv_heads], cos, sin)
             return qk[:, : self.q_heads], qk[:, self.q_heads :], heads[:, -self.kv_heads :]
-        q = attn.q_proj(x).view(1, n, -1, d).transpose(1, 2)
-        k = attn.k_proj(x).view(1, n, -1, d).transpose(1, 2)
-        v = attn.v_proj(x).view(1, n, -1, d).transpose(1, 2)
+        q = attn.q_proj(x).view(b, n, -1, d).transpose(1, 2)
+        k = attn.k_proj(x).view(b, n, -1, d).transpose(1, 2)
+        v = attn.v_proj(x).view(b, n, -1, d).transpose(1, 2)
         return _rotate(q, cos, sin), _rotate(k, cos, sin), v
 
     def _attention(

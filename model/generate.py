@@ -10,7 +10,8 @@ buffer); other architectures through transformers' forward with a `DynamicCache`
 
 Our own loop rather than `model.generate` because we need the cache between calls, per-token
 cancellation from another thread, stop strings that never leak into the stream, and the
-doom-loop guard, all in one place. It is not a batching server: one sequence at a time.
+doom-loop guard, all in one place. One sequence at a time: evals that complete many independent
+prompts use `model.batch`.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ class Generator:
         self._cached: list[int] = []  # token ids whose KV the cache holds
         self.forward_s = 0.0  # time inside the model's forward, over this generator's life
 
+    @property
+    def batchable(self) -> bool:
+        """Whether `model.batch` may decode several prompts at once on this model's weights."""
+        return self._fast is not None
+
     def fork(self) -> Generator:
         """Another generator on the same weights with a cache of its own (for sub-calls)."""
         return Generator(self.lm, self.lean)
@@ -108,37 +114,27 @@ class Generator:
         options = [self.encode(c) for c in choices or []]
         reused, tokens = self._token_source(ids, sampling, options)
         first_token_at = 0.0
-        out: list[int] = []
-        text = Detokenizer(self.lm.tokenizer, sampling.stop)
-        loop_guard = RepetitionGuard(guard)
-        reason: FinishReason = "length"
-        while len(out) < sampling.max_new_tokens:
+        ending = Ending(self.lm, sampling, guard)
+        reason: FinishReason | None = None
+        while reason is None:
             if cancel is not None and cancel.is_set():
                 reason = "cancelled"
                 break
             token = next(tokens, None)
             if token is None:
+                reason = "length"
                 break
-            out.append(token)
             first_token_at = first_token_at or time.perf_counter()
-            if token in self.lm.stop_token_ids:
-                reason = "eos"
-                break
-            if delta := text.push(token):
+            delta, reason = ending.push(token)
+            if delta:
                 yield Delta(text=delta, token_ids=[token])
-            if text.stopped:
-                reason = "stop"
-                break
-            if loop_guard.push(token):
-                reason = "doom_loop"
-                break
-        if tail := text.flush():
+        if tail := ending.text.flush():
             yield Delta(text=tail, token_ids=[])
         end = time.perf_counter()
         first_token_at = first_token_at or end
         yield Completion(
-            text=text.text,
-            token_ids=out,
+            text=ending.text.text,
+            token_ids=ending.tokens,
             finish_reason=reason,
             prompt_tokens=len(ids),
             reused_tokens=reused,
@@ -266,6 +262,30 @@ def sample(logits: torch.Tensor, s: SamplingSettings, rng: torch.Generator) -> i
         sorted_p[drop] = 0.0
         probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)
     return int(torch.multinomial(probs, 1, generator=rng))
+
+
+class Ending:
+    """When one sequence is done, token by token: an end token, a stop string, a doom loop or
+    the token limit. Shared by the streaming loop and the batched one (`model.batch`)."""
+
+    def __init__(self, lm: LoadedModel, sampling: SamplingSettings, guard: GuardSettings | None):
+        self.stop_ids = lm.stop_token_ids
+        self.limit = sampling.max_new_tokens
+        self.text = Detokenizer(lm.tokenizer, sampling.stop)
+        self.guard = RepetitionGuard(guard)
+        self.tokens: list[int] = []
+
+    def push(self, token: int) -> tuple[str, FinishReason | None]:
+        """The text this token adds to the stream, and why the sequence ends here, if it does."""
+        self.tokens.append(token)
+        if token in self.stop_ids:
+            return "", "eos"
+        delta = self.text.push(token)
+        if self.text.stopped:
+            return delta, "stop"
+        if self.guard.push(token):
+            return delta, "doom_loop"
+        return delta, "length" if len(self.tokens) >= self.limit else None
 
 
 class Detokenizer:

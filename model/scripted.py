@@ -18,6 +18,8 @@ LOOP_TEXT = "I will check again. "
 
 
 class ScriptedGenerator(Generator):
+    batchable = False  # type: ignore[assignment]  # the script, not the weights, answers
+
     def __init__(self, lm: LoadedModel, outputs: list[str | None], delay_s: float = 0.0) -> None:
         super().__init__(lm)
         self.outputs = list(outputs)

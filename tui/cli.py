@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default: eval-runs/DATE-MODEL)")
     p.add_argument("--resume", action="store_true", help="go on with the run in --out: cases "
                    "it already holds are not run again")  # fmt: skip
+    p.add_argument("--batch", dest="eval.batch", type=int, metavar="N",
+                   help="BFCL cases decoded at once (default 8; 1: one by one)")  # fmt: skip
     add_settings_flags(p)
     p.set_defaults(func=commands.cmd_eval)
 

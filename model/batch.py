@@ -1,0 +1,189 @@
+"""Many prompts completed at once: a few sequences decode together in slots of one KV buffer.
+
+Decoding a small model reads every weight once per step, whether the step serves one sequence
+or eight, so an eval that completes many independent prompts runs several at a time. Each
+prompt is encoded alone into a free slot (no padding: a prompt's prefill is the same work as
+in `model.generate`); then every busy slot takes one token per step, at its own position, with
+a mask that hides the rest of the buffer. A slot whose sequence ends takes the next prompt at
+once (continuous batching), so a long answer never holds the others up. Ends are decided by
+`model.generate.Ending`, the same rules as the streaming loop.
+
+Float sums come out in another order when eight rows share a product, so a greedy token can
+differ from one-at-a-time decoding where two logits nearly tie; the prefill and so the first
+token are exactly the one-sequence ones. Models the lean forward does not cover (LFM2,
+Gemma 3) fall back to one sequence at a time.
+
+Not here: streaming deltas, cancellation, cache reuse between calls, `choices` (the agent loop
+needs all of those and runs one sequence through `model.generate`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from model import fast
+from model.generate import Completion, Ending, FinishReason, Generator, SamplingSettings, sample
+from model.guard import GuardSettings
+
+
+class Slots:
+    """`size` sequences' keys and values in one buffer per layer, each slot at its own length."""
+
+    def __init__(self, model: object, size: int) -> None:
+        self.decoder = fast.Decoder(model)  # its modules, head sizes and device; not its cache
+        self.size = size
+        self.lengths = torch.zeros(size, dtype=torch.long)
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+
+    @torch.inference_mode()
+    def prefill(self, slot: int, ids: list[int]) -> torch.Tensor:
+        """Put the prompt `ids` into `slot` (whatever it held is dropped); the next logits."""
+        d, n = self.decoder, len(ids)
+        h = d.body.embed_tokens(torch.tensor([ids], device=d.device))
+        self._reserve(n + 1, h.dtype)
+        cos, sin = d.body.rotary_emb(h, torch.arange(n, device=d.device).unsqueeze(0))
+        mask = None if n == 1 else fast._causal_mask(0, n).to(d.device)
+        for i, layer in enumerate(d.body.layers):
+            attn = layer.self_attn
+            q, k, v = d._qkv(attn, fast._norm(layer.input_layernorm, h), cos, sin)
+            self.keys[i][slot, :, :n] = k[0]
+            self.values[i][slot, :, :n] = v[0]
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, scale=attn.scaling, enable_gqa=True
+            )
+            h = h + attn.o_proj(out.transpose(1, 2).reshape(1, n, -1))
+            h = h + fast._mlp(layer.mlp, fast._norm(layer.post_attention_layernorm, h))
+        self.lengths[slot] = n
+        return d.head(fast._norm(d.body.norm, h[:, -1:]))[0, -1].float().cpu()
+
+    @torch.inference_mode()
+    def step(self, tokens: Sequence[int], busy: Sequence[bool]) -> torch.Tensor:
+        """One token for every slot (idle slots get any token and stay where they are); the
+        next logits, a row per slot."""
+        d, rows = self.decoder, torch.arange(self.size)
+        at = self.lengths.clone()
+        self._reserve(int(at.max()) + 1, self.keys[0].dtype)
+        h = d.body.embed_tokens(torch.tensor(tokens, device=d.device).unsqueeze(1))
+        cos, sin = d.body.rotary_emb(h, at.unsqueeze(1).to(d.device))
+        span = int(at.max()) + 1
+        mask = (torch.arange(span)[None, :] <= at[:, None]).view(self.size, 1, 1, span)
+        mask = mask.to(d.device)
+        for i, layer in enumerate(d.body.layers):
+            attn = layer.self_attn
+            q, k, v = d._qkv(attn, fast._norm(layer.input_layernorm, h), cos, sin)
+            self.keys[i][rows, :, at] = k[:, :, 0]
+            self.values[i][rows, :, at] = v[:, :, 0]
+            out = F.scaled_dot_product_attention(
+                q,
+                self.keys[i][:, :, :span],
+                self.values[i][:, :, :span],
+                attn_mask=mask,
+                scale=attn.scaling,
+                enable_gqa=True,
+            )
+            h = h + attn.o_proj(out.transpose(1, 2).reshape(self.size, 1, -1))
+            h = h + fast._mlp(layer.mlp, fast._norm(layer.post_attention_layernorm, h))
+        self.lengths += torch.tensor(busy, dtype=torch.long)
+        return d.head(fast._norm(d.body.norm, h)).squeeze(1).float().cpu()
+
+    def _reserve(self, needed: int, dtype: torch.dtype) -> None:
+        """Room for `needed` positions in every slot; grows by doubling."""
+        d = self.decoder
+        have = self.keys[0].shape[2] if self.keys else 0
+        if needed <= have:
+            return
+        shape = (self.size, d.kv_heads, max(needed, 2 * have, 256), d.head_dim)
+        for store in (self.keys, self.values):
+            for i in range(len(d.body.layers)):
+                grown = torch.zeros(shape, dtype=dtype, device=d.device)
+                if store[i:]:
+                    grown[:, :, :have] = store[i]
+                    store[i] = grown
+                else:
+                    store.append(grown)
+
+
+@dataclass
+class _Running:
+    index: int
+    prompt_tokens: int
+    ending: Ending
+    started: float
+    first_token_at: float = 0.0
+    reason: FinishReason | None = None
+    next_token: int = 0
+
+
+def complete_many(
+    generator: Generator,
+    prompts: Sequence[list[int]],
+    sampling: SamplingSettings,
+    guard: GuardSettings | None = None,
+    slots: int = 8,
+) -> Iterator[tuple[int, Completion]]:
+    """(index into `prompts`, its Completion), in the order they finish. `slots` 1, or a model
+    the lean forward does not cover, or a scripted one, completes them one by one through
+    `generator`."""
+    if slots <= 1 or not generator.batchable:
+        for i, ids in enumerate(prompts):
+            yield i, generator.complete(ids, sampling, guard)
+        return
+    batch = Slots(generator.lm.model, min(slots, len(prompts)) or 1)
+    rng = torch.Generator()
+    rng.manual_seed(sampling.seed if sampling.seed is not None else 0)
+    # Shortest first: slots then hold prompts of about one length, so no step attends over
+    # a span much longer than its own rows need.
+    pending = iter(sorted(enumerate(prompts), key=lambda item: len(item[1])))
+    running: list[_Running | None] = [None] * batch.size
+
+    def start(slot: int) -> None:
+        index, ids = next(pending, (None, None))
+        if index is None or ids is None:
+            running[slot] = None
+            return
+        if not ids:
+            raise ValueError(f"prompt {index} is empty")
+        run = _Running(index, len(ids), Ending(generator.lm, sampling, guard), time.perf_counter())
+        run.next_token = _take(run, sample(batch.prefill(slot, list(ids)), sampling, rng))
+        running[slot] = run
+
+    for slot in range(batch.size):
+        start(slot)
+    while any(running):
+        for slot, run in enumerate(running):
+            if run is not None and run.reason is not None:
+                yield run.index, _completion(run)
+                start(slot)
+        busy = [run is not None for run in running]
+        if not any(busy):
+            break
+        logits = batch.step([run.next_token if run else 0 for run in running], busy)
+        for slot, run in enumerate(running):
+            if run is not None:
+                run.next_token = _take(run, sample(logits[slot], sampling, rng))
+
+
+def _take(run: _Running, token: int) -> int:
+    run.first_token_at = run.first_token_at or time.perf_counter()
+    _, run.reason = run.ending.push(token)
+    return token
+
+
+def _completion(run: _Running) -> Completion:
+    run.ending.text.flush()
+    end = time.perf_counter()
+    return Completion(
+        text=run.ending.text.text,
+        token_ids=run.ending.tokens,
+        finish_reason=run.reason or "length",
+        prompt_tokens=run.prompt_tokens,
+        reused_tokens=0,
+        ttft_s=run.first_token_at - run.started,
+        decode_s=end - run.first_token_at,
+    )
