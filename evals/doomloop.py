@@ -15,7 +15,8 @@ Score 1 when it did not loop, so the mean score is 1 - loop ratio; `details.corr
 bonus check of the answer (the last number, or the last of the puzzle's names, said).
 
 Greedy only, one sample per prompt: the cheapest setting, and the one where small models loop
-most. Not here: the guard itself (`model.guard`), what the app does after a loop (`agent.loop`).
+most. A whole run (`run_cases`) decodes the off cases several at once (`model.batch`).
+Not here: the guard itself (`model.guard`), what the app does after a loop (`agent.loop`).
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from agent.loop import run_episode
 from agent.settings import Settings
 from evals.common import CaseResult, EvalCase, Split, in_split
+from model.batch import complete_many
 from model.chat import render
-from model.generate import Completion, Generator
+from model.generate import Completion, Generator, SamplingSettings
 from model.guard import GuardSettings, is_doom_loop, repetition_ratio
 from model.messages import Message
 
@@ -165,14 +167,25 @@ def answer_correct(output: str, expected: str, choices: list[str] | None = None)
 
 
 def run_off(generator: Generator, case: EvalCase, settings: Settings) -> dict[str, Any]:
+    done = generator.complete(off_prompt(generator, case), *off_sampling(settings))
+    return off_details(done, settings)
+
+
+def off_prompt(generator: Generator, case: EvalCase) -> list[int]:
     lm = generator.lm
     messages = [Message(role="system", content=SYSTEM), Message(role="user", content=case.prompt)]
-    prompt = generator.encode(render(lm.tokenizer, messages, None, lm.tool_format))
+    return generator.encode(render(lm.tokenizer, messages, None, lm.tool_format))
+
+
+def off_sampling(settings: Settings) -> tuple[SamplingSettings, GuardSettings]:
+    """Greedy, `MAX_NEW_TOKENS`, the guard disabled."""
     sampling = settings.sampling.model_copy(
         update={"temperature": 0.0, "max_new_tokens": MAX_NEW_TOKENS}
     )
-    off = settings.guard.model_copy(update={"enabled": False})
-    done = next(e for e in generator.stream(prompt, sampling, off) if isinstance(e, Completion))
+    return sampling, settings.guard.model_copy(update={"enabled": False})
+
+
+def off_details(done: Completion, settings: Settings) -> dict[str, Any]:
     tokens = done.token_ids
     return {
         "output": done.text,
@@ -219,8 +232,28 @@ def run_on(generator: Generator, case: EvalCase, settings: Settings) -> dict[str
 
 def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseResult:
     start = time.perf_counter()
-    method = case.data["method"]
-    details = (run_off if method == "off" else run_on)(generator, case, settings)
+    details = (run_off if case.data["method"] == "off" else run_on)(generator, case, settings)
+    return result_of(case, details, time.perf_counter() - start)
+
+
+def run_cases(
+    generator: Generator, cases: list[EvalCase], settings: Settings
+) -> Iterator[CaseResult]:
+    """The off cases first, up to `eval.batch` decoding at once (they are single greedy
+    generations), then the on episodes one by one; each result as it finishes. A batched
+    case's `seconds` is the wall time since the result before it, so they add up."""
+    off = [c for c in cases if c.data["method"] == "off"]
+    prompts = [off_prompt(generator, c) for c in off]
+    last = time.perf_counter()
+    batch = settings.eval.batch
+    for index, done in complete_many(generator, prompts, *off_sampling(settings), slots=batch):
+        now = time.perf_counter()
+        yield result_of(off[index], off_details(done, settings), now - last)
+        last = now
+    yield from (run_case(generator, c, settings) for c in cases if c.data["method"] != "off")
+
+
+def result_of(case: EvalCase, details: dict[str, Any], seconds: float) -> CaseResult:
     output = details.pop("output")
     trajectory_id = details.pop("trajectory_id", None)
     details["correct_answer"] = answer_correct(output, case.expected, case.data["choices"])
@@ -232,7 +265,7 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
         correct=not details["looped"],
         output=output,
         expected=case.expected,
-        details={"method": method, "family": case.data["family"], **details},
-        seconds=time.perf_counter() - start,
+        details={"method": case.data["method"], "family": case.data["family"], **details},
+        seconds=seconds,
         trajectory_id=trajectory_id,
     )

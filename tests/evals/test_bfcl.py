@@ -1,10 +1,12 @@
 """The BFCL suite: loading (a folder of BFCL's layout, and the installed package when present),
-the split, the schema conversion, and run_case end to end on scripted model outputs."""
+the split, the schema conversion, run_case end to end on scripted model outputs, and batched
+runs giving the one-by-one results."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from agent.settings import Settings
 from evals import bfcl
 from evals.common import EvalCase, split_of
+from model.generate import Generator
 from model.scripted import ScriptedGenerator
 
 TRIANGLE = {
@@ -255,3 +258,21 @@ def test_run_case_in_the_pythonic_format(tiny: Any, data: Path) -> None:
     assert result.correct and "<|tool_list_start|>" in prompt
     wrong = "<|tool_call_start|>[calculate_triangle_area(base=4)]<|tool_call_end|>"
     assert not run(tiny, case, wrong, arch="lfm2")[0].correct
+
+
+def test_run_cases_batched_gives_the_results_of_one_by_one(tiny: Any, data: Path) -> None:
+    cases = bfcl.load_cases("all", data=data)
+    settings = Settings()
+    settings.sampling.max_new_tokens = 12  # the tiny model writes noise: keep it short
+    gen = Generator(tiny("qwen2"))
+    settings.eval.batch = 1
+    alone = {r.id: r for r in bfcl.run_cases(gen, cases, settings)}
+    settings.eval.batch = 3
+    start = time.perf_counter()
+    together = list(bfcl.run_cases(gen, cases, settings))
+    wall = time.perf_counter() - start
+    assert sorted(r.id for r in together) == sorted(alone) and len(together) == len(cases)
+    for r in together:
+        assert r.output == alone[r.id].output and r.correct == alone[r.id].correct
+        assert r.details["prompt_tokens"] == alone[r.id].details["prompt_tokens"]
+    assert sum(r.seconds for r in together) == pytest.approx(wall, rel=0.2, abs=0.05)

@@ -8,6 +8,7 @@ from typing import Any
 from agent.settings import load_settings
 from evals import doomloop
 from evals.common import split_of
+from model.generate import Generator
 from model.scripted import LOOP_TEXT, ScriptedGenerator
 
 
@@ -119,3 +120,18 @@ def test_guard_on_catches_the_loop(tiny: Any) -> None:
     clean, _ = run(tiny, "order-0:on", ["So the shortest is Farah."])
     assert clean.score == 1.0 and clean.details["finish_reason"] == "eos"
     assert clean.details["correct_answer"] and clean.details["steps"] == 1
+
+
+def test_run_cases_batches_the_off_cases_and_agrees_with_run_case(tiny: Any) -> None:
+    cases = doomloop.load_cases("test")[:5]  # off and on cases, paired
+    settings = load_settings(None, {"eval.batch": 3})
+    gen = Generator(tiny("qwen2"))
+    results = list(doomloop.run_cases(gen, cases, settings))
+    assert sorted(r.id for r in results) == sorted(c.id for c in cases)
+    methods = [r.details["method"] for r in results]
+    assert methods == sorted(methods)  # every off case before the first on episode
+    for r in results:
+        one = doomloop.run_case(gen, next(c for c in cases if c.id == r.id), settings)
+        assert (r.output, r.correct, r.details["tokens"]) == (
+            one.output, one.correct, one.details["tokens"]
+        )  # fmt: skip

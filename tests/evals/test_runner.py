@@ -118,6 +118,32 @@ def test_resume_runs_only_the_cases_not_yet_in_the_file(tmp_path, monkeypatch) -
     assert {CaseResult.model_validate_json(x).id for x in lines[:2] + lines[3:]} == set("abcd")
 
 
+def test_a_suite_with_run_cases_gets_all_its_cases_at_once(tmp_path, monkeypatch) -> None:
+    import sys
+    import types
+
+    from evals.common import EvalCase
+
+    given = []
+
+    def run_cases(gen, cases, settings):
+        given.append([c.id for c in cases])
+        for case in reversed(cases):  # in the order they finish, not the order given
+            yield CaseResult(suite="fake", id=case.id, category="c", score=1.0, correct=True)
+
+    fake = types.ModuleType("fake_suite")
+    fake.run_cases = run_cases
+    fake.run_case = lambda *a: pytest.fail("run_case is for suites without run_cases")
+    monkeypatch.setitem(sys.modules, "fake_suite", fake)
+    monkeypatch.setitem(runner.SUITES, "fake", "fake_suite")
+    cases = [EvalCase(suite="fake", id=i, category="c") for i in "abc"]
+    runner.run_suite("fake", None, Settings(), cases[:1], tmp_path)
+    out = runner.run_suite("fake", None, Settings(), cases, tmp_path, resume=True)
+    assert given == [["a"], ["b", "c"]] and [r.id for r in out] == ["a", "c", "b"]
+    lines = (tmp_path / "fake.jsonl").read_text().splitlines()
+    assert [CaseResult.model_validate_json(x).id for x in lines] == ["a", "c", "b"]
+
+
 def test_resume_refuses_a_run_of_another_model(tmp_path, capsys) -> None:
     meta = runner.run_meta(Settings(), "test", 4, None)
     runner.write_run(tmp_path, meta, {"demo": runner.summarize(RESULTS)})
