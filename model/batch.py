@@ -27,7 +27,15 @@ import torch
 from torch.nn import functional as F
 
 from model import fast
-from model.generate import Completion, Ending, FinishReason, Generator, SamplingSettings, sample
+from model.generate import (
+    Completion,
+    Ending,
+    FinishReason,
+    Generator,
+    SamplingSettings,
+    make_rng,
+    sample,
+)
 from model.guard import GuardSettings
 
 
@@ -66,14 +74,13 @@ class Slots:
     def step(self, tokens: Sequence[int], busy: Sequence[bool]) -> torch.Tensor:
         """One token for every slot (idle slots get any token and stay where they are); the
         next logits, a row per slot."""
-        d, rows = self.decoder, torch.arange(self.size)
-        at = self.lengths.clone()
-        self._reserve(int(at.max()) + 1, self.keys[0].dtype)
+        d, span = self.decoder, int(self.lengths.max()) + 1
+        self._reserve(span, self.keys[0].dtype)
+        rows, at = torch.arange(self.size, device=d.device), self.lengths.to(d.device)
         h = d.body.embed_tokens(torch.tensor(tokens, device=d.device).unsqueeze(1))
-        cos, sin = d.body.rotary_emb(h, at.unsqueeze(1).to(d.device))
-        span = int(at.max()) + 1
-        mask = (torch.arange(span)[None, :] <= at[:, None]).view(self.size, 1, 1, span)
-        mask = mask.to(d.device)
+        cos, sin = d.body.rotary_emb(h, at.unsqueeze(1))
+        # Row r sees its own positions up to the new token's, none of its neighbours' longer tail.
+        mask = (torch.arange(span, device=d.device)[None, :] <= at[:, None]).view(-1, 1, 1, span)
         for i, layer in enumerate(d.body.layers):
             attn = layer.self_attn
             q, k, v = d._qkv(attn, fast._norm(layer.input_layernorm, h), cos, sin)
@@ -135,8 +142,7 @@ def complete_many(
             yield i, generator.complete(ids, sampling, guard)
         return
     batch = Slots(generator.lm.model, min(slots, len(prompts)) or 1)
-    rng = torch.Generator()
-    rng.manual_seed(sampling.seed if sampling.seed is not None else 0)
+    rng = make_rng(sampling.seed)
     # Shortest first: slots then hold prompts of about one length, so no step attends over
     # a span much longer than its own rows need.
     pending = iter(sorted(enumerate(prompts), key=lambda item: len(item[1])))

@@ -164,7 +164,7 @@ class Generator:
         reused = self._reuse(ids)
 
         def tokens() -> Iterator[int]:
-            rng = _rng(sampling.seed)
+            rng = make_rng(sampling.seed)
             logits = self._forward(ids[reused:])
             live, at = [o for o in options if o], 0
             while True:
@@ -238,7 +238,7 @@ def _can_roll_back(cache: Any) -> bool:
     return not any(getattr(cache, "is_linear", [])) and not any(getattr(cache, "is_sliding", []))
 
 
-def _rng(seed: int | None) -> torch.Generator:
+def make_rng(seed: int | None) -> torch.Generator:
     rng = torch.Generator()
     if seed is not None:
         rng.manual_seed(seed)

@@ -76,3 +76,16 @@ def test_an_empty_prompt_is_our_bug(tiny) -> None:
     gen = Generator(tiny("qwen2"))
     with pytest.raises(ValueError, match="prompt 1 is empty"):
         list(complete_many(gen, [[1, 2], []], SamplingSettings(max_new_tokens=2), slots=2))
+
+
+def test_sampled_batches_repeat_with_a_seed_and_top_k_1_is_greedy(tiny) -> None:
+    gen = Generator(tiny("qwen2"))
+    prompts = [gen.encode(t) for t in TEXTS]
+    hot = SamplingSettings(max_new_tokens=20, temperature=1.0, seed=3)
+    runs = [dict(complete_many(gen, prompts, hot, slots=3)) for _ in range(2)]
+    assert all(runs[0][i].token_ids == runs[1][i].token_ids for i in range(len(prompts)))
+    greedy = dict(complete_many(gen, prompts, SamplingSettings(max_new_tokens=20), slots=3))
+    assert any(runs[0][i].token_ids != greedy[i].token_ids for i in range(len(prompts)))
+    top1 = hot.model_copy(update={"top_k": 1})
+    picked = dict(complete_many(gen, prompts, top1, slots=3))
+    assert all(picked[i].token_ids == greedy[i].token_ids for i in range(len(prompts)))
