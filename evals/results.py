@@ -243,13 +243,14 @@ def page(
     hours = "; ".join(f"{r['model']} {case_seconds(r) / 3600:.1f} h" for r in runs)
     dtype_flag = "" if first["dtype"] == "float32" else f"--dtype {first['dtype']} "
     batch = first.get("settings", {}).get("eval", {}).get("batch", 1)
+    batched = f", BFCL {batch} cases decoding at once" if batch > 1 else ""
     lines = [
         "# Eval results: the embedded models",
         "",
         "Every test case of every suite: `.venv/bin/python -m evals.results --limits all "
-        f"{dtype_flag}--resume` (2 CPU cores, {first['dtype']}, greedy, BFCL {batch} cases "
-        "decoding at once; it keeps the cases a run folder already holds, so it can be stopped "
-        f"and started again). This page: `{command}`, "
+        f"{dtype_flag}--resume` (2 CPU cores, {first['dtype']}, greedy{batched}; it keeps the "
+        "cases a run folder already holds, so it can be stopped and started again). This "
+        f"page: `{command}`, "
         f"from the runs in `{_shown(folder)}/<model>/` (per-case JSONL; run.json holds settings, "
         f"commit and date; {first['date'][:10]}, commit {first['commit']}). Test split "
         "only. Each cell is accuracy (correct/cases); each suite says how much of its test "

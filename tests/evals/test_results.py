@@ -94,3 +94,16 @@ def test_limits_are_checked() -> None:
     assert results.parse_limits("bfcl=all,latency=3") == {"bfcl": None, "latency": 3}
     with pytest.raises(SystemExit, match="--limits takes"):
         results.parse_limits("bfcl=x")
+
+
+def test_the_header_names_the_dtype_batch_and_where_the_runs_are() -> None:
+    run = {**fake_run("qwen", 1, 0), "dtype": "bfloat16", "settings": {"eval": {"batch": 8}}}
+    inside = results.HERE / "results"
+    text = results.page([run], "python -m evals.results --reuse", {}, inside)
+    header = text.splitlines()[2]
+    assert "--limits all --dtype bfloat16 --resume" in header
+    assert "bfloat16, greedy, BFCL 8 cases decoding at once" in header
+    assert "from the runs in `evals/results/<model>/`" in header  # relative to the project
+    plain = results.page([fake_run("qwen", 1, 0)], "x", {}, Path("/elsewhere"))
+    assert "--limits all --resume` (2 CPU cores, float32" in plain.splitlines()[2]
+    assert "`/elsewhere/<model>/`" in plain
