@@ -44,6 +44,8 @@ class Slots:
 
     def __init__(self, model: object, size: int) -> None:
         self.decoder = fast.Decoder(model)  # its modules, head sizes and device; not its cache
+        self.body, self.kv_heads = self.decoder.body, self.decoder.kv_heads
+        self.head_dim, self.device = self.decoder.head_dim, self.decoder.device
         self.size = size
         self.lengths = torch.zeros(size, dtype=torch.long)
         self.keys: list[torch.Tensor] = []
@@ -100,20 +102,7 @@ class Slots:
         return d.head(fast._norm(d.body.norm, h)).squeeze(1).float().cpu()
 
     def _reserve(self, needed: int, dtype: torch.dtype) -> None:
-        """Room for `needed` positions in every slot; grows by doubling."""
-        d = self.decoder
-        have = self.keys[0].shape[2] if self.keys else 0
-        if needed <= have:
-            return
-        shape = (self.size, d.kv_heads, max(needed, 2 * have, 256), d.head_dim)
-        for store in (self.keys, self.values):
-            for i in range(len(d.body.layers)):
-                grown = torch.zeros(shape, dtype=dtype, device=d.device)
-                if store[i:]:
-                    grown[:, :, :have] = store[i]
-                    store[i] = grown
-                else:
-                    store.append(grown)
+        fast.reserve(self, self.size, needed, dtype)
 
 
 @dataclass

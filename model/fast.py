@@ -155,20 +155,25 @@ class Decoder:
         return attn.o_proj(out.transpose(1, 2).reshape(1, n, -1))
 
     def _reserve(self, needed: int, dtype: torch.dtype) -> None:
-        """Room for `needed` positions; grows by doubling, so a token costs no copy."""
-        have = self.keys[0].shape[2] if self.keys else 0
-        if needed <= have:
-            return
-        size = max(needed, 2 * have, 256)
-        shape = (1, self.kv_heads, size, self.head_dim)
-        for store in (self.keys, self.values):
-            for i in range(len(self.body.layers)):
-                grown = torch.zeros(shape, dtype=dtype, device=self.device)
-                if store[i:]:
-                    grown[:, :, :have] = store[i]
-                    store[i] = grown
-                else:
-                    store.append(grown)
+        reserve(self, 1, needed, dtype)
+
+
+def reserve(owner: Any, rows: int, needed: int, dtype: torch.dtype) -> None:
+    """Room for `needed` positions in `owner.keys` and `owner.values` (a buffer per layer, `rows`
+    sequences each); grows by doubling, so a token costs no copy. The owner is a `Decoder`, or
+    anything with its `body`, `kv_heads`, `head_dim` and `device` (`model.batch.Slots`)."""
+    have = owner.keys[0].shape[2] if owner.keys else 0
+    if needed <= have:
+        return
+    shape = (rows, owner.kv_heads, max(needed, 2 * have, 256), owner.head_dim)
+    for store in (owner.keys, owner.values):
+        for i in range(len(owner.body.layers)):
+            grown = torch.zeros(shape, dtype=dtype, device=owner.device)
+            if store[i:]:
+                grown[:, :, :have] = store[i]
+                store[i] = grown
+            else:
+                store.append(grown)
 
 
 def _norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
