@@ -242,8 +242,12 @@ def page(
     first = runs[0]
     hours = "; ".join(f"{r['model']} {case_seconds(r) / 3600:.1f} h" for r in runs)
     dtype_flag = "" if first["dtype"] == "float32" else f"--dtype {first['dtype']} "
-    batch = first.get("settings", {}).get("eval", {}).get("batch", 1)
-    batched = f", BFCL {batch} cases decoding at once" if batch > 1 else ""
+    batches = sorted({r.get("settings", {}).get("eval", {}).get("batch", 1) for r in runs})
+    batched = (
+        f", BFCL and guard-off doom-loop cases {' or '.join(map(str, batches))} at a time"
+        if batches[-1] > 1
+        else ""
+    )
     lines = [
         "# Eval results: the embedded models",
         "",

@@ -98,11 +98,12 @@ def test_limits_are_checked() -> None:
 
 def test_the_header_names_the_dtype_batch_and_where_the_runs_are() -> None:
     run = {**fake_run("qwen", 1, 0), "dtype": "bfloat16", "settings": {"eval": {"batch": 8}}}
+    smol = {**run, "settings": {"eval": {"batch": 32}}}
     inside = results.HERE / "results"
-    text = results.page([run], "python -m evals.results --reuse", {}, inside)
+    text = results.page([run, smol], "python -m evals.results --reuse", {}, inside)
     header = text.splitlines()[2]
     assert "--limits all --dtype bfloat16 --resume" in header
-    assert "bfloat16, greedy, BFCL 8 cases decoding at once" in header
+    assert "bfloat16, greedy, BFCL and guard-off doom-loop cases 8 or 32 at a time" in header
     assert "from the runs in `evals/results/<model>/`" in header  # relative to the project
     plain = results.page([fake_run("qwen", 1, 0)], "x", {}, Path("/elsewhere"))
     assert "--limits all --resume` (2 CPU cores, float32" in plain.splitlines()[2]
