@@ -42,7 +42,9 @@ PUBLISHED = [
 MEANING = {
     "bfcl": "Right: BFCL's AST rules (function names, required parameters, types, allowed "
     "values); in the irrelevance categories, making no call. live and non-live are BFCL's "
-    "two halves (user-contributed and expert-written functions).",
+    "two halves (user-contributed and expert-written functions). The all rows weigh each "
+    "category by its size, and live_irrelevance is a quarter of the split: a model that "
+    "never calls a function scores there, so read the categories.",
     "searchqa": "Right: the normalized answer appears in the final answer; EM and F1 beside "
     "it. tools: the agent with the local search index and page fetch; notools: the model "
     "alone, which should be near zero, since the facts are invented.",
