@@ -151,8 +151,9 @@ def complete_many(
     for slot in range(batch.size):
         start(slot)
     while any(running):
-        for slot, run in enumerate(running):
-            if run is not None and run.reason is not None:
+        for slot in range(batch.size):
+            # A refilled slot can end on its first token (a one-token limit, an end token).
+            while (run := running[slot]) is not None and run.reason is not None:
                 yield run.index, _completion(run)
                 start(slot)
         busy = [run is not None for run in running]

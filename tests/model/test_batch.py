@@ -89,3 +89,10 @@ def test_sampled_batches_repeat_with_a_seed_and_top_k_1_is_greedy(tiny) -> None:
     top1 = hot.model_copy(update={"top_k": 1})
     picked = dict(complete_many(gen, prompts, top1, slots=3))
     assert all(picked[i].token_ids == greedy[i].token_ids for i in range(len(prompts)))
+
+
+def test_rows_that_end_on_their_first_token_take_no_more(tiny) -> None:
+    gen = Generator(tiny("qwen2"))
+    serial, batched = serial_and_batched(gen, SamplingSettings(max_new_tokens=1), slots=3)
+    assert all(len(c.token_ids) == 1 for c in batched)
+    assert [c.token_ids for c in batched] == [c.token_ids for c in serial]
