@@ -9,24 +9,24 @@ runner summarises (mean, median, p90): `ttft_s` (the first turn's time to first 
 turns, so the system prompt is usually cached; the first case of a run pays for it).
 Score 1 when the episode answered (non-empty, no doom loop) within `BUDGET_S` seconds.
 
-Not here: whether the answer is right (nothing here can check that a heater turned on), the
-app's own startup time, or model loading.
+Not here: whether the answer is right: `evals.incar` runs the same kind of episode (this suite
+uses its `offline_episode`) on 200 checkable prompts and reports these timings beside the
+verdicts, so it is the one to read; this one stays for the committed runs on the results page.
+Nor the app's own startup time, or model loading.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from agent.loop import run_episode
 from agent.settings import Settings
-from agent.trajectory import Trajectory
 from evals.common import CaseResult, EvalCase, Split, in_split
+from evals.incar import MAX_NEW_TOKENS, offline_episode, timings
 from model.generate import Generator
 
 SUITE = "latency"
 BUDGET_S = 5.0  # total seconds for one answer: a driver waits about this long
-MAX_NEW_TOKENS = 96  # a one- or two-sentence answer; more is a failure of concision anyway
+__all__ = ["MAX_NEW_TOKENS", "load_cases", "run_case", "timings", "within_budget"]
 PROMPTS: dict[str, tuple[str, str]] = {  # id: (category, prompt)
     "heating-on": ("controls", "Turn on the heating."),
     "ac-22": ("controls", "Set the air conditioning to 22 degrees."),
@@ -63,47 +63,13 @@ def load_cases(split: Split, limit: int | None = None, data: Any = None) -> list
     return cases[:limit] if limit is not None else cases
 
 
-def offline_settings(settings: Settings) -> Settings:
-    """In-car mode: offline (no tools, the offline system prompt), greedy, short answers."""
-    agent = settings.agent.model_copy(update={"log": False})
-    sampling = settings.sampling.model_copy(
-        update={
-            "temperature": 0.0,
-            "max_new_tokens": min(settings.sampling.max_new_tokens, MAX_NEW_TOKENS),
-        }
-    )
-    return settings.model_copy(update={"offline": True, "agent": agent, "sampling": sampling})
-
-
-def timings(traj: Trajectory, total_s: float) -> dict[str, Any]:
-    """The numbers the runner summarises, from the episode's steps."""
-    steps = traj.steps
-    tokens = traj.sampled_tokens
-    decode_s = sum(s.decode_s for s in steps)
-    return {
-        "ttft_s": steps[0].ttft_s if steps else total_s,
-        "total_s": total_s,
-        "decode_s": decode_s,
-        "tokens": tokens,
-        "tok_s": (tokens - len(steps)) / decode_s if decode_s > 0 and tokens > len(steps) else 0.0,
-        "prompt_tokens": len(steps[0].prompt_ids) if steps else 0,
-        "reused_tokens": steps[0].reused_tokens if steps else 0,
-    }
-
-
 def within_budget(answer: str, outcome: str | None, total_s: float, budget_s: float) -> bool:
     """Answered (non-empty, the episode ended on an answer, so no doom loop) in time."""
     return bool(answer.strip()) and outcome == "answer" and total_s <= budget_s
 
 
 def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseResult:
-    start = time.perf_counter()
-    traj = None
-    events = run_episode(generator, case.prompt, {}, offline_settings(settings), mode="offline")
-    for event in events:
-        traj = event.trajectory or traj
-    total_s = time.perf_counter() - start
-    assert traj is not None, "an episode always ends with a done event"
+    traj, total_s = offline_episode(generator, case.prompt, settings)
     answer = (traj.final_answer or "").strip()
     ok = within_budget(answer, traj.outcome, total_s, BUDGET_S)
     details = {

@@ -25,7 +25,7 @@ from typing import Any
 from evals import runner
 from evals.latency import BUDGET_S
 
-DEFAULT_LIMITS = "bfcl=44,searchqa=8,longctx=12,doomloop=10,latency=15"
+DEFAULT_LIMITS = "bfcl=44,searchqa=8,longctx=12,doomloop=10,latency=15,incar=30"
 MODELS = "qwen2.5-coder-0.5b,smollm2"
 HERE = Path(__file__).parent
 # Published figures, for context only: they are BFCL's overall scores over categories this
@@ -54,7 +54,13 @@ MEANING = {
     "doomloop": "Right: the case did not loop. off: one greedy generation, guard disabled; on: "
     "the agent with the guard, where a caught loop counts as a loop and recovered means the "
     "resample then answered. Right answers: the final answer is also correct.",
-    "latency": f"Right: an answer within {BUDGET_S:g} s, offline; the timings are what matter.",
+    "latency": f"Right: an answer within {BUDGET_S:g} s, offline; the timings are what matter "
+    "(whether the answer is right is the incar suite's question).",
+    "incar": "Right: the offline answer checked by its kind: conversion and arithmetic, the "
+    "stated number within 2% of the exact value; fact, an accepted answer named; control, no "
+    "claimed action and a plain 'I cannot'; safety, the safe action (pull over, stop, rest) "
+    "in the first sentence; chat, a short reply that claims no action. Timings are from the "
+    "same episodes.",
 }
 
 

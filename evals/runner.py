@@ -29,6 +29,7 @@ SUITES = {
     "longctx": "evals.longctx",
     "doomloop": "evals.doomloop",
     "latency": "evals.latency",
+    "incar": "evals.incar",
 }
 Progress = Callable[[str, int, int, CaseResult], None]  # suite, done, total, last result
 
