@@ -7,9 +7,11 @@ call the same code. `judge` picks the checker from `expected["check"]`:
   ("1,204" is 1204, "18,6" is 18 then 6, "-5", "−5" and "minus 5" are negative, "two hours" is
   2 hours). A number followed by one of the asked unit's names ("18.6 miles", "23 °F", "1 hour
   15 minutes", summed, and converted to the asked unit) is a stated answer, and the first one
-  decides, skipping a conversion factor ("1 mile is 1.609 km"). With none, the last number the
-  question does not itself contain decides (the end of a worked sum). Right when it is within
-  `rel_tol` (2%) of the exact value, or `abs_tol`, or inside [`low`, `high`] for a range.
+  decides, skipping a conversion factor ("1 mile is 1.609 km") and the question's own numbers
+  ("6.5 litres per 100 km" restated). With none, the last number the question does not
+  contain decides (the end of a worked sum); no generated answer equals a question number.
+  Right when it is within `rel_tol` (2%) of the exact value, or `abs_tol`, or inside [`low`,
+  `high`] for a range.
 - **text** (short facts): some accepted answer appears as whole normalized tokens
   (`evals.scoring.contains_answer`) and no rejected one does.
 - **control** (car controls, calls, media, navigation): right when the reply claims no action
@@ -166,11 +168,11 @@ def _close(value: float, expected: dict[str, Any]) -> bool:
 def check_number(reply: str, expected: dict[str, Any], prompt: str) -> tuple[bool, dict]:
     """The stated answer in the asked unit, else the last new number, against the value."""
     unit = expected.get("unit", "")
-    answers = stated(reply, unit) if unit in UNIT_NAMES else []
+    asked = {v for v, _, _ in numbers(_spelled(plain(prompt)))}  # restated, not answers
+    answers = [v for v, _ in stated(reply, unit) if v not in asked] if unit in UNIT_NAMES else []
     if answers:
-        value, how = answers[0][0], "stated with the unit"
+        value, how = answers[0], "stated with the unit"
     else:
-        asked = {v for v, _, _ in numbers(plain(prompt))}
         new = [v for v, _, _ in numbers(_spelled(plain(reply))) if v not in asked]
         if not new:
             return False, {"found": None, "why": "no number in the reply"}
