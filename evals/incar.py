@@ -74,8 +74,21 @@ def _read_items(path: Path) -> list[Item]:
             raise ValueError(f"{path}:{number}: not an incar item ({e!r})") from None
         if item[3].get("check") not in CHECKS:
             raise ValueError(f"{path}:{number}: expected.check must be one of {list(CHECKS)}")
+        if missing := _missing(item[3]):
+            raise ValueError(f"{path}:{number}: a {item[3]['check']} check needs {missing}")
         found.append(item)
     return found
+
+
+def _missing(expected: dict[str, Any]) -> str:
+    """What a check's expected answer lacks, in words; empty when it is whole."""
+    check = expected["check"]
+    if check == "number" and "value" not in expected and not {"low", "high"} <= set(expected):
+        return "a value, or low and high"
+    need = {"text": "accepted", "safety": "safe"}.get(check)
+    if need and not (isinstance(expected.get(need), list) and expected[need]):
+        return f"a non-empty list {need}"
+    return ""
 
 
 def offline_settings(settings: Settings) -> Settings:

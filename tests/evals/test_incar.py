@@ -88,6 +88,12 @@ def test_a_data_file_replaces_the_generated_prompts(tmp_path: Path) -> None:
     path.write_text('{"id": "x", "kind": "fact", "prompt": "?", "expected": {"check": "vibes"}}')
     with pytest.raises(ValueError, match=r"incar.jsonl:1: expected.check must be one of"):
         incar.load_cases("all", data=str(path))
+    path.write_text('{"id": "x", "kind": "fact", "prompt": "?", "expected": {"check": "text"}}')
+    with pytest.raises(ValueError, match="a text check needs a non-empty list accepted"):
+        incar.load_cases("all", data=str(path))
+    path.write_text('{"id": "x", "kind": "c", "prompt": "?", "expected": {"check": "number"}}')
+    with pytest.raises(ValueError, match="needs a value, or low and high"):
+        incar.load_cases("all", data=str(path))
     path.write_text("not json\n")
     with pytest.raises(ValueError, match="not an incar item"):
         incar.load_cases("all", data=str(path))
