@@ -90,7 +90,9 @@ FACTOR = re.compile(rf"\b(?:1|one|a|an)\s+(?:{ANY_UNIT})\s*(?:=|≈|is|equals|"
 
 
 def plain(text: str) -> str:
-    """Lowercase with straight quotes: the form every pattern here reads."""
+    """Lowercase with straight quotes and LaTeX units unwrapped ("3 \\text{ hours}" is "3
+    hours"): the form every pattern here reads."""
+    text = re.sub(r"\\(?:text|mathrm|mbox)\s*\{([^}]*)\}", r" \1 ", text)
     return text.lower().replace("’", "'").replace("‘", "'").replace("−", "-")
 
 

@@ -144,3 +144,10 @@ def test_a_restated_question_number_is_not_the_answer() -> None:
     ask = "My car uses 6.5 litres per 100 km. How much fuel do I need for 250 km?"
     assert not judge(fuel, "Fuel per 100 km = 6.5 litres, distance = 250 km.", ask)[0]
     assert judge(fuel, "Fuel per 100 km = 6.5 litres, so you need 16.25 litres.", ask)[0]
+
+
+def test_latex_units_are_read() -> None:
+    hours = {"check": "number", "unit": "min", "value": 180}
+    ask = "How long will it take to drive 300 km at 100 km/h?"
+    assert judge(hours, r"\[ \text{Time} = \frac{300}{100} = 3 \text{ hours} \]", ask)[0]
+    assert not judge(hours, r"\[ \text{Time} = 3 \]", ask)[0]  # a bare 3 is not 180 minutes
