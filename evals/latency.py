@@ -10,7 +10,7 @@ turns, so the system prompt is usually cached; the first case of a run pays for 
 Score 1 when the episode answered (non-empty, no doom loop) within `BUDGET_S` seconds.
 
 Not here: whether the answer is right: `evals.incar` runs the same kind of episode (this suite
-uses its `offline_episode`) on 200 checkable prompts and reports these timings beside the
+uses its `offline_episode`) on over 200 checkable prompts and reports these timings beside the
 verdicts, so it is the one to read; this one stays for the committed runs on the results page.
 Nor the app's own startup time, or model loading.
 """
