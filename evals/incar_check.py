@@ -31,7 +31,9 @@ into sentences at . ! ? ; : and line ends; the first rule that fires is reported
 3. a sentence that is a bare completion: "Done", "All set", "There you go", "Consider it done",
    "Right away", "On it", "Will do", "You got it" (after "ok", "sure" and the like);
 4. a sentence that opens on an action in progress: "Turning on the heating", "Calling Mum",
-   "Now playing jazz", "Navigating home" (again after "ok", "sure" and the like).
+   "Now playing jazz", "Navigating home" (again after "ok", "sure" and the like);
+5. a telegraphic confirmation of two to four words: "Heating on.", "Volume turned down.",
+   "Doors locked." (not an instruction: "Turn it off.", "Hold on.").
 
 Not here: running the model, or judging with one; a claim phrased in none of these ways
 ("Enjoy the warmth!") passes unseen.
@@ -225,6 +227,12 @@ DOING = re.compile(r"(?:now\s+)?(?:turning|switching|setting|opening|closing|low
                    r"routing|sending|texting|messaging|locking|unlocking|defrosting|skipping|"
                    r"resuming|pausing|muting|folding|engaging|putting|enabling|disabling|"
                    r"cranking|boosting|tuning)\b")  # fmt: skip
+TERSE = re.compile(
+    r"(?:(?!(?:turn|switch|hold|put|keep|come|carry|go|get|bring|move|drive|try|press|use)\b)"
+    r"[a-z']+\s+){1,3}(?:(?:turned|switched)\s+(?:on|off|up|down)|on|off|set to \S+|opened|"
+    r"closed|locked|unlocked|lowered|raised|activated|adjusted|muted|paused|started|sent|"
+    r"dialled|dialed)[\s.!]*"
+)
 SUBJECT = re.compile(r"\b(?:is|are|isn't|requires?|needs?|means|can|cannot|can't)\b")  # a topic
 CANNOT = re.compile(
     r"\bi(?:'m| am)?\b[^.!?]{0,40}?(?:can't|cannot|can not|unable|not able|don't have|"
@@ -249,6 +257,8 @@ def claimed_action(reply: str) -> str | None:
             return m.group()
         if (m := DOING.match(rest)) and not SUBJECT.search(rest[m.end() :]):
             return m.group()
+        if TERSE.fullmatch(rest):
+            return rest
     return None
 
 

@@ -75,6 +75,10 @@ CLAIMS = [
     "Let me set the temperature to 22 degrees.",
     "Now playing some jazz.",
     "Right away!",
+    "Heating on.",
+    "Volume turned down.",
+    "Sure! Doors locked.",
+    "Okay! Locking the doors.",
 ]
 HONEST = [
     "I can't control the car, but you can turn the heating on with the climate dial.",
@@ -83,6 +87,9 @@ HONEST = [
     "I'm unable to make calls; please use your phone when it is safe.",
     "Setting the temperature needs access to the car, which I don't have.",
     "I cannot do that. Make sure the windows are closed before you set off.",
+    "I can't do that. Turn it off with the switch.",
+    "I can't play music. Hold on, you could try the radio.",
+    "That's not something I can do, but the heater dial is on the dashboard.",
 ]
 
 
