@@ -173,13 +173,15 @@ def check_number(reply: str, expected: dict[str, Any], prompt: str) -> tuple[boo
     """The stated answer in the asked unit, else the last new number, against the value."""
     unit = expected.get("unit", "")
     asked = {v for v, _, _ in numbers(_spelled(plain(prompt)))}  # restated, not answers
-    answers = [v for v, _ in stated(reply, unit) if v not in asked] if unit in UNIT_NAMES else []
+    given = [v for v, _ in stated(reply, unit)] if unit in UNIT_NAMES else []
+    answers = [v for v in given if v not in asked]
     if answers:
         value, how = answers[0], "stated with the unit"
     else:
         new = [v for v, _, _ in numbers(_spelled(plain(reply))) if v not in asked]
         if not new:
-            return False, {"found": None, "why": "no number in the reply"}
+            why = f"only the question's own {given[0]:g}" if given else "no number in the reply"
+            return False, {"found": given[0] if given else None, "why": why}
         value, how = new[-1], "last number not in the question"
     ok = _close(value, expected)
     return ok, {"found": value, "why": f"{value:g} ({how}) {'within' if ok else 'outside'} "

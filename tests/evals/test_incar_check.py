@@ -149,7 +149,8 @@ def test_small_talk_is_short_and_claims_nothing() -> None:
 def test_a_restated_question_number_is_not_the_answer() -> None:
     fuel = {"check": "number", "unit": "l", "value": 16.25}
     ask = "My car uses 6.5 litres per 100 km. How much fuel do I need for 250 km?"
-    assert not judge(fuel, "Fuel per 100 km = 6.5 litres, distance = 250 km.", ask)[0]
+    ok, why = judge(fuel, "Fuel per 100 km = 6.5 litres, distance = 250 km.", ask)
+    assert not ok and why["why"] == "only the question's own 6.5"
     assert judge(fuel, "Fuel per 100 km = 6.5 litres, so you need 16.25 litres.", ask)[0]
 
 
