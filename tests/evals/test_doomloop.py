@@ -12,7 +12,7 @@ from typing import Any
 
 from agent.loop import run_episode
 from agent.settings import load_settings
-from evals import doomloop, doomprompts
+from evals import doomloop, doomprompts, results, runner
 from evals.common import split_of
 from model.generate import Generator
 from model.scripted import LOOP_TEXT, ScriptedGenerator
@@ -180,6 +180,9 @@ def test_ended_and_answered_are_scored_apart(tiny: Any) -> None:
         assert (right.correct, right.score, right.details["answered"]) == (True, 1.0, True)
         assert (wrong.correct, wrong.score, wrong.details["answered"]) == (True, 0.0, False)
         assert right.details["ended"] and wrong.details["ended"] and not wrong.details["looped"]
+        row = runner.summarize([right, wrong])["all"]  # accuracy: ended; mean score: answered
+        assert (row["accuracy"], row["mean_score"], row["answered"]) == (1.0, 0.5, 1)
+        assert results.cell(row) == "100% (2/2, loops 0%, 1 answered)"
     counted, _ = run(tiny, "count-0:off", [", ".join(map(str, range(505, 542))) + "."])
     skipped, _ = run(tiny, "count-0:off", [", ".join(map(str, range(505, 530))) + ", 541."])
     assert counted.details["answered"] and counted.score == 1.0
