@@ -20,9 +20,10 @@ is one call, then the answer.
 
 Per case: `looped` (the model looped: the guard's test, `model.guard.is_doom_loop` with
 `settings.guard`, fires on a turn's tokens, or a turn ran out of tokens with `repetition_ratio`
-at least `RATIO_LOOP`; in agent episodes also the same call twice); `ended` (the case ended on
-an answer that is not a loop: off, it did not loop; on, it did not loop or the resample ended
-cleanly); `answered` (it ended, and the answer is right by the problem's check). `correct` is
+at least `RATIO_LOOP`; in agent episodes also the same call twice); `ended` (the case's last
+turn stopped by itself, an end token or stop string, and did not loop: off, the one turn; on,
+the first turn or, after a caught loop, the resample; a turn cut by the token limit never
+ended); `answered` (it ended, and the answer is right by the problem's check). `correct` is
 `ended`; `score` is 1.0 when `answered`, so the runner's accuracy is the ended rate and its
 mean score the answered rate; `loop_ratio` is the looped rate.
 
@@ -94,6 +95,12 @@ def looped(tokens: list[int], finish_reason: str, guard: GuardSettings | None = 
     return finish_reason == "length" and repetition_ratio(tokens) >= RATIO_LOOP
 
 
+def stopped(tokens: list[int], finish_reason: str, guard: GuardSettings | None = None) -> bool:
+    """A turn that ended by itself (an end token or a stop string), not in a loop. A turn cut
+    by the token limit did not, even where it repeats too little to count as a loop."""
+    return finish_reason in ("eos", "stop") and not looped(tokens, finish_reason, guard)
+
+
 # --- single completions, both arms ------------------------------------------------------------
 
 
@@ -135,12 +142,12 @@ def resample(generator: Generator, case: EvalCase, settings: Settings) -> Comple
 
 
 def off_details(case: EvalCase, done: Completion, settings: Settings) -> dict[str, Any]:
-    loop = looped(done.token_ids, done.finish_reason, settings.guard)
+    ended = stopped(done.token_ids, done.finish_reason, settings.guard)
     return {
         "output": done.text,
-        "looped": loop,
-        "ended": not loop,
-        "answered": not loop and answer_ok(done.text, case.expected, case.data["check"]),
+        "looped": looped(done.token_ids, done.finish_reason, settings.guard),
+        "ended": ended,
+        "answered": ended and answer_ok(done.text, case.expected, case.data["check"]),
         "guard_would_fire": is_doom_loop(
             done.token_ids, settings.guard.model_copy(update={"enabled": True})
         ),
@@ -155,7 +162,7 @@ def on_details(
 ) -> dict[str, Any]:
     last = second or first
     loop_first = looped(first.token_ids, first.finish_reason, settings.guard)
-    ended = not looped(last.token_ids, last.finish_reason, settings.guard)
+    ended = stopped(last.token_ids, last.finish_reason, settings.guard)
     return {
         "output": last.text,
         "looped": loop_first,
@@ -194,12 +201,14 @@ def run_agent(generator: Generator, case: EvalCase, settings: Settings) -> dict[
 
 def agent_details(case: EvalCase, traj: Trajectory, guard: GuardSettings) -> dict[str, Any]:
     """Looped: some call made twice with the same arguments, or some turn looped. Ended: it
-    answered, with no repeated call, and its last turn did not loop."""
+    answered, with no repeated call, and its last turn stopped by itself."""
     calls = [c.name + json.dumps(c.arguments, sort_keys=True) for s in traj.steps for c in s.calls]
     repeated = len(calls) != len(set(calls))
     turns = [looped(s.completion_ids, s.finish_reason, guard) for s in traj.steps]
     answer = traj.final_answer or ""
-    ended = traj.outcome == "answer" and not repeated and not (turns and turns[-1])
+    last = traj.steps[-1] if traj.steps else None
+    ended = traj.outcome == "answer" and not repeated
+    ended = ended and last is not None and stopped(last.completion_ids, last.finish_reason, guard)
     return {
         "output": answer,
         "looped": repeated or any(turns),

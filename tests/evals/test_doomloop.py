@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -197,6 +198,12 @@ def test_guard_off_lets_a_loop_run_and_sees_it(tiny: Any) -> None:
     assert result.score == 0.0 and not result.correct and not d["ended"] and not d["answered"]
     prompt = gen.lm.tokenizer.decode(gen.prompts[0])
     assert doomloop.SYSTEM in prompt and "Compute 40*17 - 3*6" in prompt
+    # A turn cut by the token limit did not end, even repeating too little to count as a loop.
+    rng = random.Random(0)
+    rambling = "".join(rng.choice("abcdefghij klmnopqrstuvwxyz") for _ in range(2000))
+    cut, _ = run(tiny, "arith-0:off", [rambling])
+    assert cut.details["finish_reason"] == "length" and not cut.details["looped"]
+    assert not cut.correct and not cut.details["ended"]
     # A right answer said inside a loop is not an answer.
     looping, _ = run(tiny, "arith-0:off", ["The answer is 662. " * 60])
     assert looping.details["looped"] and not looping.details["answered"]
