@@ -11,6 +11,8 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from agent.loop import run_episode
 from agent.settings import load_settings
 from evals import doomloop, doomprompts, results, runner
@@ -99,7 +101,7 @@ def test_old_families_answers_are_right() -> None:
 def plain_answer(check: dict[str, Any]) -> str:
     """A reply that writes the answer plainly, the way a model that does not loop would."""
     if check["kind"] == "seq":
-        return "Here they are:\n" + "\n".join(f"{i + 1}. {x}" for i, x in enumerate(check["items"]))
+        return "Here they are:\n" + "\n".join(map(str, check["items"]))
     return "The primes are " + ", ".join(map(str, check["items"])) + "."
 
 
@@ -122,6 +124,19 @@ def test_every_sequence_answer_is_checked_and_fits(tiny: Any) -> None:
             wrong = [*items[:-1], int(items[-1]) + 1 if check["kind"] == "seq" else 1]
             assert not doomprompts.answer_ok(plain_answer({**check, "items": wrong}), "", check)
         assert len(tok(text)["input_ids"]) < 3 * doomloop.MAX_NEW_TOKENS, case.id
+
+
+@pytest.mark.slow
+def test_plain_answers_fit_the_cap_and_never_trip_the_guard(embedded_lm, smollm2_lm) -> None:
+    """With both embedded models' own tokenizers: every list answer, written plainly, takes
+    under 60% of the token cap, and the guard's test stays quiet on it (a long right answer
+    is not a loop)."""
+    for lm in (embedded_lm, smollm2_lm):
+        for case in doomloop.load_cases("all")[::2]:
+            if case.data["check"]["kind"] in ("seq", "set"):
+                ids = lm.tokenizer(plain_answer(case.data["check"]))["input_ids"]
+                assert len(ids) < 0.6 * doomloop.MAX_NEW_TOKENS, (lm.spec, case.id, len(ids))
+                assert not doomloop.looped(ids, "eos"), (lm.spec, case.id)
 
 
 def test_checkers() -> None:
