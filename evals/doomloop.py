@@ -54,7 +54,7 @@ METHODS = ("off", "on")
 PER_FAMILY = 15
 # Tool tasks have twice as many, so that their own category has some size.
 PROMPTS = {family: PER_FAMILY * (2 if family in AGENT_FAMILIES else 1) for family in FAMILIES}
-MAX_NEW_TOKENS = 384  # every answer fits in well under half of it when written plainly
+MAX_NEW_TOKENS = 384  # every list answer, written bare, takes under 60% of it
 RATIO_LOOP = 0.5  # share of repeated 4-grams in a turn cut off by the token limit
 SYSTEM = "You are a helpful assistant. Work through problems step by step, then give the answer."
 
