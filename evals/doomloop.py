@@ -16,7 +16,7 @@ seed, exactly the agent's call, so it does not depend on which rows share a batc
 
 The `tool` family runs as agent episodes with the python tool, one by one (`agent.loop`,
 greedy, guard disabled or armed; categories `tool:agent-off`, `tool:agent-on`): the right move
-is one call, then the answer.
+is one call, then the answer. An episode stops at its first repeated call.
 
 Per case: `looped` (the model looped: the guard's test, `model.guard.is_doom_loop` with
 `settings.guard`, fires on a turn's tokens, or a turn ran out of tokens with `repetition_ratio`
@@ -40,14 +40,14 @@ from typing import Any
 from agent.loop import LOOP_NUDGE, run_episode
 from agent.settings import Settings
 from agent.toolbox import toolbox
-from agent.trajectory import Trajectory
+from agent.trajectory import Step, Trajectory
 from evals.common import CaseResult, EvalCase, Split, in_split
 from evals.doomprompts import AGENT_FAMILIES, FAMILIES, answer_ok, problem
 from model.batch import complete_many
 from model.chat import render
 from model.generate import Completion, Generator, SamplingSettings
 from model.guard import GuardSettings, is_doom_loop, repetition_ratio
-from model.messages import Message
+from model.messages import Message, ToolCall
 
 SUITE = "doomloop"
 METHODS = ("off", "on")
@@ -189,20 +189,48 @@ def agent_settings(settings: Settings, guard_on: bool) -> Settings:
     )
 
 
-def run_agent(generator: Generator, case: EvalCase, settings: Settings) -> dict[str, Any]:
-    episode = agent_settings(settings, case.data["method"] == "on")
+class _Held:
+    """A log sink that only keeps the episode's trajectory, so it can be read after the
+    episode is stopped early (a stopped episode sends no done event)."""
+
     traj: Trajectory | None = None
+
+    def start(self, traj: Trajectory) -> None:
+        self.traj = traj
+
+    def step(self, episode_id: str, step: Step) -> None:
+        pass
+
+    def end(self, traj: Trajectory) -> None:
+        pass
+
+
+def run_agent(generator: Generator, case: EvalCase, settings: Settings) -> dict[str, Any]:
+    """One episode, stopped at its first repeated call: the verdict is fixed then (looped, not
+    ended), and the agent's further refusals and retries cost minutes an episode on 2 cores."""
+    episode = agent_settings(settings, case.data["method"] == "on")
+    held, seen = _Held(), set()
     with toolbox(episode, question=case.prompt) as tools:
-        for event in run_episode(generator, case.prompt, tools, episode):
-            traj = event.trajectory or traj
-    assert traj is not None, "an episode always ends with a done event"
-    return agent_details(case, traj, settings.guard)
+        events = run_episode(generator, case.prompt, tools, episode, log=held)
+        for event in events:
+            if event.kind == "tool_start" and event.call is not None:
+                key = call_key(event.call)
+                if key in seen:
+                    events.close()  # the agent marks the episode cancelled
+                    break
+                seen.add(key)
+    assert held.traj is not None, "an episode always starts"
+    return agent_details(case, held.traj, settings.guard)
+
+
+def call_key(call: ToolCall) -> str:
+    return call.name + json.dumps(call.arguments, sort_keys=True, default=str)
 
 
 def agent_details(case: EvalCase, traj: Trajectory, guard: GuardSettings) -> dict[str, Any]:
     """Looped: some call made twice with the same arguments, or some turn looped. Ended: it
     answered, with no repeated call, and its last turn stopped by itself."""
-    calls = [c.name + json.dumps(c.arguments, sort_keys=True) for s in traj.steps for c in s.calls]
+    calls = [call_key(c) for s in traj.steps for c in s.calls]
     repeated = len(calls) != len(set(calls))
     turns = [looped(s.completion_ids, s.finish_reason, guard) for s in traj.steps]
     answer = traj.final_answer or ""

@@ -292,6 +292,8 @@ def test_tool_episodes_count_repeated_calls_as_loops(tiny: Any) -> None:
     twice = ScriptedGenerator(tiny("qwen2"), [tool_call(code), tool_call(code), case.expected])
     d = doomloop.run_agent(twice, case, settings)
     assert d["repeated_call"] and d["looped"] and not d["ended"] and not d["answered"]
+    assert (d["steps"], d["calls"], d["outcome"]) == (2, 2, "cancelled")  # stopped at the repeat
+    assert twice.outputs == [case.expected]  # the model was not asked again
     on = doomloop.case_of("tool", 1, "on")
     caught = ScriptedGenerator(tiny("qwen2"), [None, f"It is {case.expected}."])
     d = doomloop.run_agent(caught, on, settings)
