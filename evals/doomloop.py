@@ -1,149 +1,90 @@
-"""The doom-loop suite: how often the model repeats itself forever on hard little problems.
+"""The doom-loop suite: how often the model repeats itself forever, and whether it still ends
+with a right answer, with the repetition guard off and on.
 
-A fixed, generated set of prompts (`FAMILIES` x `PER_FAMILY`, the same on every machine):
-two-product arithmetic, chained operations, orderings from chained comparisons, Collatz step
-counts and weekday arithmetic, each with its right answer. Every prompt is run two ways, as
-two cases next to each other in the same split (`<id>:off`, `<id>:on`; categories `arith:off`):
-- off: one greedy generation of up to `MAX_NEW_TOKENS` with the guard disabled. It looped when
-  the guard's own test (`model.guard.is_doom_loop`, with `settings.guard`) fires on its tokens,
-  or when it ran out of tokens with `repetition_ratio` (4-grams) at or above `RATIO_LOOP`.
-- on: an offline agent episode (`agent.loop.run_episode`, no tools) with the guard enabled:
-  greedy first, and on a caught loop the loop's nudge and one resample at
-  `agent.resample_temperature` (seed 0, so repeatable). It looped when the guard fired on any
-  turn; `recovered` says the resample then answered.
-Score 1 when it did not loop, so the mean score is 1 - loop ratio; `details.correct_answer` is a
-bonus check of the answer (the last number, or the last of the puzzle's names, said).
+Prompts come from `evals.doomprompts` (16 families: long counting, enumeration, tables and
+templates, hard little sums and puzzles, python-tool tasks; `PROMPTS` of each, 255 in all,
+about half in each split), each with its answer. Every prompt is run two ways, as two cases
+next to each other in the same split (`<id>:off`, `<id>:on`; categories `count:off`, `count:on`):
+- off: one greedy generation of up to `MAX_NEW_TOKENS`, guard disabled.
+- on: the same generation with the guard armed, as the agent runs it: the guard ends a caught
+  row; a caught row then gets the agent's nudge (`agent.loop.LOOP_NUDGE`, after the question,
+  as `agent.loop` does) and one resample at `agent.resample_temperature`, seed 0.
+Both arms decode the same way: every first turn goes through `model.batch` at `eval.batch`
+rows (1: one by one), greedy, in the model's dtype, on the same prompt; the arms differ only
+where the guard cut a row. A resample runs alone through `Generator.complete` with its own
+seed, exactly the agent's call, so it does not depend on which rows share a batch.
 
-Greedy only, one sample per prompt: the cheapest setting, and the one where small models loop
-most. A whole run (`run_cases`) decodes the off cases several at once (`model.batch`).
-Not here: the guard itself (`model.guard`), what the app does after a loop (`agent.loop`).
+The `tool` family runs as agent episodes with the python tool, one by one (`agent.loop`,
+greedy, guard disabled or armed; categories `tool:agent-off`, `tool:agent-on`): the right move
+is one call, then the answer. An episode stops at its first repeated call.
+
+Per case: `looped` (the model looped: the guard's test, `model.guard.is_doom_loop` with
+`settings.guard`, fires on a turn's tokens, or a turn ran out of tokens with `repetition_ratio`
+at least `RATIO_LOOP`; in agent episodes also the same call twice); `ended` (the case's last
+turn stopped by itself, an end token or stop string, and did not loop: off, the one turn; on,
+the first turn or, after a caught loop, the resample; a turn cut by the token limit never
+ended); `answered` (it ended, and the answer is right by the problem's check). `correct` is
+`ended`; `score` is 1.0 when `answered`, so the runner's accuracy is the ended rate and its
+mean score the answered rate; `loop_ratio` is the looped rate.
+
+Not here: the prompts (`evals.doomprompts`), the guard (`model.guard`), the agent (`agent.loop`).
 """
 
 from __future__ import annotations
 
-import random
-import re
+import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from agent.loop import run_episode
+from agent.loop import LOOP_NUDGE, run_episode
 from agent.settings import Settings
+from agent.toolbox import toolbox
+from agent.trajectory import Step, Trajectory
 from evals.common import CaseResult, EvalCase, Split, in_split
+from evals.doomprompts import AGENT_FAMILIES, FAMILIES, answer_ok, problem
 from model.batch import complete_many
 from model.chat import render
 from model.generate import Completion, Generator, SamplingSettings
 from model.guard import GuardSettings, is_doom_loop, repetition_ratio
-from model.messages import Message
+from model.messages import Message, ToolCall
 
 SUITE = "doomloop"
 METHODS = ("off", "on")
-PER_FAMILY = 7
-MAX_NEW_TOKENS = 512
-RATIO_LOOP = 0.5  # share of repeated 4-grams in a completion cut off by the token limit
+PER_FAMILY = 15
+# Tool tasks have twice as many, so that their own category has some size.
+PROMPTS = {family: PER_FAMILY * (2 if family in AGENT_FAMILIES else 1) for family in FAMILIES}
+MAX_NEW_TOKENS = 384  # every list answer, written bare, takes under 60% of it
+RATIO_LOOP = 0.5  # share of repeated 4-grams in a turn cut off by the token limit
 SYSTEM = "You are a helpful assistant. Work through problems step by step, then give the answer."
-NAMES = ["Alice", "Bruno", "Chen", "Dana", "Emeka", "Farah", "Goran", "Hana"]
-DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?")
-
-Problem = tuple[str, str, list[str]]  # prompt, answer, the names an answer picks from
-
-
-# --- problems ---------------------------------------------------------------------------------
-
-
-def arith(rng: random.Random) -> Problem:
-    a, b, c, d = rng.randint(11, 49), rng.randint(11, 49), rng.randint(2, 9), rng.randint(2, 19)
-    return f"Compute {a}*{b} - {c}*{d} step by step.", str(a * b - c * d), []
-
-
-def chain(rng: random.Random) -> Problem:
-    a, b, c, e = rng.randint(3, 30), rng.randint(3, 30), rng.randint(3, 9), rng.randint(2, 7)
-    r = rng.randint(2, min(12, ((a + b) * c - 1) // e))  # so that d below is positive
-    d = (a + b) * c - r * e
-    prompt = (
-        f"Start with {a}. Add {b}, multiply the result by {c}, subtract {d}, then divide by {e}. "
-        "What number do you get? Show each step."
-    )
-    return prompt, str(r), []
-
-
-def order(rng: random.Random) -> Problem:
-    people = rng.sample(NAMES, 4)  # tallest first
-    facts = []
-    for hi, lo in zip(people, people[1:], strict=False):
-        facts.append(
-            f"{hi} is taller than {lo}." if rng.random() < 0.5 else f"{lo} is shorter than {hi}."
-        )
-    rng.shuffle(facts)
-    ask_shortest = rng.random() < 0.5
-    question = "Who is the shortest?" if ask_shortest else "Who is the tallest?"
-    answer = people[-1] if ask_shortest else people[0]
-    return f"{' '.join(facts)} {question} Explain your reasoning.", answer, people
-
-
-def collatz_steps(n: int) -> int:
-    steps = 0
-    while n != 1:
-        n, steps = (n // 2 if n % 2 == 0 else 3 * n + 1), steps + 1
-    return steps
-
-
-def collatz(rng: random.Random) -> Problem:
-    n = rng.choice([k for k in range(6, 40) if collatz_steps(k) <= 20])
-    prompt = (
-        f"Start with {n}. If the number is even, halve it; if it is odd, multiply it by 3 and "
-        "add 1. Repeat until you reach 1. How many steps does it take? List every step."
-    )
-    return prompt, str(collatz_steps(n)), []
-
-
-def weekday(rng: random.Random) -> Problem:
-    start, n = rng.randrange(7), rng.randint(20, 400)
-    prompt = (
-        f"Today is {DAYS[start]}. What day of the week will it be in {n} days? Think it through."
-    )
-    return prompt, DAYS[(start + n) % 7], DAYS
-
-
-FAMILIES: dict[str, Callable[[random.Random], Problem]] = {
-    "arith": arith,
-    "chain": chain,
-    "order": order,
-    "collatz": collatz,
-    "weekday": weekday,
-}
-
-
-def problem(family: str, index: int) -> Problem:
-    return FAMILIES[family](random.Random(f"doomloop:{family}:{index}"))
 
 
 def load_cases(split: Split, limit: int | None = None, data: Any = None) -> list[EvalCase]:
     """The fixed prompts of `split`, families interleaved, off and on next to each other.
     `data` is accepted for the common interface and ignored: the set is generated."""
     cases: list[EvalCase] = []
-    for index in range(PER_FAMILY):
+    for index in range(max(PROMPTS.values())):
         for family in FAMILIES:
             base = f"{family}-{index}"
-            if not in_split(base, split):
-                continue
-            prompt, answer, choices = problem(family, index)
-            cases += [
-                EvalCase(
-                    suite=SUITE,
-                    id=f"{base}:{method}",
-                    category=f"{family}:{method}",
-                    prompt=prompt,
-                    expected=answer,
-                    data={"family": family, "method": method, "choices": choices},
-                )
-                for method in METHODS
-            ]
+            if index < PROMPTS[family] and in_split(base, split):
+                cases += [case_of(family, index, method) for method in METHODS]
     return cases[:limit] if limit is not None else cases
 
 
-# --- scorers ----------------------------------------------------------------------------------
+def case_of(family: str, index: int, method: str) -> EvalCase:
+    prompt, answer, check = problem(family, index)
+    agent = family in AGENT_FAMILIES
+    return EvalCase(
+        suite=SUITE,
+        id=f"{family}-{index}:{method}",
+        category=f"{family}:{'agent-' if agent else ''}{method}",
+        prompt=prompt,
+        expected=answer,
+        data={"family": family, "method": method, "agent": agent, "check": check},
+    )
+
+
+# --- the loop test ------------------------------------------------------------------------------
 
 
 def looped(tokens: list[int], finish_reason: str, guard: GuardSettings | None = None) -> bool:
@@ -154,115 +95,205 @@ def looped(tokens: list[int], finish_reason: str, guard: GuardSettings | None = 
     return finish_reason == "length" and repetition_ratio(tokens) >= RATIO_LOOP
 
 
-def answer_correct(output: str, expected: str, choices: list[str] | None = None) -> bool:
-    """The last number said, or the last of `choices` named, is the expected answer."""
-    if choices:
-        spots = [(m.start(), c) for c in choices for m in re.finditer(rf"\b{c}\b", output, re.I)]
-        return bool(spots) and max(spots)[1].lower() == expected.lower()
-    said = [m.group().replace(",", "") for m in NUMBER.finditer(output)]
-    return bool(said) and float(said[-1]) == float(expected)
+def stopped(tokens: list[int], finish_reason: str, guard: GuardSettings | None = None) -> bool:
+    """A turn that ended by itself (an end token or a stop string), not in a loop. A turn cut
+    by the token limit did not, even where it repeats too little to count as a loop."""
+    return finish_reason in ("eos", "stop") and not looped(tokens, finish_reason, guard)
 
 
-# --- running ----------------------------------------------------------------------------------
+# --- single completions, both arms ------------------------------------------------------------
 
 
-def run_off(generator: Generator, case: EvalCase, settings: Settings) -> dict[str, Any]:
-    done = generator.complete(off_prompt(generator, case), *off_sampling(settings))
-    return off_details(done, settings)
-
-
-def off_prompt(generator: Generator, case: EvalCase) -> list[int]:
+def prompt_ids(generator: Generator, prompt: str, nudge: bool = False) -> list[int]:
+    """The chat the agent would send with no tools; `nudge` adds its doom-loop nudge after the
+    question (the agent drops the looping turn and asks again)."""
     lm = generator.lm
-    messages = [Message(role="system", content=SYSTEM), Message(role="user", content=case.prompt)]
+    messages = [Message(role="system", content=SYSTEM), Message(role="user", content=prompt)]
+    if nudge:
+        messages.append(Message(role="user", content=LOOP_NUDGE))
     return generator.encode(render(lm.tokenizer, messages, None, lm.tool_format))
 
 
-def off_sampling(settings: Settings) -> tuple[SamplingSettings, GuardSettings]:
-    """Greedy, `MAX_NEW_TOKENS`, the guard disabled."""
-    sampling = settings.sampling.model_copy(
-        update={"temperature": 0.0, "max_new_tokens": MAX_NEW_TOKENS}
-    )
-    return sampling, settings.guard.model_copy(update={"enabled": False})
-
-
-def off_details(done: Completion, settings: Settings) -> dict[str, Any]:
-    tokens = done.token_ids
-    return {
-        "output": done.text,
-        "looped": looped(tokens, done.finish_reason, settings.guard),
-        "guard_would_fire": is_doom_loop(
-            tokens, settings.guard.model_copy(update={"enabled": True})
-        ),
-        "repetition_ratio": round(repetition_ratio(tokens), 3),
-        "finish_reason": done.finish_reason,
-        "tokens": len(tokens),
-    }
-
-
-def on_settings(settings: Settings) -> Settings:
-    agent = settings.agent.model_copy(update={"tools": [], "log": False})
+def sampling_of(settings: Settings, guard_on: bool) -> tuple[SamplingSettings, GuardSettings]:
+    """Greedy, `MAX_NEW_TOKENS`, the guard armed or disabled: every first turn of both arms."""
     sampling = settings.sampling.model_copy(
         update={"temperature": 0.0, "max_new_tokens": MAX_NEW_TOKENS, "seed": 0}
     )
-    guard = settings.guard.model_copy(update={"enabled": True})
-    update = {"offline": True, "agent": agent, "sampling": sampling, "guard": guard}
-    return settings.model_copy(update=update)
+    return sampling, settings.guard.model_copy(update={"enabled": guard_on})
 
 
-def run_on(generator: Generator, case: EvalCase, settings: Settings) -> dict[str, Any]:
-    traj = None
-    events = run_episode(
-        generator, case.prompt, {}, on_settings(settings), system=SYSTEM, mode="offline"
+def first_turns(
+    generator: Generator, cases: list[EvalCase], settings: Settings, guard_on: bool
+) -> Iterator[tuple[EvalCase, Completion]]:
+    """Each case's first turn, `eval.batch` rows at a time, in the order they finish."""
+    prompts = [prompt_ids(generator, c.prompt) for c in cases]
+    done = complete_many(
+        generator, prompts, *sampling_of(settings, guard_on), slots=settings.eval.batch
     )
-    for event in events:
-        traj = event.trajectory or traj
-    assert traj is not None, "an episode always ends with a done event"
-    caught = any(s.finish_reason == "doom_loop" for s in traj.steps)
+    for index, completion in done:
+        yield cases[index], completion
+
+
+def resample(generator: Generator, case: EvalCase, settings: Settings) -> Completion:
+    """The agent's second try after a caught loop: nudged, hotter, seed 0, guard armed."""
+    sampling, guard = sampling_of(settings, guard_on=True)
+    sampling.temperature = settings.agent.resample_temperature
+    return generator.complete(prompt_ids(generator, case.prompt, nudge=True), sampling, guard)
+
+
+def off_details(case: EvalCase, done: Completion, settings: Settings) -> dict[str, Any]:
+    ended = stopped(done.token_ids, done.finish_reason, settings.guard)
     return {
-        "output": traj.final_answer or "",
-        "looped": caught,
-        "recovered": caught and traj.outcome == "answer",
+        "output": done.text,
+        "looped": looped(done.token_ids, done.finish_reason, settings.guard),
+        "ended": ended,
+        "answered": ended and answer_ok(done.text, case.expected, case.data["check"]),
+        "guard_would_fire": is_doom_loop(
+            done.token_ids, settings.guard.model_copy(update={"enabled": True})
+        ),
+        "repetition_ratio": round(repetition_ratio(done.token_ids), 3),
+        "finish_reason": done.finish_reason,
+        "tokens": len(done.token_ids),
+    }
+
+
+def on_details(
+    case: EvalCase, first: Completion, second: Completion | None, settings: Settings
+) -> dict[str, Any]:
+    last = second or first
+    loop_first = looped(first.token_ids, first.finish_reason, settings.guard)
+    ended = stopped(last.token_ids, last.finish_reason, settings.guard)
+    return {
+        "output": last.text,
+        "looped": loop_first,
+        "caught": first.finish_reason == "doom_loop",
+        "recovered": second is not None and ended,
+        "ended": ended,
+        "answered": ended and answer_ok(last.text, case.expected, case.data["check"]),
+        "repetition_ratio": round(repetition_ratio(first.token_ids), 3),
+        "finish_reason": first.finish_reason,
+        "final_finish_reason": last.finish_reason,
+        "steps": 1 if second is None else 2,
+        "tokens": len(first.token_ids) + (len(second.token_ids) if second else 0),
+    }
+
+
+# --- agent episodes with the python tool --------------------------------------------------------
+
+
+def agent_settings(settings: Settings, guard_on: bool) -> Settings:
+    agent = settings.agent.model_copy(update={"tools": ["python"], "log": False})
+    sampling, guard = sampling_of(settings, guard_on)
+    return settings.model_copy(
+        update={"offline": False, "agent": agent, "sampling": sampling, "guard": guard}
+    )
+
+
+class _Held:
+    """A log sink that only keeps the episode's trajectory, so it can be read after the
+    episode is stopped early (a stopped episode sends no done event)."""
+
+    traj: Trajectory | None = None
+
+    def start(self, traj: Trajectory) -> None:
+        self.traj = traj
+
+    def step(self, episode_id: str, step: Step) -> None:
+        pass
+
+    def end(self, traj: Trajectory) -> None:
+        pass
+
+
+def run_agent(generator: Generator, case: EvalCase, settings: Settings) -> dict[str, Any]:
+    """One episode, stopped at its first repeated call: the verdict is fixed then (looped, not
+    ended), and the agent's further refusals and retries cost minutes an episode on 2 cores."""
+    episode = agent_settings(settings, case.data["method"] == "on")
+    held, seen = _Held(), set()
+    with toolbox(episode, question=case.prompt) as tools:
+        events = run_episode(generator, case.prompt, tools, episode, log=held)
+        for event in events:
+            if event.kind == "tool_start" and event.call is not None:
+                key = call_key(event.call)
+                if key in seen:
+                    events.close()  # the agent marks the episode cancelled
+                    break
+                seen.add(key)
+    assert held.traj is not None, "an episode always starts"
+    return agent_details(case, held.traj, settings.guard)
+
+
+def call_key(call: ToolCall) -> str:
+    return call.name + json.dumps(call.arguments, sort_keys=True, default=str)
+
+
+def agent_details(case: EvalCase, traj: Trajectory, guard: GuardSettings) -> dict[str, Any]:
+    """Looped: some call made twice with the same arguments, or some turn looped. Ended: it
+    answered, with no repeated call, and its last turn stopped by itself."""
+    calls = [call_key(c) for s in traj.steps for c in s.calls]
+    repeated = len(calls) != len(set(calls))
+    turns = [looped(s.completion_ids, s.finish_reason, guard) for s in traj.steps]
+    answer = traj.final_answer or ""
+    last = traj.steps[-1] if traj.steps else None
+    ended = traj.outcome == "answer" and not repeated
+    ended = ended and last is not None and stopped(last.completion_ids, last.finish_reason, guard)
+    return {
+        "output": answer,
+        "looped": repeated or any(turns),
+        "repeated_call": repeated,
+        "caught": any(s.finish_reason == "doom_loop" for s in traj.steps),
+        "ended": ended,
+        "answered": ended and answer_ok(answer, case.expected, case.data["check"]),
+        "calls": len(calls),
         "outcome": traj.outcome,
-        "finish_reason": traj.steps[0].finish_reason if traj.steps else "",
         "steps": len(traj.steps),
         "tokens": traj.sampled_tokens,
         "trajectory_id": traj.id,
     }
 
 
+# --- running ------------------------------------------------------------------------------------
+
+
 def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseResult:
-    start = time.perf_counter()
-    details = (run_off if case.data["method"] == "off" else run_on)(generator, case, settings)
-    return result_of(case, details, time.perf_counter() - start)
+    """One case alone (the runner uses `run_cases`)."""
+    return next(iter(run_cases(generator, [case], settings)))
 
 
 def run_cases(
     generator: Generator, cases: list[EvalCase], settings: Settings
 ) -> Iterator[CaseResult]:
-    """The off cases first, up to `eval.batch` decoding at once (they are single greedy
-    generations), then the on episodes one by one; each result as it finishes. A batched
+    """The off first turns, then the on ones (a caught row resampled as soon as it is caught),
+    both batched alike; then the agent episodes one by one. Each result as it finishes; a
     case's `seconds` is the wall time since the result before it, so they add up."""
-    off = [c for c in cases if c.data["method"] == "off"]
-    prompts = [off_prompt(generator, c) for c in off]
-    last = time.perf_counter()
-    batch = settings.eval.batch
-    for index, done in complete_many(generator, prompts, *off_sampling(settings), slots=batch):
+    clock = [time.perf_counter()]
+
+    def result(case: EvalCase, details: dict[str, Any]) -> CaseResult:
         now = time.perf_counter()
-        yield result_of(off[index], off_details(done, settings), now - last)
-        last = now
-    yield from (run_case(generator, c, settings) for c in cases if c.data["method"] != "off")
+        seconds, clock[0] = now - clock[0], now
+        return result_of(case, details, seconds)
+
+    single = [c for c in cases if not c.data["agent"]]
+    off = [c for c in single if c.data["method"] == "off"]
+    for case, done in first_turns(generator, off, settings, guard_on=False):
+        yield result(case, off_details(case, done, settings))
+    on = [c for c in single if c.data["method"] == "on"]
+    for case, done in first_turns(generator, on, settings, guard_on=True):
+        second = resample(generator, case, settings) if done.finish_reason == "doom_loop" else None
+        yield result(case, on_details(case, done, second, settings))
+    for case in (c for c in cases if c.data["agent"]):
+        yield result(case, run_agent(generator, case, settings))
 
 
 def result_of(case: EvalCase, details: dict[str, Any], seconds: float) -> CaseResult:
     output = details.pop("output")
     trajectory_id = details.pop("trajectory_id", None)
-    details["correct_answer"] = answer_correct(output, case.expected, case.data["choices"])
     return CaseResult(
         suite=SUITE,
         id=case.id,
         category=case.category,
-        score=0.0 if details["looped"] else 1.0,
-        correct=not details["looped"],
+        score=1.0 if details["answered"] else 0.0,
+        correct=details["ended"],
         output=output,
         expected=case.expected,
         details={"method": case.data["method"], "family": case.data["family"], **details},

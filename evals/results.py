@@ -51,9 +51,12 @@ MEANING = {
     "longctx": "Right: the needle, keys, count or list found. direct: the text cut to the "
     "context window, in the prompt; rlm: the text as `context` in the sandbox, the model "
     "writing code that slices it and calls `llm_query`.",
-    "doomloop": "Right: the case did not loop. off: one greedy generation, guard disabled; on: "
-    "the agent with the guard, where a caught loop counts as a loop and recovered means the "
-    "resample then answered. Right answers: the final answer is also correct.",
+    "doomloop": "Right: the case ended, not in a loop; answered: it ended with the right "
+    "answer (every prompt's answer is checked); loops: the model's first turn looped (the "
+    "guard's test, or out of tokens mostly repeating; tool: also the same call twice). off: "
+    "one greedy generation, guard disabled; on: the guard armed, a caught loop nudged and "
+    "resampled once as the agent does (recovered: that resample ended). Both arms' first "
+    "turns are decoded alike (batched, same dtype); agent-off/agent-on: python-tool episodes.",
     "latency": f"Right: an answer within {BUDGET_S:g} s, offline; the timings are what matter "
     "(whether the answer is right is the incar suite's question).",
     "incar": "Right: the offline answer checked by its kind: conversion and arithmetic, the "
@@ -187,7 +190,9 @@ def cell(row: dict[str, Any]) -> str:
     loop = f", loops {row['loop_ratio']:.0%}" if "loop_ratio" in row else ""
     if row.get("recovered"):  # guard on: the loops it caught that the resample then answered
         loop += f", {row['recovered']} recovered"
-    if "correct_answer" in row:
+    if "answered" in row:
+        loop += f", {row['answered']} answered"
+    elif "correct_answer" in row:
         loop += f", {row['correct_answer']} right answers"
     if "em" in row and "f1" in row:
         loop += f", EM {row['em']:.0%}, F1 {row['f1']:.0%}"

@@ -185,7 +185,8 @@ def summarize(results: list[CaseResult]) -> dict[str, Any]:
     return summary
 
 
-COUNTED = ("recovered", "correct_answer")  # doom loops: caught loops answered, right answers
+# doom loops: caught loops that recovered, right answers (old runs), ended with a right answer
+COUNTED = ("recovered", "correct_answer", "answered")
 AVERAGED = ("em", "f1")  # search-QA: exact match and token F1 beside the contains verdict
 
 

@@ -45,12 +45,15 @@ def test_page_and_plots_from_two_runs(tmp_path: Path) -> None:
     args = ["--models", "qwen,smol", "--runs", str(tmp_path / "runs"), "--out", str(out)]
     assert results.main([*args, "--reuse"]) == 0
     text = out.read_text()
-    assert "| arith:off | 100% (1/1, loops 100%) | 100% (1/1, loops 0%) |" in text
-    assert "Right: the case did not loop." in text
-    assert "| chain:on | 0% (0/1, loops 0%) | 0% (0/1, loops 0%) |" in text
+    assert "| count:off | 100% (1/1, loops 100%) | 100% (1/1, loops 0%) |" in text
+    assert "Right: the case ended, not in a loop;" in text
+    assert "| countdown:on | 0% (0/1, loops 0%) | 0% (0/1, loops 0%) |" in text
     assert "| doomloop | off | 100% (2/2, loops 50%) | 50% (1/2, loops 0%) |" in text  # headline
     assert "| doomloop | on | 50% (1/2, loops 50%) | 0% (0/2, loops 0%) |" in text
-    assert "Test split: 28 (off 14, on 14). Run: qwen 4 (off 2, on 2); smol 4" in text
+    assert (
+        "Test split: 240 (agent-off 12, agent-on 12, off 108, on 108). Run: qwen 4 (off 2, on 2)"
+        in text
+    )
     assert "qwen ttft_s: median 0.40" in text and "LFM2.5-350M" in text
     assert "--reuse" in text.splitlines()[2]  # how it was made
     assert (out.parent / "results" / "doomloop.png").stat().st_size > 1000
@@ -74,7 +77,7 @@ def test_headline_groups_and_coverage() -> None:
           {"cases": 3, "correct": 0, "em": 0.0, "f1": 0.5, "recovered": 0}]  # fmt: skip
     assert results.cell(results.merge(qa)) == "25% (1/4, 1 recovered, EM 25%, F1 62%)"
     cases = doomloop.load_cases("test")
-    rows = {"arith:off": {"cases": 2, "correct": 1}, "arith:on": {"cases": 1, "correct": 1}}
+    rows = {"count:off": {"cases": 2, "correct": 1}, "count:on": {"cases": 1, "correct": 1}}
     runs = [{"model": "qwen", "summary": {"doomloop": {"categories": rows}}}]
     assert "Run: qwen 3 (off 2, on 1)." in results.coverage("doomloop", runs, cases)
     assert "qwen 3 (off 2, on 1) = all" in results.coverage("doomloop", runs, cases[:3])
