@@ -262,17 +262,20 @@ def cmd_log(args: argparse.Namespace) -> int:
     from tui import logview
 
     path = Path(args.path) if args.path else log.default_log_path()
+    contents = log.read_log(path)
+    if skipped := logview.format_skipped(contents, path):
+        say(f"edgeagent: {skipped}")  # on stderr: what is shown is still every usable episode
     if args.log_command == "stats":
-        print(logview.format_stats(log.stats(log.read_trajectories(path))))
+        print(logview.format_stats(log.stats(contents.trajectories)))
         return 0
     if args.id:
-        traj = log.find(path, args.id)
+        traj = log.find_in(contents.trajectories, args.id)
         if traj is None:
             say(f"edgeagent: error: no episode {args.id} in {path}")
             return 2
         print(traj.model_dump_json(indent=2) if args.json else logview.format_episode(traj))
         return 0
-    print(logview.format_list(log.read_trajectories(path), limit=args.limit))
+    print(logview.format_list(contents.trajectories, limit=args.limit))
     return 0
 
 
