@@ -100,7 +100,8 @@ def format_skipped(contents: LogContents, path: object) -> str | None:
     """One line saying how many lines of the log were skipped and why; None when none were."""
     if not contents.skipped_lines:
         return None
-    reasons = _counts(contents.skipped)
+    by_count = sorted(contents.skipped.items(), key=lambda kv: (-kv[1], kv[0]))
+    reasons = ", ".join(f"{n} {why}" for why, n in by_count)
     return f"skipped {contents.skipped_lines} of {contents.lines} lines of {path}: {reasons}"
 
 
