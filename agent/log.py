@@ -80,10 +80,25 @@ class TrajectoryLog:
 
     The file is opened per event rather than held open: an event costs one fsync anyway (far
     more than an open), and there is no descriptor to leak or to close on shutdown.
+
+    With `tolerate_errors`, a write that fails (a read-only or full disk) does not end the
+    episode: the first failure is kept in `failure`, later events are dropped, and the caller
+    says so. Without it (evals, training) the failure is raised, as losing their record matters.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tolerate_errors: bool = False) -> None:
         self.path = Path(path)
+        self.tolerate_errors = tolerate_errors
+        self.failure: str | None = None  # why writing stopped, when errors are tolerated
+
+    def check(self) -> str | None:
+        """Why the log cannot be written (one line), or None; opens it, writes nothing."""
+        try:
+            fd, _created = self._open()
+        except OSError as e:
+            return f"cannot write the trajectory log {self.path}: {e.strerror or e}"
+        os.close(fd)
+        return None
 
     def start(self, traj: Trajectory) -> None:
         """Record the header: call before the first step, with the conversation so far."""
@@ -109,6 +124,17 @@ class TrajectoryLog:
         self.end(traj)
 
     def _append(self, event: dict[str, Any]) -> None:
+        if self.failure is not None:
+            return  # an episode half logged is still read back, as "interrupted"
+        try:
+            self._write(event)
+        except (OSError, LogError) as e:
+            if not self.tolerate_errors:
+                raise
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            self.failure = f"cannot write the trajectory log {self.path}: {why}"
+
+    def _write(self, event: dict[str, Any]) -> None:
         line = json.dumps({"v": LOG_VERSION, **event}, ensure_ascii=False, separators=(",", ":"))
         data = line.encode("utf-8") + b"\n"
         fd, created = self._open()

@@ -13,6 +13,7 @@ Not here: generation (`model.generate`), prompts (`model.chat`), training.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -150,6 +151,10 @@ def _converted_gguf(path: Path, cache: Path | None, progress: embedded.Progress 
     folder = (cache or embedded.cache_root()) / "models" / f"{path.stem}-{key[:12]}"
     if not (folder / "config.json").is_file():
         try:
+            embedded.check_writable(folder.parent)
+        except embedded.EmbeddedError as e:
+            raise ModelLoadError(str(e)) from None
+        try:
             embedded.convert_gguf(path, folder, progress)
         except Exception as e:  # transformers raises many types for files it cannot read
             raise ModelLoadError(f"cannot read {path} as a GGUF model: {e}") from None
@@ -191,7 +196,8 @@ def _quantized(folder: Path, dtype: Dtype, quant: Quant, cache: Path) -> tuple[A
             path.unlink(missing_ok=True)
     model, tokenizer = _from_pretrained(folder, dtype, online=False)
     _quantize(model, quant)
-    save(model, path)
+    with contextlib.suppress(OSError):  # a read-only or full cache: the next start rounds again
+        save(model, path)
     return model, tokenizer
 
 
