@@ -283,6 +283,24 @@ def test_a_line_over_the_length_limit_is_skipped_unread(
     assert contents.skipped == {"longer than 64 MiB": 1}
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full to fill the disk")
+def test_write_errors_are_kept_not_raised_when_tolerated() -> None:
+    traj = make_traj("a")
+    with pytest.raises(OSError):
+        TrajectoryLog(Path("/dev/full")).write(traj)  # evals and training must hear of it
+    log = TrajectoryLog(Path("/dev/full"), tolerate_errors=True)
+    assert log.check() is None  # it opens; only writing fails
+    log.write(traj)
+    assert log.failure == "cannot write the trajectory log /dev/full: No space left on device"
+
+
+def test_check_says_why_a_log_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    problem = TrajectoryLog(tmp_path / "a-file" / "log.jsonl").check()
+    assert problem is not None and problem.startswith("cannot write the trajectory log")
+    assert TrajectoryLog(tmp_path / "new" / "log.jsonl").check() is None
+
+
 def test_a_log_that_is_a_folder_is_a_log_error(tmp_path: Path) -> None:
     with pytest.raises(LogError, match="cannot read the log"):
         read_log(tmp_path)
