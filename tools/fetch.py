@@ -11,7 +11,8 @@ What it does, and the choices made:
 - Time: connect/read timeouts per operation plus an overall `deadline` (25 s) across all hops
   that covers every socket operation: connecting, TLS, sending, the status line and headers,
   and the body (`tools.bounded.deadline_transport`), so a server that trickles its status line
-  at one byte a second is cut off at the deadline like a silent one.
+  at one byte a second is cut off at the deadline like a silent one. Name resolution for the
+  guard is given up at the deadline too (allowlisted hosts are resolved by the socket layer).
 - Bytes: reading stops at `max_bytes` (3 MB) of decoded body. Decoding is `tools.bounded`'s,
   not httpx's: gzip and deflate only, at most 4 layers ("gzip, gzip"), each inflating 64 KiB at
   a time and only as far as this reader pulls, so a compressed bomb is stopped at the cap
@@ -36,9 +37,11 @@ import ipaddress
 import mimetypes
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -160,7 +163,28 @@ def is_allowed_host(host: str, port: int, settings: FetchSettings) -> bool:
     return False
 
 
-def checked_addresses(host: str, port: int) -> list[str]:
+def resolve(host: str, port: int, deadline: float) -> list[Any]:
+    """getaddrinfo, given up at the deadline: the resolver has no timeout of its own to pass,
+    so it runs in a daemon thread that is left to finish on its own if it hangs."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as e:
+            outcome.append(e)
+
+    worker = threading.Thread(target=run, name="fetch-resolve", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if not outcome:
+        raise ToolError(f"resolving host '{host}' took too long (over the overall deadline)")
+    if isinstance(outcome[0], Exception):
+        raise ToolError(f"could not resolve host '{host}': {outcome[0]}")
+    return outcome[0]
+
+
+def checked_addresses(host: str, port: int, deadline: float) -> list[str]:
     """Resolve once and return the addresses to connect to; refuse if any is not public.
 
     Every address must pass, not just one: a name with one public and one private record would
@@ -170,10 +194,7 @@ def checked_addresses(host: str, port: int) -> list[str]:
     if ip is not None:
         ips = [ip]
     else:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as e:
-            raise ToolError(f"could not resolve host '{host}': {e}") from e
+        infos = resolve(host, port, deadline)
         ips = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     for candidate in ips:
         reason = refusal_reason(candidate)
@@ -238,7 +259,7 @@ def open_response(
     if is_allowed_host(target.host, target.port, settings):
         addresses = [target.host]  # trusted: connect by name
     else:
-        addresses = checked_addresses(target.host, target.port)
+        addresses = checked_addresses(target.host, target.port, deadline)
     headers = {
         "Host": target.host_header,
         "User-Agent": settings.user_agent,

@@ -302,6 +302,28 @@ def test_a_server_trickling_its_headers_is_cut_off_at_the_deadline() -> None:
     assert time.monotonic() - start < 3
 
 
+def test_a_resolver_that_never_answers_is_given_up_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fault injection: getaddrinfo takes no timeout, and a resolver can hang for minutes.
+    release = threading.Event()
+
+    def hanging_resolver(*args: object, **kwargs: object) -> list[object]:
+        release.wait(30)
+        raise socket.gaierror("released")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_resolver)
+    start = time.monotonic()
+    try:
+        result = fetch_tool(FetchSettings(deadline=1)).run({"url": "http://slow-dns.example/"})
+    finally:
+        release.set()
+    assert result.error is not None and "resolving host 'slow-dns.example' took too long" in (
+        result.error
+    )
+    assert time.monotonic() - start < 2
+
+
 def test_closed_port_is_a_clear_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
