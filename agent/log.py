@@ -286,11 +286,13 @@ class LogReader:
 
     def _lines(self) -> Iterator[bytes | None]:
         """Each non-blank line, stripped; None for a line over MAX_LINE_BYTES (never held)."""
+        if self.path.exists() and not self.path.is_file():  # a folder, /dev/zero: no end
+            raise LogError(f"cannot read the log {self.path}: it is not a regular file")
         try:
             f = self.path.open("rb")
         except FileNotFoundError:
             return
-        except OSError as e:  # a folder, no permission
+        except OSError as e:  # no permission
             raise LogError(f"cannot read the log {self.path}: {e.strerror or e}") from None
         with f:
             # A binary file splits on b"\n" only, so a torn last line arrives on its own.

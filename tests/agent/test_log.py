@@ -301,9 +301,10 @@ def test_check_says_why_a_log_cannot_be_written(tmp_path: Path) -> None:
     assert TrajectoryLog(tmp_path / "new" / "log.jsonl").check() is None
 
 
-def test_a_log_that_is_a_folder_is_a_log_error(tmp_path: Path) -> None:
-    with pytest.raises(LogError, match="cannot read the log"):
-        read_log(tmp_path)
+def test_a_log_that_is_not_a_regular_file_is_a_log_error(tmp_path: Path) -> None:
+    for path in (tmp_path, Path("/dev/zero")):  # /dev/zero would be read for ever
+        with pytest.raises(LogError, match="cannot read the log .* not a regular file"):
+            read_log(path)
 
 
 def test_unfinished_episode_is_interrupted(tmp_path: Path) -> None:
