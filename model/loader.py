@@ -14,6 +14,7 @@ Not here: generation (`model.generate`), prompts (`model.chat`), training.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -123,6 +124,8 @@ def resolve(
             return embedded.hf_folder(known, cache, progress), None
         except embedded.EmbeddedError as e:
             raise ModelLoadError(str(e)) from None
+        except OSError as e:  # the cache filled up mid-conversion
+            raise ModelLoadError(_cache_problem(e)) from None
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -156,9 +159,22 @@ def _converted_gguf(path: Path, cache: Path | None, progress: embedded.Progress 
             raise ModelLoadError(str(e)) from None
         try:
             embedded.convert_gguf(path, folder, progress)
+        except OSError as e:
+            in_cache = e.filename is not None and str(e.filename).startswith(str(folder.parent))
+            if in_cache or e.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+                raise ModelLoadError(_cache_problem(e)) from None
+            raise ModelLoadError(f"cannot read {path} as a GGUF model: {e}") from None
         except Exception as e:  # transformers raises many types for files it cannot read
             raise ModelLoadError(f"cannot read {path} as a GGUF model: {e}") from None
     return folder
+
+
+def _cache_problem(e: OSError) -> str:
+    where = f" ({e.filename})" if e.filename else ""
+    return (
+        f"cannot write the model cache{where}: {e.strerror or e}; free some space or set "
+        "EDGEAGENT_CACHE to a writable folder"
+    )
 
 
 def _from_pretrained(where: Path | str | None, dtype: Dtype, online: bool) -> tuple[Any, Any]:
