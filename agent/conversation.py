@@ -7,7 +7,7 @@ ReAct loop with tools is a separate module; this is what runs when tools are off
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from agent.settings import Settings
 from model.chat import render
@@ -16,11 +16,14 @@ from model.messages import Message
 
 
 class Conversation:
-    def __init__(self, generator: Generator, settings: Settings) -> None:
+    def __init__(
+        self, generator: Generator, settings: Settings, earlier: Sequence[Message] = ()
+    ) -> None:
+        """`earlier`: the user and assistant messages of a conversation being resumed."""
         self.generator = generator
         self.settings = settings
         system = settings.offline_system_prompt if settings.offline else settings.system_prompt
-        self.messages: list[Message] = [Message(role="system", content=system)]
+        self.messages: list[Message] = [Message(role="system", content=system), *earlier]
 
     def turn(self, user_text: str) -> Iterator[Delta | Completion]:
         self.messages.append(Message(role="user", content=user_text))

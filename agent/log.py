@@ -11,7 +11,10 @@ its `kind` and the `episode` id:
 
 The reader groups lines by episode in the order the episodes started; an episode without an
 "end" line reads back with outcome "interrupted". Torn, invalid, orphaned and unknown-version
-lines are skipped and counted, never raised.
+lines are skipped and counted by reason (`LogContents.skipped`), never raised. The reader is
+bounded: a line longer than `MAX_LINE_BYTES` (64 MiB) is skipped without being held in memory,
+and one nested deeper than `MAX_DEPTH` (200 brackets; real lines reach about 30) is skipped
+before it is parsed, so a hostile line costs neither memory nor a RecursionError.
 
 Atomicity: each line is one `os.write` of the complete encoded line on a descriptor opened with
 O_APPEND, then `os.fsync`. On a local Linux filesystem one write() to a regular file is applied
@@ -31,6 +34,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -44,6 +48,9 @@ from model.embedded import cache_root
 from model.messages import Message
 
 LOG_VERSION = 1
+MAX_LINE_BYTES = 64 * 2**20  # an end line holds the whole conversation; pages are capped at 3 MB
+MAX_DEPTH = 200  # JSON nesting; far below Python's recursion limit, far above a real line
+_BRACKETS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')  # strings hide brackets
 
 # The fields the "end" line carries; the "start" header leaves them out (they are not known yet).
 _END_FIELDS = ("outcome", "final_answer", "error", "total_s", "rewards", "meta", "messages")
@@ -73,10 +80,25 @@ class TrajectoryLog:
 
     The file is opened per event rather than held open: an event costs one fsync anyway (far
     more than an open), and there is no descriptor to leak or to close on shutdown.
+
+    With `tolerate_errors`, a write that fails (a read-only or full disk) does not end the
+    episode: the first failure is kept in `failure`, later events are dropped, and the caller
+    says so. Without it (evals, training) the failure is raised, as losing their record matters.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tolerate_errors: bool = False) -> None:
         self.path = Path(path)
+        self.tolerate_errors = tolerate_errors
+        self.failure: str | None = None  # why writing stopped, when errors are tolerated
+
+    def check(self) -> str | None:
+        """Why the log cannot be written (one line), or None; opens it, writes nothing."""
+        try:
+            fd, _created = self._open()
+        except OSError as e:
+            return f"cannot write the trajectory log {self.path}: {e.strerror or e}"
+        os.close(fd)
+        return None
 
     def start(self, traj: Trajectory) -> None:
         """Record the header: call before the first step, with the conversation so far."""
@@ -102,6 +124,17 @@ class TrajectoryLog:
         self.end(traj)
 
     def _append(self, event: dict[str, Any]) -> None:
+        if self.failure is not None:
+            return  # an episode half logged is still read back, as "interrupted"
+        try:
+            self._write(event)
+        except (OSError, LogError) as e:
+            if not self.tolerate_errors:
+                raise
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            self.failure = f"cannot write the trajectory log {self.path}: {why}"
+
+    def _write(self, event: dict[str, Any]) -> None:
         line = json.dumps({"v": LOG_VERSION, **event}, ensure_ascii=False, separators=(",", ":"))
         data = line.encode("utf-8") + b"\n"
         fd, created = self._open()
@@ -164,12 +197,29 @@ def _fsync_dir(path: Path) -> None:
 
 class LogContents(BaseModel):
     trajectories: list[Trajectory]
+    lines: int = 0  # non-blank lines read
     skipped_lines: int = 0  # every line not used, unknown versions included
     unknown_version_lines: int = 0  # of those, lines whose `v` this reader does not know
+    skipped: dict[str, int] = Field(default_factory=dict)  # why -> how many lines
+
+
+# Why a line is skipped, as `LogContents.skipped` and the CLI word it.
+TORN = "torn or not JSON"
+NOT_UTF8 = "not UTF-8"
+TOO_LONG = f"longer than {MAX_LINE_BYTES // 2**20} MiB"
+TOO_DEEP = f"nested deeper than {MAX_DEPTH}"
+UNKNOWN_VERSION = "unknown log version"
+NOT_EVENT = "not a log event"
+ORPHAN = "no start line before it"
+INVALID = "fields of the wrong type"
 
 
 class _Unusable(Exception):
     """A well-formed line that cannot be folded in (no start before it, an invalid step)."""
+
+    def __init__(self, reason: str = INVALID) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class _Episode:
@@ -189,7 +239,7 @@ class _Episode:
             fields.update({k: end[k] for k in _END_FIELDS if k in end})
         try:
             return Trajectory.model_validate(fields)
-        except ValidationError as e:
+        except (ValidationError, RecursionError) as e:
             raise _Unusable from e
 
 
@@ -202,10 +252,18 @@ class LogReader:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.skipped_lines = 0
-        self.unknown_version_lines = 0
+        self.lines = 0
+        self.skipped: Counter[str] = Counter()
         self.order: dict[str, int] = {}  # episode id -> position of its latest start line
         self._starts = 0
+
+    @property
+    def skipped_lines(self) -> int:
+        return sum(self.skipped.values())
+
+    @property
+    def unknown_version_lines(self) -> int:
+        return self.skipped[UNKNOWN_VERSION]
 
     def __iter__(self) -> Iterator[Trajectory]:
         open_episodes: dict[str, _Episode] = {}
@@ -215,43 +273,62 @@ class LogReader:
                 continue
             try:
                 finished = self._apply(event, open_episodes)
-            except _Unusable:
-                self.skipped_lines += 1
+            except _Unusable as e:
+                self.skipped[e.reason] += 1
                 continue
             if finished is not None:
                 yield finished
         for episode in open_episodes.values():
             try:
                 yield episode.finish(None)
-            except _Unusable:
-                self.skipped_lines += 1  # its start line: the only one left to blame
+            except _Unusable as e:
+                self.skipped[e.reason] += 1  # its start line: the only one left to blame
 
-    def _lines(self) -> Iterator[bytes]:
+    def _lines(self) -> Iterator[bytes | None]:
+        """Each non-blank line, stripped; None for a line over MAX_LINE_BYTES (never held)."""
+        if self.path.exists() and not self.path.is_file():  # a folder, /dev/zero: no end
+            raise LogError(f"cannot read the log {self.path}: it is not a regular file")
         try:
             f = self.path.open("rb")
         except FileNotFoundError:
             return
+        except OSError as e:  # no permission
+            raise LogError(f"cannot read the log {self.path}: {e.strerror or e}") from None
         with f:
             # A binary file splits on b"\n" only, so a torn last line arrives on its own.
-            yield from (line.strip() for line in f if line.strip())
+            while line := f.readline(MAX_LINE_BYTES + 1):
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    while (rest := f.readline(2**20)) and not rest.endswith(b"\n"):
+                        pass  # read past the rest of the long line, a MiB at a time
+                    self.lines += 1
+                    yield None
+                elif line := line.strip():
+                    self.lines += 1
+                    yield line
 
-    def _parse(self, raw: bytes) -> dict[str, Any] | None:
-        """The line as an event of this version, or None (counted) if it is not one."""
-        try:
-            event = json.loads(raw)
-        except ValueError:  # torn or corrupt; a UnicodeDecodeError is a ValueError too
-            event = None
-        if not isinstance(event, dict) or "v" not in event:
-            self.skipped_lines += 1
-            return None
-        if event["v"] != LOG_VERSION:
-            self.skipped_lines += 1
-            self.unknown_version_lines += 1
-            return None
-        if event.get("kind") not in ("start", "step", "end") or not isinstance(
-            event.get("episode"), str
+    def _parse(self, raw: bytes | None) -> dict[str, Any] | None:
+        """The line as an event of this version, or None (counted by reason) if it is not one."""
+        reason, event = _unreadable(raw), None
+        if reason is None and raw is not None:
+            try:
+                event = json.loads(raw)
+            except UnicodeDecodeError:
+                reason = NOT_UTF8
+            except ValueError:  # torn or corrupt
+                reason = TORN
+            except RecursionError:  # _unreadable measured the depth; this is the backstop
+                reason = TOO_DEEP
+        if reason is None and (not isinstance(event, dict) or "v" not in event):
+            reason = NOT_EVENT
+        elif reason is None and event["v"] != LOG_VERSION:
+            reason = UNKNOWN_VERSION
+        elif reason is None and (
+            event.get("kind") not in ("start", "step", "end")
+            or not isinstance(event.get("episode"), str)
         ):
-            self.skipped_lines += 1
+            reason = NOT_EVENT
+        if reason is not None:
+            self.skipped[reason] += 1
             return None
         return event
 
@@ -270,11 +347,11 @@ class LogReader:
             return None
         episode = open_episodes.get(episode_id)
         if episode is None:  # its start line was lost, or the episode already ended
-            raise _Unusable
+            raise _Unusable(ORPHAN)
         if event["kind"] == "step":
             try:
                 episode.steps.append(Step.model_validate(event.get("step")))
-            except ValidationError as e:
+            except (ValidationError, RecursionError) as e:
                 raise _Unusable from e
             return None
         del open_episodes[episode_id]
@@ -285,15 +362,36 @@ class LogReader:
             raise
 
 
+def _unreadable(raw: bytes | None) -> str | None:
+    """Why a line must not even be parsed (too long, nested too deep), or None."""
+    if raw is None:
+        return TOO_LONG
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return None  # cannot be deeper than its brackets: the common case costs two counts
+    depth = 0
+    for token in _BRACKETS.finditer(raw):
+        bracket = token.group()
+        if bracket in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return TOO_DEEP
+        elif bracket in (b"]", b"}"):
+            depth -= 1
+    return None
+
+
 def read_log(path: Path) -> LogContents:
-    """Every episode in `path` in the order they started (latest record per id) and the skips."""
+    """Every episode in `path` in the order they started (latest record per id) and the skips.
+    Raises LogError when the file exists but cannot be read (a folder, no permission)."""
     reader = LogReader(path)
     latest = {t.id: t for t in reader}
     found = sorted(latest.values(), key=lambda t: reader.order[t.id])
     return LogContents(
         trajectories=found,
+        lines=reader.lines,
         skipped_lines=reader.skipped_lines,
         unknown_version_lines=reader.unknown_version_lines,
+        skipped=dict(reader.skipped),
     )
 
 
@@ -303,7 +401,11 @@ def read_trajectories(path: Path) -> list[Trajectory]:
 
 def find(path: Path, id_prefix: str) -> Trajectory | None:
     """The episode whose id starts with `id_prefix` (top-level episodes only); None if none."""
-    trajectories = read_trajectories(path)
+    return find_in(read_trajectories(path), id_prefix)
+
+
+def find_in(trajectories: list[Trajectory], id_prefix: str) -> Trajectory | None:
+    """`find` over trajectories already read."""
     exact = [t for t in trajectories if t.id == id_prefix]
     matches = exact or [t for t in trajectories if t.id.startswith(id_prefix)]
     ids = sorted({t.id for t in matches})

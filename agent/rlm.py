@@ -31,16 +31,50 @@ class AttachError(Exception):
     """An attachment cannot be read; the message says why in one line."""
 
 
+BINARY_SAMPLE = 8192  # bytes looked at to tell text from binary
+BINARY_SHARE = 0.1  # of those, undecodable or control characters that make a file binary
+
+
 def load_attachment(spec: str, settings: Settings) -> str:
+    """The text of a file or http(s) URL; AttachError (one line) for anything not usable as
+    text: missing, a folder, unreadable, empty, or binary (refused, not converted: a 0.5B model
+    cannot read an image or an executable, and a lossy conversion would hide that)."""
     if spec.startswith(("http://", "https://")):
         try:
-            return fetch_text(spec, settings.fetch).text
+            text = fetch_text(spec, settings.fetch).text
         except ToolError as e:
             raise AttachError(f"cannot attach {spec}: {e}") from None
+        if not text.strip():
+            raise AttachError(f"cannot attach {spec}: the page has no readable text")
+        return text
     path = Path(spec).expanduser()
+    if path.is_dir():
+        raise AttachError(f"cannot attach {spec}: it is a folder; attach one file")
     if not path.is_file():
         raise AttachError(f"cannot attach {spec}: no such file, and not an http(s) URL")
-    return path.read_text(encoding="utf-8", errors="replace")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise AttachError(f"cannot attach {spec}: {e.strerror or e}") from None
+    if not data.strip():
+        raise AttachError(f"cannot attach {spec}: the file is empty")
+    if looks_binary(data):
+        raise AttachError(
+            f"cannot attach {spec}: it is a binary file, not text; "
+            "attach text, Markdown, HTML, CSV or JSON"
+        )
+    return data.decode("utf-8", errors="replace")
+
+
+def looks_binary(data: bytes) -> bool:
+    """A NUL byte, or many undecodable or control characters, near the start."""
+    sample = data[:BINARY_SAMPLE]
+    if b"\x00" in sample:
+        return True
+    # A cut at the sample's end may split one character: that costs at most one U+FFFD.
+    text = sample.decode("utf-8", errors="replace")
+    odd = sum(ch == "\ufffd" or (ch < " " and ch not in "\t\n\r\f\v\x1b") for ch in text)
+    return odd > BINARY_SHARE * max(len(text), 1)
 
 
 # Defined inside the sandbox (restricted Python: no underscore names) on first use, again

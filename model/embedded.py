@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,8 +144,24 @@ def _verified(path: Path, model: Embedded, cache: Path | None) -> bool:
 def _mark_verified(path: Path, model: Embedded, cache: Path | None) -> None:
     st = path.stat()
     stamp = _stamp(path, model, cache)
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(f"{path}:{st.st_size}:{st.st_mtime_ns}:{model.sha256}")
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(f"{path}:{st.st_size}:{st.st_mtime_ns}:{model.sha256}")
+    except OSError:
+        pass  # a read-only cache: the stamp only spares the next start a hash
+
+
+def check_writable(folder: Path) -> None:
+    """Raise EmbeddedError (one line) unless files can be created in `folder`."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise EmbeddedError(
+            f"cannot write the model cache {folder}: {e.strerror or e}; set EDGEAGENT_CACHE to "
+            "a writable folder, or run `edgeagent model prepare` where it is writable"
+        ) from None
 
 
 def hf_folder(model: Embedded, cache: Path | None = None, progress: Progress | None = None) -> Path:
@@ -152,6 +169,7 @@ def hf_folder(model: Embedded, cache: Path | None = None, progress: Progress | N
     folder = (cache or cache_root()) / "models" / model.name
     if (folder / "config.json").is_file():
         return folder
+    check_writable(folder.parent)  # before the minute of work whose result must be saved
     convert_gguf(gguf_path(model, cache, progress), folder, progress)
     return folder
 

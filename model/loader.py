@@ -13,6 +13,8 @@ Not here: generation (`model.generate`), prompts (`model.chat`), training.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -122,6 +124,8 @@ def resolve(
             return embedded.hf_folder(known, cache, progress), None
         except embedded.EmbeddedError as e:
             raise ModelLoadError(str(e)) from None
+        except OSError as e:  # the cache filled up mid-conversion
+            raise ModelLoadError(_cache_problem(e)) from None
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -150,10 +154,27 @@ def _converted_gguf(path: Path, cache: Path | None, progress: embedded.Progress 
     folder = (cache or embedded.cache_root()) / "models" / f"{path.stem}-{key[:12]}"
     if not (folder / "config.json").is_file():
         try:
+            embedded.check_writable(folder.parent)
+        except embedded.EmbeddedError as e:
+            raise ModelLoadError(str(e)) from None
+        try:
             embedded.convert_gguf(path, folder, progress)
+        except OSError as e:
+            in_cache = e.filename is not None and str(e.filename).startswith(str(folder.parent))
+            if in_cache or e.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+                raise ModelLoadError(_cache_problem(e)) from None
+            raise ModelLoadError(f"cannot read {path} as a GGUF model: {e}") from None
         except Exception as e:  # transformers raises many types for files it cannot read
             raise ModelLoadError(f"cannot read {path} as a GGUF model: {e}") from None
     return folder
+
+
+def _cache_problem(e: OSError) -> str:
+    where = f" ({e.filename})" if e.filename else ""
+    return (
+        f"cannot write the model cache{where}: {e.strerror or e}; free some space or set "
+        "EDGEAGENT_CACHE to a writable folder"
+    )
 
 
 def _from_pretrained(where: Path | str | None, dtype: Dtype, online: bool) -> tuple[Any, Any]:
@@ -191,7 +212,8 @@ def _quantized(folder: Path, dtype: Dtype, quant: Quant, cache: Path) -> tuple[A
             path.unlink(missing_ok=True)
     model, tokenizer = _from_pretrained(folder, dtype, online=False)
     _quantize(model, quant)
-    save(model, path)
+    with contextlib.suppress(OSError):  # a read-only or full cache: the next start rounds again
+        save(model, path)
     return model, tokenizer
 
 

@@ -8,10 +8,17 @@ What it does, and the choices made:
   carrying the real name, so DNS rebinding between check and connect cannot happen. Hosts in
   `FetchSettings.allow_hosts` skip the guard and are reached by name (tests, the eval server).
 - Redirects are followed by hand, at most `max_redirects` (5), each hop re-checked by the guard.
-- Time: connect/read timeouts per operation plus an overall deadline across all hops.
-- Bytes: reading stops at `max_bytes` (counted after gzip decoding, so a compressed bomb is
-  capped too). The page is NOT refused: what was read is converted and the result is flagged
-  (`FetchedPage.byte_capped`, `ToolResult.truncated`), since the start of a huge page is useful.
+- Time: connect/read timeouts per operation plus an overall `deadline` (25 s) across all hops
+  that covers every socket operation: connecting, TLS, sending, the status line and headers,
+  and the body (`tools.bounded.deadline_transport`), so a server that trickles its status line
+  at one byte a second is cut off at the deadline like a silent one. Name resolution for the
+  guard is given up at the deadline too (allowlisted hosts are resolved by the socket layer).
+- Bytes: reading stops at `max_bytes` (3 MB) of decoded body. Decoding is `tools.bounded`'s,
+  not httpx's: gzip and deflate only, at most 4 layers ("gzip, gzip"), each inflating 64 KiB at
+  a time and only as far as this reader pulls, so a compressed bomb is stopped at the cap
+  before it takes memory. The page is NOT refused: what was read is converted and the result
+  is flagged (`FetchedPage.byte_capped`, `ToolResult.truncated`), since the start of a huge
+  page is useful.
 - Content types: HTML goes through trafilatura to markdown (plain html2txt when trafilatura finds
   no main text); text and JSON pass through; anything else (PDF, images, archives) is an error.
 - Long pages: the model sees the first `max_chars` characters plus a note giving the full length;
@@ -30,9 +37,11 @@ import ipaddress
 import mimetypes
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -40,6 +49,13 @@ import trafilatura
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.base import Tool, ToolError, ToolResult
+from tools.bounded import (
+    ACCEPT_ENCODING,
+    DecodingError,
+    content_encodings,
+    deadline_transport,
+    decoded,
+)
 
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 TEXT_TYPES = {"text/plain", "text/markdown", "text/x-markdown", "text/csv", "application/json"}
@@ -147,7 +163,28 @@ def is_allowed_host(host: str, port: int, settings: FetchSettings) -> bool:
     return False
 
 
-def checked_addresses(host: str, port: int) -> list[str]:
+def resolve(host: str, port: int, deadline: float) -> list[Any]:
+    """getaddrinfo, given up at the deadline: the resolver has no timeout of its own to pass,
+    so it runs in a daemon thread that is left to finish on its own if it hangs."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as e:
+            outcome.append(e)
+
+    worker = threading.Thread(target=run, name="fetch-resolve", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if not outcome:
+        raise ToolError(f"resolving host '{host}' took too long (over the overall deadline)")
+    if isinstance(outcome[0], Exception):
+        raise ToolError(f"could not resolve host '{host}': {outcome[0]}")
+    return outcome[0]
+
+
+def checked_addresses(host: str, port: int, deadline: float) -> list[str]:
     """Resolve once and return the addresses to connect to; refuse if any is not public.
 
     Every address must pass, not just one: a name with one public and one private record would
@@ -157,10 +194,7 @@ def checked_addresses(host: str, port: int) -> list[str]:
     if ip is not None:
         ips = [ip]
     else:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as e:
-            raise ToolError(f"could not resolve host '{host}': {e}") from e
+        infos = resolve(host, port, deadline)
         ips = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     for candidate in ips:
         reason = refusal_reason(candidate)
@@ -225,11 +259,12 @@ def open_response(
     if is_allowed_host(target.host, target.port, settings):
         addresses = [target.host]  # trusted: connect by name
     else:
-        addresses = checked_addresses(target.host, target.port)
+        addresses = checked_addresses(target.host, target.port, deadline)
     headers = {
         "Host": target.host_header,
         "User-Agent": settings.user_agent,
         "Accept": "text/html,application/xhtml+xml,text/plain,application/json;q=0.9,*/*;q=0.5",
+        "Accept-Encoding": ACCEPT_ENCODING,
     }
     for i, address in enumerate(addresses):
         left = remaining(deadline, url)
@@ -254,15 +289,23 @@ def open_response(
 def read_capped(
     response: httpx.Response, max_bytes: int, deadline: float, url: str
 ) -> tuple[bytes, bool]:
-    """Read the (decoded) body up to max_bytes; True when there was more than that."""
+    """Read the decoded body up to max_bytes; True when there was more than that.
+
+    The raw bytes are decoded here (`tools.bounded.decoded`), one bounded step at a time, so
+    no more than about max_bytes is ever inflated, however far the body would expand."""
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():
-        remaining(deadline, url)
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > max_bytes:
-            return b"".join(chunks)[:max_bytes], True
+    try:
+        layers = content_encodings(response.headers.get("content-encoding", ""))
+        body = decoded(response.iter_raw(), layers, lambda: remaining(deadline, url))
+        for chunk in body:
+            remaining(deadline, url)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                return b"".join(chunks)[:max_bytes], True
+    except DecodingError as e:
+        raise ToolError(f"cannot read {url}: {e}") from None
     return b"".join(chunks), False
 
 
@@ -289,13 +332,14 @@ def fetch_http(url: str, settings: FetchSettings) -> tuple[str, str, bytes, bool
     current = url
     # No keep-alive: connections are pooled by IP, so a hop to another name on the same IP could
     # reuse a TLS connection checked for the first name. trust_env=False: no proxies, no netrc.
-    limits = httpx.Limits(max_keepalive_connections=0)
-    with httpx.Client(trust_env=False, follow_redirects=False, limits=limits) as client:
+    transport = deadline_transport(deadline)
+    with httpx.Client(transport=transport, trust_env=False, follow_redirects=False) as client:
         for _hop in range(settings.max_redirects + 1):
             try:
                 outcome = one_hop(client, current, settings, deadline)
             except httpx.TimeoutException as e:
-                raise ToolError(f"fetching {current} timed out ({type(e).__name__})") from e
+                why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                raise ToolError(f"fetching {current} timed out ({why})") from e
             except (httpx.HTTPError, httpx.InvalidURL) as e:
                 raise ToolError(f"fetching {current} failed: {type(e).__name__}: {e}") from e
             if isinstance(outcome, str):

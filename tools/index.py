@@ -43,6 +43,11 @@ STOPWORD_TEXT = (
 STOPWORDS = frozenset(STOPWORD_TEXT.split())
 
 
+class IndexBuildError(ValueError):
+    """A folder that cannot be indexed (missing, empty) or an index that cannot be written;
+    the message is one line."""
+
+
 class SearchHit(BaseModel):
     """One search result, whichever backend found it."""
 
@@ -132,9 +137,9 @@ class LocalIndex:
     @classmethod
     def build(cls, corpus_dir: Path, base_url: str | None = None) -> tuple[LocalIndex, list[str]]:
         """Index every supported file under corpus_dir; returns the index and skipped files."""
-        corpus_dir = Path(corpus_dir).resolve()
+        corpus_dir = Path(corpus_dir).expanduser().resolve()
         if not corpus_dir.is_dir():
-            raise ValueError(f"{corpus_dir} is not a folder")
+            raise IndexBuildError(f"{corpus_dir} is not a folder")
         docs: list[dict[str, Any]] = []
         postings: dict[str, list[list[int]]] = {}
         skipped: list[str] = []
@@ -154,6 +159,10 @@ class LocalIndex:
                 postings.setdefault(term, []).append([len(docs), tf])
             docs.append({"path": relative.as_posix(), "title": title, "text": text,
                          "length": len(tokens)})  # fmt: skip
+        if not docs:  # an empty index would only ever answer "no results"
+            unread = f" ({len(skipped)} could not be read)" if skipped else ""
+            kinds = ", ".join(sorted(SUFFIXES))
+            raise IndexBuildError(f"{corpus_dir} holds no documents to search{unread}: {kinds}")
         return cls(docs, postings, corpus_dir, base_url), skipped
 
     def save(self, index_path: Path) -> None:
@@ -223,7 +232,11 @@ class LocalIndex:
 def build_index(corpus_dir: Path, index_path: Path, base_url: str | None = None) -> IndexStats:
     """Index a folder and write the index file; what `edgeagent index DIR` runs."""
     index, skipped = LocalIndex.build(corpus_dir, base_url)
-    index.save(Path(index_path))
+    try:
+        index.save(Path(index_path))
+    except OSError as e:  # a read-only or full cache
+        why = e.strerror or str(e)
+        raise IndexBuildError(f"cannot write the search index {index_path}: {why}") from None
     return IndexStats(
         corpus_dir=index.corpus_dir,
         index_path=Path(index_path),

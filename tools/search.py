@@ -170,7 +170,10 @@ def local_backend(settings: SearchSettings) -> SearchBackend:
         except ValueError as e:
             return UnavailableBackend(f"{e}; rebuild it with `edgeagent index DIR`")
     if settings.corpus_dir is not None and settings.corpus_dir.is_dir():
-        index, _skipped = LocalIndex.build(settings.corpus_dir, settings.base_url)
+        try:
+            index, _skipped = LocalIndex.build(settings.corpus_dir, settings.base_url)
+        except ValueError as e:  # an empty folder
+            return UnavailableBackend(str(e))
         index.snippet_chars = settings.snippet_chars
         return index
     if path is not None:

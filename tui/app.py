@@ -95,7 +95,9 @@ class ChatApp(App[None]):
         self.generator, self.loader = generator, loader
         self.chat = chat or store.Chat()
         self.chats_dir = chats_dir
-        self.log_sink = TrajectoryLog(default_log_path()) if settings.agent.log else None
+        log = TrajectoryLog(default_log_path(), tolerate_errors=True)
+        self.log_sink = log if settings.agent.log else None
+        self.warned: set[str] = set()  # storage warnings already shown, each shown once
         self.cancel: threading.Event | None = None
         self.attachment: str | None = None
         self.pending: tuple[str, str | None] | None = None  # asked before the model was ready
@@ -267,7 +269,18 @@ class ChatApp(App[None]):
                 attachment=attachment,
             )
         )
-        store.save(self.chat, self.chats_dir)
+        try:
+            store.save(self.chat, self.chats_dir)
+        except OSError as e:
+            self.warn_once(f"cannot save the conversation: {e.strerror or e}")
+        if self.log_sink is not None and self.log_sink.failure:
+            self.warn_once(f"{self.log_sink.failure}; answers are not logged")
+
+    def warn_once(self, text: str) -> None:
+        """A storage problem (read-only or full cache) said once; the chat goes on without it."""
+        if text not in self.warned:
+            self.warned.add(text)
+            self.notify(text, severity="warning", timeout=10)
 
     # Keys
 

@@ -1,8 +1,9 @@
 """The `edgeagent` command line: the parser and the dispatch to `tui.commands`.
 
 This and the Textual app are the only places that print. Expected errors (a missing model, a
-bad setting, a missing index) become one line on stderr and exit code 2; anything else is a bug
-and shows its traceback.
+bad setting, a missing or empty corpus, an unusable attachment, a cache or file that cannot be
+read or written) become one line on stderr and exit code 2, checked before the model loads where
+they can be; anything else is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -137,12 +138,18 @@ def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) ->
     from agent.log import LogError
     from agent.rlm import AttachError
     from model.loader import ModelLoadError
+    from tools.index import IndexBuildError
     from tui.store import StoreError
 
+    expected = (ModelLoadError, SettingsError, LogError, AttachError, StoreError, IndexBuildError)
     try:
         return func(args)
-    except (ModelLoadError, SettingsError, LogError, AttachError, StoreError) as e:
+    except expected as e:
         print(f"edgeagent: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path or disk problem no nearer check words better: still one line
+        where = f": {e.filename}" if e.filename else ""
+        print(f"edgeagent: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(file=sys.stderr)

@@ -41,19 +41,19 @@ def load_model(settings: Settings) -> Any:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from agent.log import TrajectoryLog, default_log_path
     from agent.loop import run_episode
+    from agent.rlm import load_attachment, run_with_attachment
     from agent.toolbox import toolbox
     from model.generate import Generator
 
     settings = settings_from(args)
+    # Bad paths and unusable files fail here, in a second, not after the model has loaded.
+    settings = checked_corpus(settings)
+    text = load_attachment(args.attach, settings) if args.attach else None
+    log = trajectory_log(settings)
     generator = Generator(load_model(settings))
-    log = TrajectoryLog(default_log_path()) if settings.agent.log else None
     question = " ".join(args.question)
-    if args.attach:
-        from agent.rlm import load_attachment, run_with_attachment
-
-        text = load_attachment(args.attach, settings)
+    if text is not None:
         events = run_with_attachment(generator, question, text, settings, log=log)
         traj, last_streamed = show_events(events, quiet=args.json)
     else:
@@ -67,11 +67,37 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 mode="offline" if settings.offline else "online",
             )
             traj, last_streamed = show_events(events, quiet=args.json)
+    if log is not None and log.failure:
+        say(f"edgeagent: warning: {log.failure}; this answer is not (wholly) in the log")
     if args.json:
         print(traj.model_dump_json(indent=2))
     elif (traj.final_answer or "").strip() != last_streamed.strip():
         print(traj.final_answer or "")
     return 0 if traj.outcome == "answer" else 1
+
+
+def checked_corpus(settings: Settings) -> Settings:
+    """With --corpus (and tools on), the folder's index, built now if missing or stale: a
+    missing or empty folder, or a cache the index cannot be written to, is an IndexBuildError."""
+    from agent.toolbox import ensure_index
+
+    if settings.offline or settings.search.corpus_dir is None:
+        return settings
+    return ensure_index(settings)
+
+
+def trajectory_log(settings: Settings) -> Any:
+    """The trajectory log, tolerant of write errors; None (with a warning) if it cannot be
+    opened for writing, since a log that cannot be written must not cost the answer."""
+    from agent.log import TrajectoryLog, default_log_path
+
+    if not settings.agent.log:
+        return None
+    log = TrajectoryLog(default_log_path(), tolerate_errors=True)
+    if problem := log.check():
+        say(f"edgeagent: warning: {problem}; answering without logging")
+        return None
+    return log
 
 
 def show_events(events: Any, quiet: bool) -> tuple[Any, str]:
@@ -112,25 +138,33 @@ def _summary(run: Any) -> str:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    if args.plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
-        return plain_chat(settings)
     from tui import store
+
+    # A corpus or conversation that does not exist is an error now, before the model loads.
+    settings = checked_corpus(settings_from(args))
+    chat = store.load(args.resume or None) if args.resume is not None else None
+    if args.plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return plain_chat(settings, chat)
     from tui.app import ChatApp
 
-    chat = store.load(args.resume or None) if args.resume is not None else None
     ChatApp(settings, chat=chat).run()
     return 0
 
 
-def plain_chat(settings: Settings) -> int:
-    """A line chat with no tools, for pipes and terminals the app cannot drive."""
+def plain_chat(settings: Settings, chat: Any = None) -> int:
+    """A line chat with no tools, for pipes and terminals the app cannot drive. A resumed
+    conversation (`chat`, a tui.store.Chat) is read back and its new turns saved to it."""
     from agent.conversation import Conversation
     from model.generate import Completion, Generator
 
     settings = settings.model_copy(update={"offline": True})
-    chat = Conversation(Generator(load_model(settings)), settings)
-    say("edgeagent: chatting offline with no tools; Ctrl-D to leave.")
+    earlier = chat.exchanges() if chat is not None else []
+    conversation = Conversation(Generator(load_model(settings)), settings, earlier)
+    if chat is not None:
+        say(f"edgeagent: resuming conversation {chat.id} ({len(chat.turns)} turns) as a plain "
+            "chat, offline with no tools; Ctrl-D to leave.")  # fmt: skip
+    else:
+        say("edgeagent: chatting offline with no tools; Ctrl-D to leave.")
     while True:
         try:
             line = input("> ").strip()
@@ -139,10 +173,30 @@ def plain_chat(settings: Settings) -> int:
             return 0
         if not line:
             continue
-        for event in chat.turn(line):
-            if not isinstance(event, Completion):
+        answer = ""
+        for event in conversation.turn(line):
+            if isinstance(event, Completion):
+                answer = event.text.strip()
+            else:
                 print(event.text, end="", flush=True)
         print()
+        if chat is not None:
+            chat = save_turn(chat, line, answer)
+
+
+def save_turn(chat: Any, question: str, answer: str) -> Any:
+    """Add a plain-chat turn to a resumed conversation and save it; the chat to save into next
+    time, or None after a failure (said once: the conversation goes on unsaved)."""
+    from tui import store
+
+    chat.turns.append(store.Turn(question=question, answer=answer, outcome="answer"))
+    try:
+        store.save(chat)
+    except OSError as e:
+        say(f"edgeagent: warning: cannot save the conversation: {e.strerror or e}; "
+            "going on without saving")  # fmt: skip
+        return None
+    return chat
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
@@ -240,6 +294,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not corpus.is_dir():
         say(f"edgeagent: error: {corpus} is not a folder of documents")
         return 2
+    # A missing or empty folder or an unwritable index file is an IndexBuildError (one line).
     out = Path(args.out) if args.out else index_path_for(corpus)
     stats = build_index(corpus, out, base_url=args.base_url)
     print(f"indexed {stats.documents} documents ({stats.terms} terms) into {stats.index_path}")
@@ -252,6 +307,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from tools.sandbox import run_file
 
     settings = settings_from(args)
+    if not Path(args.file).is_file():  # a bad path is the user's error, not the code's
+        say(f"edgeagent: error: {args.file} is not a file")
+        return 2
     outcome = run_file(args.file, settings.sandbox)
     print(json.dumps(outcome.model_dump(include={"ok", "stdout", "error", "timed_out"})))
     return 0 if outcome.ok else 1
@@ -262,17 +320,20 @@ def cmd_log(args: argparse.Namespace) -> int:
     from tui import logview
 
     path = Path(args.path) if args.path else log.default_log_path()
+    contents = log.read_log(path)
+    if skipped := logview.format_skipped(contents, path):
+        say(f"edgeagent: {skipped}")  # on stderr: what is shown is still every usable episode
     if args.log_command == "stats":
-        print(logview.format_stats(log.stats(log.read_trajectories(path))))
+        print(logview.format_stats(log.stats(contents.trajectories)))
         return 0
     if args.id:
-        traj = log.find(path, args.id)
+        traj = log.find_in(contents.trajectories, args.id)
         if traj is None:
             say(f"edgeagent: error: no episode {args.id} in {path}")
             return 2
         print(traj.model_dump_json(indent=2) if args.json else logview.format_episode(traj))
         return 0
-    print(logview.format_list(log.read_trajectories(path), limit=args.limit))
+    print(logview.format_list(contents.trajectories, limit=args.limit))
     return 0
 
 

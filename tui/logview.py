@@ -11,7 +11,7 @@ import json
 import textwrap
 from collections.abc import Sequence
 
-from agent.log import LogStats
+from agent.log import LogContents, LogStats
 from agent.trajectory import Step, ToolRun, Trajectory
 from model.messages import ToolCall
 
@@ -94,6 +94,15 @@ def format_episode(traj: Trajectory) -> str:
     if traj.final_answer is not None:
         parts.append(f"final answer:\n{_indent(traj.final_answer.strip())}")
     return "\n".join(parts)
+
+
+def format_skipped(contents: LogContents, path: object) -> str | None:
+    """One line saying how many lines of the log were skipped and why; None when none were."""
+    if not contents.skipped_lines:
+        return None
+    by_count = sorted(contents.skipped.items(), key=lambda kv: (-kv[1], kv[0]))
+    reasons = ", ".join(f"{n} {why}" for why, n in by_count)
+    return f"skipped {contents.skipped_lines} of {contents.lines} lines of {path}: {reasons}"
 
 
 def _short_time(created: str) -> str:

@@ -41,7 +41,11 @@ class Chat(BaseModel):
 
     def history(self, system: str) -> list[Message]:
         """The conversation as the model reads it next turn: questions and final answers."""
-        messages = [Message(role="system", content=system)]
+        return [Message(role="system", content=system), *self.exchanges()]
+
+    def exchanges(self) -> list[Message]:
+        """Each answered turn as a user and an assistant message."""
+        messages = []
         for turn in self.turns:
             if turn.answer:
                 messages.append(Message(role="user", content=turn.question))

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from agent import log as log_module
 from agent.log import (
     LOG_VERSION,
+    MAX_DEPTH,
     AmbiguousEpisodeError,
+    LogError,
     LogReader,
     TrajectoryLog,
     default_log_path,
@@ -194,6 +197,114 @@ def test_unknown_version_and_junk_lines(tmp_path: Path) -> None:
     assert contents.trajectories == [first, second]
     assert contents.unknown_version_lines == 1
     assert contents.skipped_lines == 3
+
+
+def test_every_skipped_line_is_counted_with_its_reason(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    first, second = make_traj("a"), make_traj("b")
+    TrajectoryLog(path).write(first)
+    step = {"v": 1, "kind": "step", "episode": first.id, "step": {"index": "nine"}}
+    with path.open("ab") as f:
+        f.write(b'{"v": 1, "kind": "st\n')  # half a line
+        f.write(b'{"v": 1, "kind": "start", "episode": "\xff\xfe", "trajectory": {}}\n')
+        f.write(json.dumps({"v": 1, "kind": "start", "episode": 7}).encode() + b"\n")
+        f.write(json.dumps({"v": 3, "kind": "start", "episode": "z"}).encode() + b"\n")
+        f.write(
+            json.dumps({"v": 1, "kind": "step", "episode": "gone", "step": {}}).encode() + b"\n"
+        )
+    TrajectoryLog(path).write(second)
+    with path.open("ab") as f:  # after `second` ended: a step of no open episode
+        f.write(json.dumps(step).encode() + b"\n")
+    contents = read_log(path)
+    assert contents.trajectories == [first, second]
+    assert contents.skipped == {
+        "torn or not JSON": 1,
+        "not UTF-8": 1,
+        "not a log event": 1,
+        "unknown log version": 1,
+        "no start line before it": 2,
+    }
+    assert contents.skipped_lines == 6 and contents.unknown_version_lines == 1
+    assert contents.lines == 6 + 2 * (2 + 2)  # two episodes of a start, two steps and an end
+
+
+def test_wrong_types_in_a_step_are_skipped_and_the_episode_kept(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    log = TrajectoryLog(path)
+    traj = make_traj("a", steps=1)
+    log.start(traj)
+    with path.open("a") as f:
+        f.write(json.dumps({"v": 1, "kind": "step", "episode": traj.id, "step": {"index": "x"}}))
+        f.write("\n")
+    log.step(traj.id, traj.steps[0])
+    log.end(traj)
+    contents = read_log(path)
+    assert [t.id for t in contents.trajectories] == [traj.id]
+    assert len(contents.trajectories[0].steps) == 1
+    assert contents.skipped == {"fields of the wrong type": 1}
+
+
+def test_deep_nesting_is_skipped_without_recursion(tmp_path: Path) -> None:
+    # json.loads of 100,000 nested brackets raised RecursionError out of `log show`.
+    path = tmp_path / "log.jsonl"
+    first = make_traj("a")
+    TrajectoryLog(path).write(first)
+    with path.open("a") as f:
+        f.write("[" * 100_000 + "]" * 100_000 + "\n")
+        deep = {"v": 1, "kind": "start", "episode": "deep", "trajectory": {"task": "t"}}
+        for _ in range(MAX_DEPTH):
+            deep = {"v": 1, "kind": "start", "episode": "deep", "trajectory": {"x": deep}}
+        f.write(json.dumps(deep) + "\n")
+    contents = read_log(path)
+    assert contents.trajectories == [first]
+    assert contents.skipped == {f"nested deeper than {MAX_DEPTH}": 2}
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    traj = make_traj("[" * 5000 + "{" * 5000 + '\\"[[[', steps=1)
+    TrajectoryLog(path).write(traj)
+    contents = read_log(path)
+    assert contents.trajectories == [traj] and contents.skipped_lines == 0
+
+
+def test_a_line_over_the_length_limit_is_skipped_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(log_module, "MAX_LINE_BYTES", 4096)
+    path = tmp_path / "log.jsonl"
+    first, second = make_traj("a"), make_traj("b")
+    TrajectoryLog(path).write(first)
+    with path.open("a") as f:
+        f.write('{"v": 1, "note": "' + "x" * 3_000_000 + '"}\n')
+    TrajectoryLog(path).write(second)
+    contents = read_log(path)
+    assert contents.trajectories == [first, second]
+    assert contents.skipped == {"longer than 64 MiB": 1}
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full to fill the disk")
+def test_write_errors_are_kept_not_raised_when_tolerated() -> None:
+    traj = make_traj("a")
+    with pytest.raises(OSError):
+        TrajectoryLog(Path("/dev/full")).write(traj)  # evals and training must hear of it
+    log = TrajectoryLog(Path("/dev/full"), tolerate_errors=True)
+    assert log.check() is None  # it opens; only writing fails
+    log.write(traj)
+    assert log.failure == "cannot write the trajectory log /dev/full: No space left on device"
+
+
+def test_check_says_why_a_log_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    problem = TrajectoryLog(tmp_path / "a-file" / "log.jsonl").check()
+    assert problem is not None and problem.startswith("cannot write the trajectory log")
+    assert TrajectoryLog(tmp_path / "new" / "log.jsonl").check() is None
+
+
+def test_a_log_that_is_not_a_regular_file_is_a_log_error(tmp_path: Path) -> None:
+    for path in (tmp_path, Path("/dev/zero")):  # /dev/zero would be read for ever
+        with pytest.raises(LogError, match="cannot read the log .* not a regular file"):
+            read_log(path)
 
 
 def test_unfinished_episode_is_interrupted(tmp_path: Path) -> None:

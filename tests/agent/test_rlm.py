@@ -118,6 +118,37 @@ def test_attachment_errors(tmp_path) -> None:
     assert load_attachment(str(tmp_path / "doc.txt"), settings) == "hello"
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b" \n\t\n", "the file is empty"),
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00", "binary file"),
+        (bytes(range(1, 32)) * 40, "binary file"),  # control characters, no NUL
+        (b"%PDF-1.7\n" + bytes(range(128, 256)) * 20, "binary file"),
+    ],
+)
+def test_empty_and_binary_attachments_are_refused(tmp_path, content: bytes, message: str) -> None:
+    (tmp_path / "f").write_bytes(content)
+    with pytest.raises(AttachError, match=message):
+        load_attachment(str(tmp_path / "f"), load_settings(None, {}))
+    with pytest.raises(AttachError, match="it is a folder"):
+        load_attachment(str(tmp_path), load_settings(None, {}))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "Le phare de Brest, été comme hiver.\n".encode("latin-1") * 50,  # not UTF-8, still text
+        b"\x1b[32mINFO\x1b[0m service started\n" * 50,  # a colored log
+        "Ünïcödé text with a tab\tand a form feed\f\n".encode() * 50,
+    ],
+)
+def test_text_that_is_not_clean_utf8_is_still_attached(tmp_path, content: bytes) -> None:
+    (tmp_path / "f.txt").write_bytes(content)
+    assert load_attachment(str(tmp_path / "f.txt"), load_settings(None, {})).strip()
+
+
 def test_offline_refuses_the_sandbox(tiny) -> None:
     settings = load_settings(None, {**SMALL_INLINE, "offline": True})
     gen = ScriptedGenerator(tiny("qwen2"), [])

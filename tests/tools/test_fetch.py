@@ -6,6 +6,8 @@ import json
 import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +35,22 @@ LONG_HTML = (
 )
 
 
+WORDS = b"The keeper climbs the lighthouse stairs at dusk. "
+
+
+def encode(body: bytes, layer: str) -> bytes:
+    """One Content-Encoding layer; "raw-deflate" is deflate without its zlib wrapper."""
+    wbits = {"gzip": 31, "deflate": 15, "raw-deflate": -15}[layer]
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return packer.compress(body) + packer.flush()
+
+
+def gzip_of_zeros(megabytes: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1 << 20)
+    return b"".join([*(packer.compress(block) for _ in range(megabytes)), packer.flush()])
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
         pass
@@ -44,6 +62,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def send_encoded(self, body: bytes, header: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Encoding", header)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def redirect(self, location: str) -> None:
         self.send_response(302)
@@ -66,6 +92,25 @@ class Handler(BaseHTTPRequestHandler):
             self.send(LONG_HTML, "text/html")
         elif path == "/doc.pdf":
             self.send(b"%PDF-1.4 binary stuff", "application/pdf")
+        elif path.startswith("/encoded/"):  # /encoded/gzip+deflate: layers in applied order
+            layers = path.split("/")[2].split("+")
+            body = WORDS * 400
+            for layer in layers:
+                body = encode(body, layer)
+            header = ", ".join("deflate" if n == "raw-deflate" else n for n in layers)
+            self.send_encoded(body, header)
+        elif path == "/two-members":
+            self.send_encoded(
+                encode(b"first half, ", "gzip") + encode(b"second half", "gzip"), "gzip"
+            )
+        elif path == "/brotli":
+            self.send_encoded(b"\x0b\x02\x80hello\x03", "br")
+        elif path == "/five-layers":
+            self.send_encoded(b"x", "gzip, gzip, gzip, gzip, gzip")
+        elif path == "/not-gzip":
+            self.send_encoded(b"this was never compressed", "gzip")
+        elif path == "/bomb":  # 64 MB of zeros, gzipped twice: about 1 KB on the wire
+            self.send_encoded(encode(gzip_of_zeros(64), "gzip"), "gzip, gzip")
         elif path.startswith("/hop/"):
             n = int(path.rsplit("/", 1)[1])
             self.redirect(f"/hop/{n - 1}" if n > 0 else "../plain.txt")
@@ -178,6 +223,104 @@ def test_silent_server_times_out_quickly() -> None:
         start = time.monotonic()
         result = fetch_tool(settings).run({"url": f"http://127.0.0.1:{port}/"})
     assert result.error is not None and "timed out" in result.error
+    assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize(
+    "layers", ["gzip", "deflate", "raw-deflate", "gzip+gzip", "deflate+gzip", "gzip+gzip+gzip"]
+)
+def test_every_content_encoding_layer_is_decoded(
+    base_url: str, settings: FetchSettings, layers: str
+) -> None:
+    page = fetch_text(f"{base_url}/encoded/{layers}", settings)
+    assert page.text == (WORDS * 400).decode().strip() and not page.byte_capped
+
+
+def test_gzip_members_back_to_back_are_all_read(base_url: str, settings: FetchSettings) -> None:
+    assert fetch_text(f"{base_url}/two-members", settings).text == "first half, second half"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/brotli", "content-encoding br is not supported"),
+        ("/five-layers", "5 content-encoding layers"),
+        ("/not-gzip", "not valid gzip data"),
+    ],
+)
+def test_unreadable_encodings_are_clear_errors(
+    base_url: str, settings: FetchSettings, path: str, message: str
+) -> None:
+    result = fetch_tool(settings).run({"url": f"{base_url}{path}"})
+    assert result.error is not None and message in result.error
+
+
+def test_a_layered_bomb_is_capped_while_it_inflates(base_url: str, settings: FetchSettings) -> None:
+    # httpx inflated each layer whole: 64 MB held before the 50 KB cap applied.
+    tracemalloc.start()
+    try:
+        page = fetch_text(f"{base_url}/bomb", settings)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert page.byte_capped and len(page.text) <= settings.max_bytes
+    assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MB held while decoding"
+
+
+def trickle(listener: socket.socket, stop: threading.Event, every_s: float) -> None:
+    """Answer one request with a status line and endless headers, one byte at a time."""
+    conn, _ = listener.accept()
+    with conn:
+        conn.recv(65536)
+        data = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Slow: " + b"a" * 10_000
+        for byte in data:
+            if stop.wait(every_s):
+                return
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:  # the client gave up: what the test wants
+                return
+
+
+def test_a_server_trickling_its_headers_is_cut_off_at_the_deadline() -> None:
+    # Each byte comes well within read_timeout, so only an overall deadline can stop this.
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        server = threading.Thread(target=trickle, args=(listener, stop, 0.05), daemon=True)
+        server.start()
+        settings = FetchSettings(allow_hosts=["127.0.0.1"], read_timeout=1, deadline=1.5)
+        start = time.monotonic()
+        try:
+            result = fetch_tool(settings).run({"url": f"http://127.0.0.1:{port}/"})
+        finally:
+            stop.set()
+            server.join(5)
+    assert result.error is not None and "timed out" in result.error
+    assert time.monotonic() - start < 3
+
+
+def test_a_resolver_that_never_answers_is_given_up_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fault injection: getaddrinfo takes no timeout, and a resolver can hang for minutes.
+    release = threading.Event()
+
+    def hanging_resolver(*args: object, **kwargs: object) -> list[object]:
+        release.wait(30)
+        raise socket.gaierror("released")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_resolver)
+    start = time.monotonic()
+    try:
+        result = fetch_tool(FetchSettings(deadline=1)).run({"url": "http://slow-dns.example/"})
+    finally:
+        release.set()
+    assert result.error is not None and "resolving host 'slow-dns.example' took too long" in (
+        result.error
+    )
     assert time.monotonic() - start < 2
 
 

@@ -13,7 +13,7 @@ import pytest
 from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
 
 from tools.fetch import FetchSettings, fetch_text
-from tools.index import LocalIndex, build_index, snippet, tokenize
+from tools.index import IndexBuildError, LocalIndex, build_index, snippet, tokenize
 from tools.search import (
     DdgsBackend,
     SearchHit,
@@ -263,3 +263,19 @@ def test_all_backends_failing_is_clear_error_text() -> None:
     assert "duckduckgo: TimeoutException: timed out" in result.error
     assert "brave: DDGSException: ConnectError" in result.error
     assert "try again later" in result.error
+
+
+def test_an_empty_corpus_is_an_error_not_an_empty_index(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "image.png").write_bytes(b"\x89PNG")  # not a document
+    with pytest.raises(IndexBuildError, match="holds no documents to search"):
+        build_index(tmp_path / "docs", tmp_path / "i.json")
+    assert not (tmp_path / "i.json").exists()
+    backend = make_search_backend(SearchSettings(corpus_dir=tmp_path / "docs"), online=False)
+    assert isinstance(backend, UnavailableBackend) and "no documents" in backend.message
+
+
+def test_an_index_that_cannot_be_written_is_one_line(corpus: Path, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(IndexBuildError, match="cannot write the search index .*a-file/i.json"):
+        build_index(corpus, tmp_path / "a-file" / "i.json")  # a file where a folder should be

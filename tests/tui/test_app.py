@@ -200,3 +200,22 @@ async def test_a_long_attachment_shows_rlm_sub_calls_nested(tiny, tmp_path) -> N
         rows = [str(s.render()) for s in nested[0].query("Contents Static")]
         assert any(case.answer in row for row in rows)
         assert app.chat.turns[-1].answer == case.answer
+
+
+async def test_a_full_log_and_an_unwritable_chats_folder_only_warn(
+    tiny, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("EDGEAGENT_LOG", "/dev/full")  # every write is ENOSPC
+    (tmp_path / "a-file").write_text("x")
+    gen = ScriptedGenerator(tiny("qwen2"), [ANSWER, "Lyon is second."])
+    settings = load_settings(None, {"agent.tools": []})
+    app = ChatApp(settings, generator=gen, chats_dir=tmp_path / "a-file" / "chats")
+    async with app.run_test() as pilot:
+        await submit(pilot, "What is the capital of France?")
+        await submit(pilot, "And the second city?")
+        assert texts(app, ".step") == [ANSWER, "Lyon is second."]
+        assert len(app.chat.turns) == 2
+    assert sorted(w.split(":")[0] for w in app.warned) == [
+        "cannot save the conversation",
+        "cannot write the trajectory log /dev/full",
+    ]
