@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from model.generate import SamplingSettings
 from model.guard import GuardSettings
+from model.sampling import SamplingSettings
 from tools.fetch import FetchSettings
 from tools.sandbox import SandboxSettings
 from tools.search import SearchSettings

@@ -22,22 +22,14 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from model import fast
 from model.guard import GuardSettings, RepetitionGuard
 from model.loader import LoadedModel
+from model.sampling import SamplingSettings
 
 FinishReason = Literal["eos", "stop", "length", "doom_loop", "cancelled"]
-
-
-class SamplingSettings(BaseModel):
-    max_new_tokens: int = Field(default=512, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0, description="0 means greedy")
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    top_k: int = Field(default=0, ge=0, description="0 means no top-k cut")
-    seed: int | None = None
-    stop: list[str] = Field(default_factory=list)
 
 
 class Delta(BaseModel):
