@@ -10,6 +10,8 @@ suite in `evals/results/`, and lists published figures of small models for conte
 default limits keep a run on 2 CPU cores near half an hour; `--limits all` runs every test
 case (BFCL alone is then hours). `--resume` keeps every case a run folder already holds, so
 the full run can be stopped and started again, or grown limit by limit, session by session.
+`--rescore` judges the BFCL outputs the run folders hold again with today's checker (no
+model), rewrites their JSONL, run.json, summary.md and plots, then the page.
 
 Not here: the suites, the runner (`evals.runner`), the CLI.
 """
@@ -24,6 +26,7 @@ from typing import Any
 
 from evals import runner
 from evals.latency import BUDGET_S
+from evals.stats import wilson
 
 DEFAULT_LIMITS = "bfcl=44,searchqa=8,longctx=12,doomloop=10,latency=15"
 MODELS = "qwen2.5-coder-0.5b,smollm2"
@@ -44,13 +47,19 @@ MEANING = {
     "values); in the irrelevance categories, making no call. live and non-live are BFCL's "
     "two halves (user-contributed and expert-written functions). The all rows weigh each "
     "category by its size, and live_irrelevance is a quarter of the split: a model that "
-    "never calls a function scores there, so read the categories.",
+    "never calls a function scores there, so read the categories. As in BFCL's checker, an "
+    "output whose call cannot be read is no call: right in the irrelevance categories, wrong "
+    "elsewhere. These verdicts equal bfcl-eval's own checker's on every output here "
+    "(`python -m evals.bfcl_official`).",
     "searchqa": "Right: the normalized answer appears in the final answer; EM and F1 beside "
     "it. tools: the agent with the local search index and page fetch; notools: the model "
     "alone, which should be near zero, since the facts are invented.",
-    "longctx": "Right: the needle, keys, count or list found. direct: the text cut to the "
-    "context window, in the prompt; rlm: the text as `context` in the sandbox, the model "
-    "writing code that slices it and calls `llm_query`.",
+    "longctx": "Right: the needle, keys, count or list found. direct: the text in the prompt, "
+    "cut to its first 6,000 tokens (a fixed cap, not the model's window); rlm: the text as "
+    "`context` in the sandbox, where a fixed decomposition (the question's rarest key terms "
+    "searched) puts evidence into the prompt before the model's first turn, which may then "
+    "call tools; these runs measure that scaffold with the model more than the model's own "
+    "code (no committed episode calls `llm_query`).",
     "doomloop": "Right: the case did not loop. off: one greedy generation, guard disabled; on: "
     "the agent with the guard, where a caught loop counts as a loop and recovered means the "
     "resample then answered. Right answers: the final answer is also correct.",
@@ -135,6 +144,9 @@ def plot_models(suite: str, runs: list[dict[str, Any]], path: Path) -> None:
         xs = [j + i * width for j in range(len(categories))]
         values = [rows.get(c, {}).get("accuracy", 0.0) for c in categories]
         ax.bar(xs, values, width, label=run["model"])
+        bars = [rows.get(c, {}) for c in categories]
+        ax.errorbar(xs, values, yerr=runner.error_bars(bars), fmt="none", ecolor="black",
+                    elinewidth=0.8, capsize=2)  # fmt: skip
     ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(categories))], categories)
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     ax.set_ylim(0, 1.05)
@@ -176,9 +188,12 @@ def merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def cell(row: dict[str, Any]) -> str:
+    """Accuracy, then correct/cases and the 95% Wilson interval, then suite figures."""
     if not row:
         return "–"
-    loop = f", loops {row['loop_ratio']:.0%}" if "loop_ratio" in row else ""
+    low, high = wilson(row["correct"], row["cases"])
+    loop = f", CI {low:.0%}–{high:.0%}".replace("%–", "–")
+    loop += f", loops {row['loop_ratio']:.0%}" if "loop_ratio" in row else ""
     if row.get("recovered"):  # guard on: the loops it caught that the resample then answered
         loop += f", {row['recovered']} recovered"
     if "correct_answer" in row:
@@ -228,6 +243,23 @@ def coverage(suite: str, runs: list[dict[str, Any]], tests: list | None) -> str:
     return f"Test split: {counts([c.category for c in tests])}. Run: " + "; ".join(ran) + "."
 
 
+def provenance(suite: str, runs: list[dict[str, Any]]) -> str:
+    """Which commits produced each model's results of a suite, when it is not one known one:
+    several (a folder grown by commands at different commits), or unrecorded (lines written
+    before the results carried their commit)."""
+    parts = []
+    for r in runs:
+        commits = r["summary"].get(suite, {}).get("commits", {})
+        if len(commits) > 1 or runner.UNRECORDED in commits:
+            mixed = "mixed commits: " if len(commits) > 1 else "commit "
+            counts = ", ".join(f"{c} {n:,}" for c, n in commits.items())
+            parts.append(f"{r['model']} {mixed}{counts}")
+    if not parts:
+        return ""
+    return ("Commits per case: " + "; ".join(parts) + " (unrecorded: written before each "
+            "result carried its commit; run.json's commit is the last command's).")  # fmt: skip
+
+
 def case_seconds(run: dict[str, Any]) -> float:
     """The summed time of every case a run's summary counts."""
     return sum(
@@ -259,9 +291,9 @@ def page(
         f"page: `{command}`, "
         f"from the runs in `{_shown(folder)}/<model>/` (per-case JSONL; run.json holds settings, "
         f"commit and date; {first['date'][:10]}, commit {first['commit']}). Test split "
-        "only. Each cell is accuracy (correct/cases); each suite says how much of its test "
-        f"split ran, and on a few cases one case is many points. Time, the sum of the "
-        f"per-case times: {hours}.",
+        "only. Each cell is accuracy (correct/cases, CI: the 95% Wilson interval); each "
+        "suite says how much of its test split ran, and on a few cases one case is many "
+        f"points. Time, the sum of the per-case times: {hours}.",
         "",
         "## Headline",
         "",
@@ -271,7 +303,8 @@ def page(
     for suite in runner.SUITES:
         if not any(suite in r["summary"] for r in runs):
             continue
-        lines += [f"## {suite}", "", MEANING[suite], coverage(suite, runs, tests.get(suite)), ""]
+        lines += [f"## {suite}", "", MEANING[suite], coverage(suite, runs, tests.get(suite))]
+        lines += [x for x in [provenance(suite, runs)] if x] + [""]
         lines += [f"![{suite}](results/{suite}.png)", ""]
         lines += ["| category | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
         summaries = [r["summary"].get(suite, {"categories": {}, "all": {}}) for r in runs]
@@ -336,6 +369,22 @@ def held(folder: Path, run: dict[str, Any], tests: dict[str, list | None]) -> di
     return {**run, "summary": summary}
 
 
+def rescore_folder(folder: Path, tests: dict[str, list | None]) -> None:
+    """The folder's BFCL results judged again from their outputs, then its run.json,
+    summary.md and plots rewritten over every test case its JSONL holds."""
+    from evals import bfcl
+    from model.loader import tool_format_of
+
+    run = runner.read_run(folder)
+    path = folder / "bfcl.jsonl"
+    if path.is_file():
+        fmt = tool_format_of(run["model"])
+        done = bfcl.rescore(list(runner.held_results(path).values()), fmt, note=runner.commit())
+        path.write_text("".join(r.model_dump_json() + "\n" for r in done))
+    meta = {k: v for k, v in run.items() if k not in ("summary", "commits")}
+    runner.write_run(folder, meta, held(folder, run, tests)["summary"])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evals.results", description=__doc__)
     p.add_argument("--models", default=MODELS)
@@ -343,6 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default=str(HERE / "results"), help="where the run folders go")
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
     p.add_argument("--reuse", action="store_true", help="rewrite the page from existing runs")
+    p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="judge the runs' BFCL outputs again (no model), rewrite the runs, then the page",
+    )
     p.add_argument("--add", action="store_true", help="run just these suites into existing runs")
     p.add_argument(
         "--resume",
@@ -358,7 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for spec in args.models.split(","):
         folder = Path(args.runs) / spec
-        reuse = args.reuse and (folder / "run.json").is_file()
+        if args.rescore:
+            rescore_folder(folder, tests)
+        reuse = (args.reuse or args.rescore) and (folder / "run.json").is_file()
         run = (
             runner.read_run(folder)
             if reuse
