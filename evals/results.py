@@ -52,18 +52,23 @@ MEANING = {
     "elsewhere. These verdicts equal bfcl-eval's own checker's on every output here "
     "(`python -m evals.bfcl_official`).",
     "searchqa": "Right: the normalized answer appears in the final answer; EM and F1 beside "
-    "it. tools: the agent with the local search index and page fetch; notools: the model "
-    "alone, which should be near zero, since the facts are invented.",
+    "it. tools: the agent with the local search index and page fetch, where after a search "
+    "the loop itself opens the fetch of a found page (the top hit: one choice) and a separate "
+    "focused call answers from the pages read, so it measures that scaffold's ranking as much "
+    "as the model's choices; notools: the model alone, which should be near zero, since the "
+    "facts are invented.",
     "longctx": "Right: the needle, keys, count or list found. direct: the text in the prompt, "
     "cut to its first 6,000 tokens (a fixed cap, not the model's window); rlm: the text as "
     "`context` in the sandbox, where a fixed decomposition (the question's rarest key terms "
     "searched) puts evidence into the prompt before the model's first turn, which may then "
-    "call tools; these runs measure that scaffold with the model more than the model's own "
-    "code (no committed episode calls `llm_query`).",
+    "call tools; so rlm measures that scaffold with the model more than code the model "
+    "writes.",
     "doomloop": "Right: the case did not loop. off: one greedy generation, guard disabled; on: "
     "the agent with the guard, where a caught loop counts as a loop and recovered means the "
-    "resample then answered. Right answers: the final answer is also correct.",
-    "latency": f"Right: an answer within {BUDGET_S:g} s, offline; the timings are what matter.",
+    "resample then answered. Right answers: the final answer is also correct. The off cases "
+    "decode batched and the on cases one by one, so the arms differ in more than the guard.",
+    "latency": f"Right: any answer within {BUDGET_S:g} s, offline, whether or not it is a good "
+    "one; the timings are what matter.",
 }
 
 
@@ -197,7 +202,8 @@ def cell(row: dict[str, Any]) -> str:
     if row.get("recovered"):  # guard on: the loops it caught that the resample then answered
         loop += f", {row['recovered']} recovered"
     if "correct_answer" in row:
-        loop += f", {row['correct_answer']} right answers"
+        n = row["correct_answer"]
+        loop += f", {n} right answer{'' if n == 1 else 's'}"
     if "em" in row and "f1" in row:
         loop += f", EM {row['em']:.0%}, F1 {row['f1']:.0%}"
     return f"{row['accuracy']:.0%} ({row['correct']}/{row['cases']}{loop})"
@@ -250,10 +256,11 @@ def provenance(suite: str, runs: list[dict[str, Any]]) -> str:
     parts = []
     for r in runs:
         commits = r["summary"].get(suite, {}).get("commits", {})
-        if len(commits) > 1 or runner.UNRECORDED in commits:
-            mixed = "mixed commits: " if len(commits) > 1 else "commit "
+        if len(commits) > 1:
             counts = ", ".join(f"{c} {n:,}" for c, n in commits.items())
-            parts.append(f"{r['model']} {mixed}{counts}")
+            parts.append(f"{r['model']} mixed commits: {counts}")
+        elif runner.UNRECORDED in commits:
+            parts.append(f"{r['model']} unrecorded ({commits[runner.UNRECORDED]:,} cases)")
     if not parts:
         return ""
     return ("Commits per case: " + "; ".join(parts) + " (unrecorded: written before each "

@@ -64,7 +64,7 @@ def test_page_and_plots_from_two_runs(tmp_path: Path) -> None:
     assert (out.parent / "results" / "doomloop.png").stat().st_size > 1000
     assert f"from the runs in `{tmp_path / 'runs'}/<model>/`" in text  # outside the project
     # No line carries its commit here, so the page says so (and would list mixed commits).
-    assert "Commits per case: qwen commit unrecorded 4; smol commit unrecorded 4" in text
+    assert "Commits per case: qwen unrecorded (4 cases); smol unrecorded (4 cases)" in text
 
 
 def test_headline_groups_and_coverage() -> None:
