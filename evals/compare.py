@@ -3,7 +3,9 @@
 `compare(folder_a, folder_b)` reads both run folders' per-case JSONL, matches the cases by id,
 and prints per suite and category: each run's accuracy with its case count, the change, how
 many cases were paired (and how many only one run holds), the discordant pairs (right in A
-only, right in B only) and the exact McNemar p-value on them. With every case paired, the
+only, right in B only) and the exact McNemar p-value on them; where the scores are not just
+0 and 1 (search-QA's blend of "contains" and F1), also a paired bootstrap p-value for the
+change in mean score. With every case paired, the
 accuracies and the test are over the same cases; where some are unmatched, each accuracy is
 over its own run's cases and the test over the paired ones only, as the table says.
 
@@ -17,11 +19,11 @@ from typing import Any
 
 from evals import runner
 from evals.common import CaseResult
-from evals.stats import mcnemar
+from evals.stats import mcnemar, paired_bootstrap
 
 HEADER = (
     "| suite | category | A | B | B − A | paired | unmatched A/B | A only right | "
-    "B only right | p (McNemar) |"
+    "B only right | p (McNemar) | p (mean score, bootstrap) |"
 )
 
 
@@ -29,7 +31,7 @@ def compare(folder_a: Path, folder_b: Path) -> str:
     """The comparison table as Markdown, preceded by what each run is."""
     a, b = runner.read_run(folder_a), runner.read_run(folder_b)
     lines = [f"A: {_describe(a, folder_a)}", f"B: {_describe(b, folder_b)}", "", HEADER,
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for suite in suites_in(folder_a, folder_b):
         held_a = runner.held_results(folder_a / f"{suite}.jsonl")
         held_b = runner.held_results(folder_b / f"{suite}.jsonl")
@@ -40,7 +42,9 @@ def compare(folder_a: Path, folder_b: Path) -> str:
             name = "**all**" if category == "all" else category
             lines.append(f"| {suite} | {name} | " + " | ".join(row(in_a, in_b)) + " |")
     lines += ["", "p: exact two-sided McNemar test on the paired cases that one run got right "
-              "and the other wrong; A and B: correct/cases of each run's own cases."]  # fmt: skip
+              "and the other wrong; A and B: correct/cases of each run's own cases. Bootstrap: "
+              "the paired cases' scores resampled 2,000 times (its least p is 1/2,001 ≈ 0.0005), "
+              "where scores are not only 0 and 1."]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -60,8 +64,12 @@ def row(in_a: list[CaseResult], in_b: list[CaseResult]) -> list[str]:
     delta = f"{acc_b - acc_a:+.1%}" if acc_a is not None and acc_b is not None else "–"
     p = f"{mcnemar(a_only, b_only):.3g}" if pairs else "–"
     unmatched = f"{len(in_a) - len(pairs)}/{len(in_b) - len(pairs)}"
+    scores = [(x.score, y.score) for x, y in pairs]
+    graded = any(s not in (0.0, 1.0) for pair in scores for s in pair)
+    a_scores, b_scores = [x for x, _ in scores], [y for _, y in scores]
+    boot = paired_bootstrap(a_scores, b_scores, resamples=2000) if graded else None
     return [_cell(in_a), _cell(in_b), delta, str(len(pairs)), unmatched, str(a_only),
-            str(b_only), p]  # fmt: skip
+            str(b_only), p, "–" if boot is None else f"{boot:.3g}"]  # fmt: skip
 
 
 def _accuracy(results: list[CaseResult]) -> float | None:
