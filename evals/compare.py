@@ -1,11 +1,12 @@
 """Two eval runs side by side, per suite and category, with a paired test of the change.
 
 `compare(folder_a, folder_b)` reads both run folders' per-case JSONL, matches the cases by id,
-and prints per suite and category: each run's accuracy with its case count, the change, how
-many cases were paired (and how many only one run holds), the discordant pairs (right in A
-only, right in B only) and the exact McNemar p-value on them; where the scores are not just
-0 and 1 (search-QA's blend of "contains" and F1), also a paired bootstrap p-value for the
-change in mean score. With every case paired, the
+and prints per suite and category, then per headline group of the results page (BFCL's live
+and non-live, search-QA's tools and notools, ...) and for the whole suite: each run's accuracy
+with its case count, the change, how many cases were paired (and how many only one run
+holds), the discordant pairs (right in A only, right in B only) and the exact McNemar p-value
+on them; where the scores are not just 0 and 1 (search-QA's blend of "contains" and F1), also
+a paired bootstrap p-value for the change in mean score. With every case paired, the
 accuracies and the test are over the same cases; where some are unmatched, each accuracy is
 over its own run's cases and the test over the paired ones only, as the table says.
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from evals import runner
 from evals.common import CaseResult
+from evals.results import mode_of
 from evals.stats import mcnemar, paired_bootstrap
 
 HEADER = (
@@ -36,11 +38,15 @@ def compare(folder_a: Path, folder_b: Path) -> str:
         held_a = runner.held_results(folder_a / f"{suite}.jsonl")
         held_b = runner.held_results(folder_b / f"{suite}.jsonl")
         categories = sorted({r.category for r in [*held_a.values(), *held_b.values()]})
-        for category in [*categories, "all"]:
-            in_a = [r for r in held_a.values() if category in ("all", r.category)]
-            in_b = [r for r in held_b.values() if category in ("all", r.category)]
-            name = "**all**" if category == "all" else category
-            lines.append(f"| {suite} | {name} | " + " | ".join(row(in_a, in_b)) + " |")
+        groups = sorted({g for c in categories if (g := mode_of(suite, c))})
+        for category in categories:
+            in_a = [r for r in held_a.values() if r.category == category]
+            in_b = [r for r in held_b.values() if r.category == category]
+            lines.append(f"| {suite} | {category} | " + " | ".join(row(in_a, in_b)) + " |")
+        for group in [*groups, "all"]:  # the page's headline groups (live, tools, rlm, ...)
+            in_a = [r for r in held_a.values() if group in ("all", mode_of(suite, r.category))]
+            in_b = [r for r in held_b.values() if group in ("all", mode_of(suite, r.category))]
+            lines.append(f"| {suite} | **{group}** | " + " | ".join(row(in_a, in_b)) + " |")
     lines += ["", "p: exact two-sided McNemar test on the paired cases that one run got right "
               "and the other wrong; A and B: correct/cases of each run's own cases. Bootstrap: "
               "the paired cases' scores resampled 2,000 times (its least p is 1/2,001 ≈ 0.0005), "

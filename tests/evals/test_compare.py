@@ -36,6 +36,7 @@ def test_ten_discordant_pairs_all_one_way(tmp_path: Path) -> None:
     )
     assert row + " – |" in table  # p = 2/1024; no bootstrap for right/wrong scores
     assert "| bfcl | **all** | 50.0% (10/20) | 100.0% (20/20) |" in table
+    assert "| bfcl | **non-live** | 50.0% (10/20) | 100.0% (20/20) |" in table  # its group
 
 
 def test_graded_scores_get_a_paired_bootstrap(tmp_path: Path) -> None:
