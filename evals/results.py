@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from evals import runner
+from evals import plots, runner
 from evals.latency import BUDGET_S
 from evals.stats import wilson
 
@@ -130,37 +130,6 @@ def run_model(
         runner.write_run(out, meta, run["summary"])
         run = runner.read_run(out)
     return run
-
-
-def plot_models(suite: str, runs: list[dict[str, Any]], path: Path) -> None:
-    """Accuracy per category, one bar per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    categories = sorted(
-        {c for r in runs for c in r["summary"].get(suite, {}).get("categories", {})}
-    )
-    width = 0.8 / len(runs)
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(categories) + 2), 3.8))
-    for i, run in enumerate(runs):
-        rows = run["summary"].get(suite, {}).get("categories", {})
-        xs = [j + i * width for j in range(len(categories))]
-        values = [rows.get(c, {}).get("accuracy", 0.0) for c in categories]
-        ax.bar(xs, values, width, label=run["model"])
-        bars = [rows.get(c, {}) for c in categories]
-        ax.errorbar(xs, values, yerr=runner.error_bars(bars), fmt="none", ecolor="black",
-                    elinewidth=0.8, capsize=2)  # fmt: skip
-    ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(categories))], categories)
-    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("accuracy")
-    ax.set_title(suite)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def mode_of(suite: str, category: str) -> str | None:
@@ -434,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     (out.parent / "results").mkdir(parents=True, exist_ok=True)
     for suite in runner.SUITES:
         if any(suite in r["summary"] for r in runs):
-            plot_models(suite, runs, out.parent / "results" / f"{suite}.png")
+            plots.plot_models(suite, runs, out.parent / "results" / f"{suite}.png")
     given = sys.argv[1:] if argv is None else argv
     command = " ".join([".venv/bin/python -m evals.results", *given])
     out.write_text(page(runs, command, tests, Path(args.runs)))

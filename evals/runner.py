@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.settings import Settings
+from evals import plots
 from evals.common import CaseResult, EvalCase, Split, settings_hash
 from evals.stats import wilson
 from model.generate import Generator
@@ -278,36 +279,6 @@ def markdown(meta: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def plot(suite: str, summary: dict[str, Any], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = summary["categories"]
-    names = list(rows)
-    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(names) + 2), 3.6))
-    values = [rows[n]["accuracy"] for n in names]
-    bars = ax.bar(names, values, color="#4878a8", yerr=error_bars(list(rows.values())),
-                  capsize=3, error_kw={"elinewidth": 0.8})  # fmt: skip
-    ax.bar_label(bars, labels=[f"{v:.0%}" for v in values], fontsize=8, padding=2)
-    ax.set_ylim(0, 1.1)
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"{suite}: {title}", fontsize=10)
-    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def error_bars(rows: list[dict[str, Any]]) -> list[list[float]]:
-    """Each row's 95% Wilson interval as matplotlib's yerr: distances below and above."""
-    spans = [wilson(r["correct"], r["cases"]) if r else (0.0, 0.0) for r in rows]
-    accs = [r.get("accuracy", 0.0) for r in rows]
-    return [[a - lo for a, (lo, _) in zip(accs, spans, strict=True)],
-            [hi - a for a, (_, hi) in zip(accs, spans, strict=True)]]  # fmt: skip
-
-
 def write_run(out: Path, meta: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> None:
     """run.json, summary.md and the plots; `commits` lists every commit whose results the
     folder's JSONL files hold (UNRECORDED for lines that predate the field)."""
@@ -317,7 +288,7 @@ def write_run(out: Path, meta: dict[str, Any], summaries: dict[str, dict[str, An
     (out / "summary.md").write_text(markdown(meta, summaries))
     for suite, summary in summaries.items():
         if summary["categories"]:
-            plot(suite, summary, out / f"{suite}.png", meta["model"])
+            plots.plot_run(suite, summary, out / f"{suite}.png", meta["model"])
 
 
 def folder_commits(out: Path) -> list[str]:
