@@ -168,6 +168,11 @@ def test_eval_cli_runs_two_suites_on_real_weights(tmp_path, capsys) -> None:
                  "--resume"]) == 0  # fmt: skip
     assert (out / "bfcl.jsonl").read_text().startswith(first)  # kept, not run again
     assert runner.read_run(out)["summary"]["bfcl"]["all"]["cases"] == 2
+    stamped = runner.held_results(out / "bfcl.jsonl").values()
+    assert {r.commit for r in stamped} == {runner.commit()} and all(
+        r.settings_hash for r in stamped
+    )
+    assert runner.read_run(out)["commits"] == [runner.commit()]
 
 
 def test_each_line_records_its_commit_and_run_json_every_commit(tmp_path) -> None:
