@@ -5,24 +5,27 @@ Inputs are BFCL's own shapes: `functions` are its function docs (types like "dic
 - the function name matches exactly; every required parameter is present; no parameter that
   the doc or the answer key does not list; every parameter of the answer key is given unless
   its allowed values include "" (then it may be left out, or given as an empty list);
-- each value has the declared type (an int passes for a float, a bool never for an int; a
-  value of the answer key's own type also passes, which is how BFCL allows variable names);
+- each value has the declared type (an int passes for a float at the top level, a bool never
+  for an int; a value of the type of the answer key's first value also passes, which is how
+  BFCL allows variable names); the items of a list have the declared item type exactly (no
+  int for a float, unless the allowed list itself holds ints), one level deep as in BFCL;
 - each value equals one allowed value: strings after BFCL's normalization (lowercase, with
-  spaces and , . / - _ * ^ removed, ' read as "), lists item by item, dicts key by key (a
-  dict in the answer key maps each key to its allowed values), all recursively;
+  spaces and , . / - _ * ^ removed, ' read as "), lists with their string items normalized
+  (one level, as BFCL), dicts key by key (a dict in the answer key maps each key to its
+  allowed values), lists of dicts in order; a value where the answer key holds a variable
+  (another type than declared) by plain equality;
 - simple and multiple: exactly one call; parallel: the calls match the expected ones one to
-  one, in any order; irrelevance: no call at all; relevance: at least one call.
+  one, in any order, matched greedily as BFCL does; irrelevance: no call at all; relevance:
+  at least one call. (An output whose call cannot be read is no call, as in BFCL:
+  `evals.bfcl.score_output` decides that.)
 
-Cross-checked against BFCL's own `ast_checker` (bfcl-eval 2026.3.23, run in a throw-away venv
-by /tmp/bfcl-work/crosscheck.py): 301 cases (220 drawn from the eight categories with answer
-keys, 80 more with dict, tuple, any or list-of-dict parameters, and parallel_178), 3,482
-outputs (the ground truth three ways, plus a wrong value, a wrong type, a missing required
-param, a wrong name, an extra param, a dropped, duplicated or reordered call, ...): 3,481
-same verdicts (99.97%). The one difference is by design: on parallel_178 reordered, BFCL's
-greedy matching takes a call that two expected calls accept and then fails; we find the
-one-to-one matching. Other known differences, not hit in the sample: we normalize strings at
-every depth (BFCL one level down) and accept ints in lists of floats. Where BFCL's data makes
-a case unsatisfiable (live_simple_112-68-0, an empty list of allowed values), both fail it.
+Checked against BFCL's own `ast_checker` (bfcl-eval 2026.3.23) on every committed BFCL output,
+by `evals/bfcl_official.py` and `tests/evals/test_bfcl_official.py`: all verdicts agree.
+Beyond them, a sweep of 37,616 calls built from the answer keys of every case (each
+ground truth, with floats written as ints, ints as floats, strings upper-cased or with
+spaces as underscores, calls reordered or swapped, a parameter dropped) gave the same verdicts
+as BFCL's. Where BFCL's data makes a case
+unsatisfiable (live_simple_112-68-0, an empty list of allowed values), both fail it.
 
 Not here: reading calls out of model text (`model.chat.parse`), prompting, the dataset. These
 are plain functions of plain data, so the trainer can reuse them as rewards.
@@ -75,28 +78,23 @@ def check(
 def check_parallel(
     calls: Sequence[ToolCall], functions: Sequence[FunctionDoc], answers: Sequence[Answer]
 ) -> Verdict:
-    """Every expected call matched by its own call, in any order (a bipartite matching)."""
-    verdicts = [[check_call(c, functions, a) for c in calls] for a in answers]
-    fits = [[j for j, v in enumerate(row) if v.valid] for row in verdicts]
-    owner: dict[int, int] = {}  # call index -> the answer it is matched to
-    for i in range(len(answers)):
-        if not _augment(i, fits, owner, set()):
-            name = next(iter(answers[i]))
-            same = [v for c, v in zip(calls, verdicts[i], strict=True) if c.name == name]
+    """Every expected call matched by its own call, in any order, the way BFCL's checker
+    matches them: expected calls in order, each taking the first call not yet taken that
+    fits it. (A call that fits two expected calls can thus be taken by the wrong one, and the
+    case fail, where a one-to-one matching exists: BFCL's verdict, so ours.)"""
+    taken: set[int] = set()
+    for i, answer in enumerate(answers):
+        verdicts = {
+            j: check_call(c, functions, answer) for j, c in enumerate(calls) if j not in taken
+        }
+        fit = next((j for j, v in verdicts.items() if v.valid), None)
+        if fit is None:
+            name = next(iter(answer))
+            same = [v for j, v in verdicts.items() if calls[j].name == name]
             why = same[0].error if same else "no call of that function"
             return Verdict(False, f"no call matches expected call {i} ({name}): {why}")
+        taken.add(fit)
     return OK
-
-
-def _augment(i: int, fits: list[list[int]], owner: dict[int, int], seen: set[int]) -> bool:
-    for j in fits[i]:
-        if j in seen:
-            continue
-        seen.add(j)
-        if j not in owner or _augment(owner[j], fits, owner, seen):
-            owner[j] = i
-            return True
-    return False
 
 
 def check_call(call: ToolCall, functions: Sequence[FunctionDoc], answer: Answer) -> Verdict:
@@ -123,27 +121,112 @@ def check_call(call: ToolCall, functions: Sequence[FunctionDoc], answer: Answer)
 
 
 def check_value(param: str, value: Any, schema: dict[str, Any], options: list[Any]) -> Verdict:
-    """One argument: its type, then whether it is among the allowed values."""
-    examples = [o for o in options if o != ""]
-    if not type_ok(value, schema, examples):
+    """One argument: its type, then whether it is among the allowed values, compared the way
+    BFCL's checker compares a value of that type."""
+    if not type_ok(value, schema, options):
         declared = schema.get("type", "any")
         got = type(value).__name__
         return Verdict(False, f"{param!r} should be of type {declared}, got {got} {value!r}")
-    if not any(matches(value, option) for option in options):
+    if not value_allowed(value, schema, options):
         return Verdict(False, f"{param!r}: {value!r} is not one of {options!r}")
     return OK
 
 
-def type_ok(value: Any, schema: dict[str, Any], examples: list[Any]) -> bool:
-    """The declared type, or the type of the answer key's own values (BFCL's variables);
-    the items of a list are checked against the declared item type."""
-    if not (is_type(value, schema.get("type")) or any(type(value) is type(e) for e in examples)):
-        return False
+def value_allowed(value: Any, schema: dict[str, Any], options: list[Any]) -> bool:
+    """BFCL's comparison: strings normalized; lists with their string items normalized (one
+    level); dicts key by key; lists of dicts dict by dict, in order; anything else, and any
+    value where the answer key holds a variable (a value of another type than declared), by
+    plain equality."""
+    declared = schema.get("type")
+    expected = EXACT_TYPES.get(declared or "")
+    first = next((o for o in options if o != ""), None)
+    variable = first is not None and type(first) is not expected
+    if expected is None or variable or (type(value) is not expected and declared != "float"):
+        return value in options
+    if expected is dict:
+        return dict_allowed(value, options)
+    items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+    if expected is list and EXACT_TYPES.get(items.get("type", "")) is dict:
+        return list_of_dicts_allowed(value, options)
+    if expected is str:
+        return normalize(value) in [normalize(o) for o in options if isinstance(o, str)]
+    if expected is list:
+        return _normalized_items(value) in [_normalized_items(o) for o in options]
+    return value in options
+
+
+def _normalized_items(value: Any) -> list[Any]:
+    """A list with its string items normalized (BFCL's list_checker; "" reads as [])."""
+    items = list(value) if isinstance(value, list | tuple | str) else [value]
+    return [normalize(x) if isinstance(x, str) else x for x in items]
+
+
+def dict_allowed(value: dict[str, Any], options: list[Any]) -> bool:
+    """A dict in the answer key maps each key to its allowed values: every key given is one
+    of them with an allowed value (strings normalized), every key not given is optional."""
+    for option in options:
+        if not isinstance(option, dict):
+            continue
+        given_ok = all(
+            key in option
+            and (normalize(item) if isinstance(item, str) else item)
+            in _normalized_items(option[key])
+            for key, item in value.items()
+        )
+        if given_ok and all(k in value or _has_blank(v) for k, v in option.items()):
+            return True
+    return False
+
+
+def _has_blank(allowed: Any) -> bool:
+    """Python's `"" in allowed`, as BFCL tests an optional dict key (true for any string)."""
+    return isinstance(allowed, list | tuple | str) and "" in allowed
+
+
+def list_of_dicts_allowed(value: list[Any], options: list[Any]) -> bool:
+    """A list of dicts against an allowed list of dicts: as long, and each dict allowed by
+    the one at its place."""
+    for option in options:
+        seq = _as_list(option)
+        if len(seq) == len(value) and all(
+            isinstance(v, dict) and dict_allowed(v, [o]) for v, o in zip(value, seq, strict=True)
+        ):
+            return True
+    return False
+
+
+def _as_list(x: Any) -> list[Any]:
+    return list(x) if isinstance(x, list | tuple | str) else [x]
+
+
+def type_ok(value: Any, schema: dict[str, Any], options: list[Any]) -> bool:
+    """BFCL's type check: the declared type (an int passes for a float at the top level
+    only), or the type of the answer key's first value (BFCL's variables); in a list or
+    tuple, each item has the declared item type exactly, or the type of the first item of
+    the allowed list it is checked against, so [1, 2] is no list of floats unless the answer
+    key itself writes ints. Like BFCL, only one level of items is checked."""
+    examples = [o for o in options if o != ""]
+    if not is_type(value, schema.get("type")):
+        return bool(examples) and type(value) is type(examples[0])
     items = schema.get("items")
-    if isinstance(value, list | tuple) and isinstance(items, dict):
-        inner = [x for e in examples if isinstance(e, list | tuple) for x in e]
-        return all(type_ok(v, items, inner) for v in value)
-    return True
+    if schema.get("type") not in ("array", "tuple") or not isinstance(items, dict):
+        return True
+    # An allowed value that is not a list ("" for optional) sets no item type: it passes.
+    return any(
+        not isinstance(option, list | tuple)
+        or all(item_type_ok(v, items.get("type"), option) for v in value)
+        for option in options
+    )
+
+
+def item_type_ok(item: Any, declared: str | None, option: list[Any] | tuple[Any, ...]) -> bool:
+    """One item of a list: exactly the declared item type, or the type of the option's first
+    item; BFCL compares types with ==, so neither an int for a float nor a bool for an int."""
+    exact = EXACT_TYPES.get(declared or "")
+    if exact is None or type(item) is exact:
+        return True
+    first = next((o for o in option if o != ""), None)
+    return first is not None and type(item) is type(first)
 
 
 NUMBER = (int, float)
@@ -161,6 +244,18 @@ PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+EXACT_TYPES: dict[str, type] = {  # BFCL's PYTHON_TYPE_MAPPING, for the items of a list
+    "string": str,
+    "integer": int,
+    "float": float,
+    "boolean": bool,
+    "array": list,
+    "tuple": list,
+    "dict": dict,
+    "any": str,
+}
+
+
 def is_type(value: Any, declared: str | None) -> bool:
     """Whether `value` (decoded JSON or a Python literal) has the BFCL type `declared`; an
     unknown or missing type constrains nothing."""
@@ -175,35 +270,3 @@ def is_type(value: Any, declared: str | None) -> bool:
 def normalize(text: str) -> str:
     """BFCL's string normalization: "April 1, 2024" and "april 1 2024" compare equal."""
     return text.translate(STRIPPED).lower().replace("'", '"')
-
-
-def matches(value: Any, option: Any) -> bool:
-    """Whether `value` equals the allowed `option`, recursively, strings normalized."""
-    if option == "" and isinstance(value, list) and not value:
-        return True  # an empty list stands for a list left out, as BFCL reads it
-    if isinstance(option, str):
-        return isinstance(value, str) and normalize(value) == normalize(option)
-    if isinstance(option, bool) or isinstance(value, bool):
-        return isinstance(option, bool) and isinstance(value, bool) and value == option
-    if isinstance(option, int | float):
-        return isinstance(value, int | float) and value == option
-    if isinstance(option, list | tuple):
-        return (
-            isinstance(value, list | tuple)
-            and len(value) == len(option)
-            and all(matches(v, o) for v, o in zip(value, option, strict=True))
-        )
-    if isinstance(option, dict):
-        return isinstance(value, dict) and dict_matches(value, option)
-    return value == option
-
-
-def dict_matches(value: dict[str, Any], option: dict[str, Any]) -> bool:
-    """A dict in the answer key maps each key to its allowed values (as a parameter does);
-    a dict whose values are not all lists is a literal and compares key by key."""
-    if not all(isinstance(v, list) for v in option.values()):
-        return value.keys() == option.keys() and all(matches(value[k], option[k]) for k in value)
-    for key, item in value.items():
-        if key not in option or not any(matches(item, o) for o in option[key]):
-            return False
-    return all(key in value or "" in allowed for key, allowed in option.items())

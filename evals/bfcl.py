@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.settings import Settings
-from evals.ast_check import Verdict, check
+from evals.ast_check import NO_CALL_CATEGORIES, Verdict, check
 from evals.common import CaseResult, EvalCase, Split, in_split
 from model.batch import complete_many
 from model.chat import ParsedOutput, ToolFormat, parse, render
@@ -205,11 +205,15 @@ def build_messages(case: EvalCase) -> list[Message]:
 
 
 def score_output(case: EvalCase, text: str, fmt: ToolFormat) -> tuple[Verdict, ParsedOutput]:
-    """The verdict on one model output. A call that cannot be read is wrong in every category:
-    in the irrelevance ones the model still tried to call."""
+    """The verdict on one model output. An output with a call that cannot be read is, as in
+    BFCL's eval_runner (its decoder fails on it), no call at all: right in the irrelevance
+    categories, wrong in every other one."""
     parsed = parse(text, fmt)
     if parsed.errors:
-        return Verdict(False, f"unreadable tool call: {parsed.errors[0].message}"), parsed
+        why = f"unreadable tool call: {parsed.errors[0].message}"
+        if case.category.endswith(NO_CALL_CATEGORIES):
+            return Verdict(True, f"{why} (BFCL: no call, which is right here)"), parsed
+        return Verdict(False, why), parsed
     verdict = check(case.category, parsed.calls, case.data["functions"], case.expected or [])
     return verdict, parsed
 
@@ -270,3 +274,29 @@ def result_of(
         },
         seconds=seconds,
     )
+
+
+def rescore(
+    results: list[CaseResult], fmt: ToolFormat, data: str | Path | None = None, note: str = ""
+) -> list[CaseResult]:
+    """The results judged again from their saved outputs by today's checker, without the
+    model: verdict, score, error and calls replaced, all else kept. `note` (the commit that
+    re-scored them, say) goes in details["rescored"]; a result whose case the data no longer
+    has is kept as it was."""
+    cases = {c.id: c for c in load_cases("all", data=data)}
+    out = []
+    for r in results:
+        case = cases.get(r.id)
+        if case is None:
+            out.append(r)
+            continue
+        verdict, parsed = score_output(case, r.output, fmt)
+        details = {
+            **r.details,
+            "error": verdict.error,
+            "calls": [c.model_dump(exclude_none=True) for c in parsed.calls],
+            "rescored": note or True,
+        }
+        update = {"score": float(verdict.valid), "correct": verdict.valid, "details": details}
+        out.append(r.model_copy(update=update))
+    return out

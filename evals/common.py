@@ -52,3 +52,12 @@ class CaseResult(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
     seconds: float = 0.0
     trajectory_id: str | None = None
+    # Provenance, stamped by the runner; None on lines written before it recorded them.
+    commit: str | None = None  # the short git commit of the code that ran the case
+    settings_hash: str | None = None  # `settings_hash(settings)` of the settings it ran under
+
+
+def settings_hash(settings: BaseModel) -> str:
+    """12 hex digits naming a settings object's values: equal settings, equal hash."""
+    text = settings.model_dump_json()  # fields in their declared order, so stable
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

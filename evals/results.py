@@ -10,6 +10,8 @@ suite in `evals/results/`, and lists published figures of small models for conte
 default limits keep a run on 2 CPU cores near half an hour; `--limits all` runs every test
 case (BFCL alone is then hours). `--resume` keeps every case a run folder already holds, so
 the full run can be stopped and started again, or grown limit by limit, session by session.
+`--rescore` judges the BFCL outputs the run folders hold again with today's checker (no
+model), rewrites their JSONL, run.json, summary.md and plots, then the page.
 
 Not here: the suites, the runner (`evals.runner`), the CLI.
 """
@@ -22,8 +24,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from evals import runner
+from evals import plots, runner
 from evals.latency import BUDGET_S
+from evals.stats import wilson
 
 DEFAULT_LIMITS = "bfcl=44,searchqa=8,longctx=12,doomloop=10,latency=15,incar=30"
 MODELS = "qwen2.5-coder-0.5b,smollm2"
@@ -44,21 +47,31 @@ MEANING = {
     "values); in the irrelevance categories, making no call. live and non-live are BFCL's "
     "two halves (user-contributed and expert-written functions). The all rows weigh each "
     "category by its size, and live_irrelevance is a quarter of the split: a model that "
-    "never calls a function scores there, so read the categories.",
+    "never calls a function scores there, so read the categories. As in BFCL's checker, an "
+    "output whose call cannot be read is no call: right in the irrelevance categories, wrong "
+    "elsewhere. These verdicts equal bfcl-eval's own checker's on every output here "
+    "(`python -m evals.bfcl_official`).",
     "searchqa": "Right: the normalized answer appears in the final answer; EM and F1 beside "
-    "it. tools: the agent with the local search index and page fetch; notools: the model "
-    "alone, which should be near zero, since the facts are invented.",
-    "longctx": "Right: the needle, keys, count or list found. direct: the text cut to the "
-    "context window, in the prompt; rlm: the text as `context` in the sandbox, the model "
-    "writing code that slices it and calls `llm_query`.",
+    "it. tools: the agent with the local search index and page fetch, where after a search "
+    "the loop itself opens the fetch of a found page (the top hit: one choice) and a separate "
+    "focused call answers from the pages read, so it measures that scaffold's ranking as much "
+    "as the model's choices; notools: the model alone, which should be near zero, since the "
+    "facts are invented.",
+    "longctx": "Right: the needle, keys, count or list found. direct: the text in the prompt, "
+    "cut to its first 6,000 tokens (a fixed cap, not the model's window); rlm: the text as "
+    "`context` in the sandbox, where a fixed decomposition (the question's rarest key terms "
+    "searched) puts evidence into the prompt before the model's first turn, which may then "
+    "call tools; so rlm measures that scaffold with the model more than code the model "
+    "writes.",
     "doomloop": "Right: the case ended, not in a loop; answered: it ended with the right "
     "answer (every prompt's answer is checked); loops: the model's first turn looped (the "
     "guard's test, or out of tokens mostly repeating; tool: also the same call twice). off: "
     "one greedy generation, guard disabled; on: the guard armed, a caught loop nudged and "
     "resampled once as the agent does (recovered: that resample ended). Both arms' first "
     "turns are decoded alike (batched, same dtype); agent-off/agent-on: python-tool episodes.",
-    "latency": f"Right: an answer within {BUDGET_S:g} s, offline; the timings are what matter "
-    "(whether the answer is right is the incar suite's question).",
+    "latency": f"Right: any answer within {BUDGET_S:g} s, offline, whether or not it is a good "
+    "one; the timings are what matter (whether the answer is right is the incar suite's "
+    "question).",
     "incar": "Right: the offline answer checked by its kind: conversion and arithmetic, the "
     "stated number within 2% of the exact value; fact, an accepted answer named; control, no "
     "claimed action and a plain 'I cannot'; safety, the safe action (pull over, stop, rest) "
@@ -127,34 +140,6 @@ def run_model(
     return run
 
 
-def plot_models(suite: str, runs: list[dict[str, Any]], path: Path) -> None:
-    """Accuracy per category, one bar per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    categories = sorted(
-        {c for r in runs for c in r["summary"].get(suite, {}).get("categories", {})}
-    )
-    width = 0.8 / len(runs)
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(categories) + 2), 3.8))
-    for i, run in enumerate(runs):
-        rows = run["summary"].get(suite, {}).get("categories", {})
-        xs = [j + i * width for j in range(len(categories))]
-        values = [rows.get(c, {}).get("accuracy", 0.0) for c in categories]
-        ax.bar(xs, values, width, label=run["model"])
-    ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(categories))], categories)
-    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("accuracy")
-    ax.set_title(suite)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def mode_of(suite: str, category: str) -> str | None:
     """The group a category belongs to on the headline table: BFCL's live or non-live, or
     the mode after a category's last ':' or '/' (tools, rlm, guard off, ...)."""
@@ -185,15 +170,19 @@ def merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def cell(row: dict[str, Any]) -> str:
+    """Accuracy, then correct/cases and the 95% Wilson interval, then suite figures."""
     if not row:
         return "–"
-    loop = f", loops {row['loop_ratio']:.0%}" if "loop_ratio" in row else ""
+    low, high = wilson(row["correct"], row["cases"])
+    loop = f", CI {low:.0%}–{high:.0%}".replace("%–", "–")
+    loop += f", loops {row['loop_ratio']:.0%}" if "loop_ratio" in row else ""
     if row.get("recovered"):  # guard on: the loops it caught that the resample then answered
         loop += f", {row['recovered']} recovered"
     if "answered" in row:
         loop += f", {row['answered']} answered"
     elif "correct_answer" in row:
-        loop += f", {row['correct_answer']} right answers"
+        n = row["correct_answer"]
+        loop += f", {n} right answer{'' if n == 1 else 's'}"
     if "em" in row and "f1" in row:
         loop += f", EM {row['em']:.0%}, F1 {row['f1']:.0%}"
     return f"{row['accuracy']:.0%} ({row['correct']}/{row['cases']}{loop})"
@@ -239,6 +228,24 @@ def coverage(suite: str, runs: list[dict[str, Any]], tests: list | None) -> str:
     return f"Test split: {counts([c.category for c in tests])}. Run: " + "; ".join(ran) + "."
 
 
+def provenance(suite: str, runs: list[dict[str, Any]]) -> str:
+    """Which commits produced each model's results of a suite, when it is not one known one:
+    several (a folder grown by commands at different commits), or unrecorded (lines written
+    before the results carried their commit)."""
+    parts = []
+    for r in runs:
+        commits = r["summary"].get(suite, {}).get("commits", {})
+        if len(commits) > 1:
+            counts = ", ".join(f"{c} {n:,}" for c, n in commits.items())
+            parts.append(f"{r['model']} mixed commits: {counts}")
+        elif runner.UNRECORDED in commits:
+            parts.append(f"{r['model']} unrecorded ({commits[runner.UNRECORDED]:,} cases)")
+    if not parts:
+        return ""
+    return ("Commits per case: " + "; ".join(parts) + " (unrecorded: written before each "
+            "result carried its commit; run.json's commit is the last command's).")  # fmt: skip
+
+
 def case_seconds(run: dict[str, Any]) -> float:
     """The summed time of every case a run's summary counts."""
     return sum(
@@ -270,9 +277,9 @@ def page(
         f"page: `{command}`, "
         f"from the runs in `{_shown(folder)}/<model>/` (per-case JSONL; run.json holds settings, "
         f"commit and date; {first['date'][:10]}, commit {first['commit']}). Test split "
-        "only. Each cell is accuracy (correct/cases); each suite says how much of its test "
-        f"split ran, and on a few cases one case is many points. Time, the sum of the "
-        f"per-case times: {hours}.",
+        "only. Each cell is accuracy (correct/cases, CI: the 95% Wilson interval); each "
+        "suite says how much of its test split ran, and on a few cases one case is many "
+        f"points. Time, the sum of the per-case times: {hours}.",
         "",
         "## Headline",
         "",
@@ -282,7 +289,8 @@ def page(
     for suite in runner.SUITES:
         if not any(suite in r["summary"] for r in runs):
             continue
-        lines += [f"## {suite}", "", MEANING[suite], coverage(suite, runs, tests.get(suite)), ""]
+        lines += [f"## {suite}", "", MEANING[suite], coverage(suite, runs, tests.get(suite))]
+        lines += [x for x in [provenance(suite, runs)] if x] + [""]
         lines += [f"![{suite}](results/{suite}.png)", ""]
         lines += ["| category | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
         summaries = [r["summary"].get(suite, {"categories": {}, "all": {}}) for r in runs]
@@ -347,6 +355,22 @@ def held(folder: Path, run: dict[str, Any], tests: dict[str, list | None]) -> di
     return {**run, "summary": summary}
 
 
+def rescore_folder(folder: Path, tests: dict[str, list | None]) -> None:
+    """The folder's BFCL results judged again from their outputs, then its run.json,
+    summary.md and plots rewritten over every test case its JSONL holds."""
+    from evals import bfcl
+    from model.loader import tool_format_of
+
+    run = runner.read_run(folder)
+    path = folder / "bfcl.jsonl"
+    if path.is_file():
+        fmt = tool_format_of(run["model"])
+        done = bfcl.rescore(list(runner.held_results(path).values()), fmt, note=runner.commit())
+        path.write_text("".join(r.model_dump_json() + "\n" for r in done))
+    meta = {k: v for k, v in run.items() if k not in ("summary", "commits")}
+    runner.write_run(folder, meta, held(folder, run, tests)["summary"])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evals.results", description=__doc__)
     p.add_argument("--models", default=MODELS)
@@ -354,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default=str(HERE / "results"), help="where the run folders go")
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
     p.add_argument("--reuse", action="store_true", help="rewrite the page from existing runs")
+    p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="judge the runs' BFCL outputs again (no model), rewrite the runs, then the page",
+    )
     p.add_argument("--add", action="store_true", help="run just these suites into existing runs")
     p.add_argument(
         "--resume",
@@ -369,7 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for spec in args.models.split(","):
         folder = Path(args.runs) / spec
-        reuse = args.reuse and (folder / "run.json").is_file()
+        if args.rescore:
+            rescore_folder(folder, tests)
+        reuse = (args.reuse or args.rescore) and (folder / "run.json").is_file()
         run = (
             runner.read_run(folder)
             if reuse
@@ -382,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     (out.parent / "results").mkdir(parents=True, exist_ok=True)
     for suite in runner.SUITES:
         if any(suite in r["summary"] for r in runs):
-            plot_models(suite, runs, out.parent / "results" / f"{suite}.png")
+            plots.plot_models(suite, runs, out.parent / "results" / f"{suite}.png")
     given = sys.argv[1:] if argv is None else argv
     command = " ".join([".venv/bin/python -m evals.results", *given])
     out.write_text(page(runs, command, tests, Path(args.runs)))

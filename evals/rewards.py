@@ -5,9 +5,11 @@ measure:
 - `task_success`: a text answer scored by `evals.scoring` (the mean of "contains the answer" and
   token F1: 1.0 for the bare answer, about 0.75 for it in a short sentence, less when padded or
   buried in a list of guesses, which "contains" alone would reward); a BFCL case by
-  `evals.ast_check` on the calls of the first step (BFCL cases are single-turn; an unreadable
-  call fails, as in `evals.bfcl.score_output`, whose parse the loop already did into
-  `step.calls`/`step.parse_errors`).
+  `evals.ast_check` on the calls of the first step (BFCL cases are single-turn; the loop
+  already parsed them into `step.calls`/`step.parse_errors`). An unreadable call fails here
+  in every category, stricter than `evals.bfcl.score_output`, which (as BFCL) counts it as no
+  call, right in the irrelevance categories: a broken call should not be learnt as a way to
+  decline.
 - `well_formed_calls`: the share of steps whose tool calls could all be read.
 - `valid_arguments`: the share of tool runs that were not refused for their arguments (bad or
   non-JSON arguments, a tool that does not exist); unreadable calls are the term above's.

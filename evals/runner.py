@@ -2,8 +2,10 @@
 
 A run is a folder: `run.json` (model, adapter, settings, commit, date, split, limit, and the
 summary), `<suite>.jsonl` (one CaseResult per line, written as each case finishes, so an
-interrupted run keeps what it did), `summary.md` and `<suite>.png`. `compare` puts two runs'
-summaries side by side. The suites themselves live in their own modules (`SUITES`).
+interrupted run keeps what it did), `summary.md` and `<suite>.png`. Each result line carries
+the commit and the settings hash that produced it, and run.json lists every commit its lines
+came from (`commits`), since a folder can be grown by several commands (`--resume`). Two runs
+are compared in `evals.compare`. The suites themselves live in their own modules (`SUITES`).
 
 Not here: loading the model or printing (the CLI does both), scoring (each suite's scorers).
 """
@@ -14,13 +16,16 @@ import importlib
 import json
 import statistics
 import subprocess
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent.settings import Settings
-from evals.common import CaseResult, EvalCase, Split
+from evals import plots
+from evals.common import CaseResult, EvalCase, Split, settings_hash
+from evals.stats import wilson
 from model.generate import Generator
 
 SUITES = {
@@ -68,6 +73,7 @@ def run_suite(
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.jsonl"
     finished = held_results(path) if resume else {}
+    stamp = {"commit": commit(), "settings_hash": settings_hash(settings)}
     results = [finished[c.id] for c in cases if c.id in finished]
     for n, result in enumerate(results if progress else [], 1):
         progress(name, n, len(cases), result)  # type: ignore[misc]
@@ -76,6 +82,7 @@ def run_suite(
             f.write("\n")  # end a line cut by a crash, so the next result starts its own
         for result in _results(module, generator, [c for c in cases if c.id not in finished],
                                settings):  # fmt: skip
+            result = result.model_copy(update=stamp)
             f.write(result.model_dump_json() + "\n")
             f.flush()
             results.append(result)
@@ -149,13 +156,13 @@ def run_meta(settings: Settings, split: str, limit: int | str | None, data: str 
         "split": split,
         "limit": limit,
         "data": data,
-        "commit": _commit(),
+        "commit": commit(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "settings": settings.model_dump(mode="json"),
     }
 
 
-def _commit() -> str:
+def commit() -> str:
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -173,7 +180,8 @@ def _commit() -> str:
 
 
 def summarize(results: list[CaseResult]) -> dict[str, Any]:
-    """Per category: cases, correct, accuracy, mean score; plus suite-specific figures."""
+    """Per category: cases, correct, accuracy and its 95% interval, mean score; plus
+    suite-specific figures, and how many results each commit produced."""
     rows: dict[str, dict[str, Any]] = {}
     for category in sorted({r.category for r in results}):
         group = [r for r in results if r.category == category]
@@ -182,7 +190,18 @@ def summarize(results: list[CaseResult]) -> dict[str, Any]:
     timings = _timings(results)
     if timings:
         summary["timings"] = timings
+    if results:
+        summary["commits"] = commits_of(results)
     return summary
+
+
+UNRECORDED = "unrecorded"  # lines written before results carried their commit
+
+
+def commits_of(results: list[CaseResult]) -> dict[str, int]:
+    """How many results each commit produced, most first."""
+    counts = Counter(r.commit or UNRECORDED for r in results)
+    return dict(counts.most_common())
 
 
 # doom loops: caught loops that recovered, right answers (old runs), ended with a right answer
@@ -192,10 +211,13 @@ AVERAGED = ("em", "f1")  # search-QA: exact match and token F1 beside the contai
 
 def _row(group: list[CaseResult]) -> dict[str, Any]:
     correct = sum(r.correct for r in group)
+    low, high = wilson(correct, len(group))
     row = {
         "cases": len(group),
         "correct": correct,
         "accuracy": correct / len(group),
+        "ci_low": low,
+        "ci_high": high,
         "mean_score": statistics.fmean(r.score for r in group),
         "mean_seconds": statistics.fmean(r.seconds for r in group),
     }
@@ -233,18 +255,24 @@ def markdown(meta: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> str:
         + (f" · limit {meta['limit']}" if meta.get("limit") else "") + f" · {meta['dtype']}"
         + (f"+{meta['quant']}" if meta.get("quant", "none") != "none" else "") + "\n"
     )  # fmt: skip
+    commits = meta.get("commits") or []
+    if len(commits) > 1:
+        head += f"\nThe results come from several commits: {', '.join(commits)}.\n"
     parts = [head]
     for suite, summary in summaries.items():
         parts.append(f"## {suite}\n")
-        parts.append("| category | cases | correct | accuracy | mean score | s/case |")
-        parts.append("|---|---|---|---|---|---|")
+        parts.append(
+            "| category | cases | correct | accuracy | 95% interval | mean score | s/case |"
+        )
+        parts.append("|---|---|---|---|---|---|---|")
         for category, row in [*summary["categories"].items(), ("**all**", summary["all"])]:
             if not row:
                 continue
             loop = f" (loops {row['loop_ratio']:.0%})" if "loop_ratio" in row else ""
+            low, high = wilson(row["correct"], row["cases"])
             parts.append(
                 f"| {category} | {row['cases']} | {row['correct']} | {row['accuracy']:.1%}{loop} "
-                f"| {row['mean_score']:.3f} | {row['mean_seconds']:.1f} |"
+                f"| {low:.1%}–{high:.1%} | {row['mean_score']:.3f} | {row['mean_seconds']:.1f} |"
             )
         for key, t in summary.get("timings", {}).items():
             figures = f"mean {t['mean']:.2f}, median {t['median']:.2f}, p90 {t['p90']:.2f}"
@@ -253,33 +281,24 @@ def markdown(meta: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def plot(suite: str, summary: dict[str, Any], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = summary["categories"]
-    names = list(rows)
-    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(names) + 2), 3.6))
-    bars = ax.bar(names, [rows[n]["accuracy"] for n in names], color="#4878a8")
-    ax.bar_label(bars, labels=[f"{rows[n]['accuracy']:.0%}" for n in names], fontsize=8)
-    ax.set_ylim(0, 1.1)
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"{suite}: {title}", fontsize=10)
-    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def write_run(out: Path, meta: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> None:
+    """run.json, summary.md and the plots; `commits` lists every commit whose results the
+    folder's JSONL files hold (UNRECORDED for lines that predate the field)."""
     out.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "commits": folder_commits(out)}
     (out / "run.json").write_text(json.dumps({**meta, "summary": summaries}, indent=1))
     (out / "summary.md").write_text(markdown(meta, summaries))
     for suite, summary in summaries.items():
         if summary["categories"]:
-            plot(suite, summary, out / f"{suite}.png", meta["model"])
+            plots.plot_run(suite, summary, out / f"{suite}.png", meta["model"])
+
+
+def folder_commits(out: Path) -> list[str]:
+    """Every commit the results in a run folder came from, most results first."""
+    counts: Counter[str] = Counter()
+    for path in sorted(out.glob("*.jsonl")):
+        counts.update(commits_of(list(held_results(path).values())))
+    return [c for c, _ in counts.most_common()]
 
 
 def read_run(folder: Path) -> dict[str, Any]:
@@ -287,27 +306,3 @@ def read_run(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not an eval run (no run.json)")
     return json.loads(path.read_text())
-
-
-def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
-    """Both runs' accuracy per suite and category, and the change from A to B."""
-    lines = [
-        f"A: {a['model']} {a.get('adapter') or ''} ({a['date']}, {a['commit']})",
-        f"B: {b['model']} {b.get('adapter') or ''} ({b['date']}, {b['commit']})",
-        "",
-        "| suite | category | A | B | B − A |",
-        "|---|---|---|---|---|",
-    ]
-    for suite in sorted(set(a["summary"]) | set(b["summary"])):
-        rows_a = a["summary"].get(suite, {}).get("categories", {})
-        rows_b = b["summary"].get(suite, {}).get("categories", {})
-        for category in sorted(set(rows_a) | set(rows_b)):
-            acc_a = rows_a.get(category, {}).get("accuracy")
-            acc_b = rows_b.get(category, {}).get("accuracy")
-            delta = f"{acc_b - acc_a:+.1%}" if acc_a is not None and acc_b is not None else ""
-            lines.append(f"| {suite} | {category} | {_pct(acc_a)} | {_pct(acc_b)} | {delta} |")
-    return "\n".join(lines)
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x:.1%}"

@@ -31,6 +31,7 @@ from agent.settings import Settings
 from agent.trajectory import Trajectory
 from evals import runner
 from evals.common import split_of
+from evals.compare import compare
 from evals.rollouts import Group, collect
 from model import distributed
 from model.dpo import DpoSettings, PreferencePair, train_dpo
@@ -284,9 +285,10 @@ def report_markdown(
     ts: TrainSettings,
     commands: str,
     data: dict[str, Any],
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
+    before: Path | None,
+    after: Path | None,
 ) -> str:
+    """The report; `before` and `after` are eval run folders, compared case by case."""
     lines = [
         f"# Training report: {method} on {ts.suite} (train split)",
         "",
@@ -300,8 +302,8 @@ def report_markdown(
         "",
     ]
     if before and after:
-        lines += ["## Test split, before and after", "", runner.compare(before, after), ""]
-        off_on = (loop_ratios(before), loop_ratios(after))
+        lines += ["## Test split, before and after", "", compare(before, after), ""]
+        off_on = (loop_ratios(runner.read_run(before)), loop_ratios(runner.read_run(after)))
         if off_on[0] or off_on[1]:
             lines += ["## Doom-loop ratio", "", "| guard | before | after |", "|---|---|---|"]
             for c in sorted(set(off_on[0]) | set(off_on[1])):

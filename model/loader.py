@@ -101,9 +101,7 @@ def wrap(
 ) -> LoadedModel:
     """A LoadedModel around an in-memory model and tokenizer (also used for tiny test models)."""
     if not tokenizer.chat_template:
-        arch = (getattr(model.config, "model_type", "") or "").lower()
-        name = "lfm2.jinja" if arch.startswith("lfm2") else "chatml.jinja"
-        tokenizer.chat_template = (TEMPLATES / name).read_text()
+        tokenizer.chat_template = _default_template(getattr(model.config, "model_type", ""))
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -113,6 +111,27 @@ def wrap(
         adapter=adapter,
         stop_token_ids=stop_tokens(model, tokenizer),
     )
+
+
+def _default_template(model_type: str | None) -> str:
+    """The chat template for a tokenizer that ships none: LFM2's for LFM2 models, else ChatML."""
+    name = "lfm2.jinja" if (model_type or "").lower().startswith("lfm2") else "chatml.jinja"
+    return (TEMPLATES / name).read_text()
+
+
+def tool_format_of(spec: str, cache: Path | None = None) -> ToolFormat:
+    """The tool-call format `load(spec)` would give the model, read from its tokenizer and
+    config alone (no weights): for re-scoring outputs a model wrote earlier."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    folder, hub_id = resolve(spec, online=False, cache=cache)
+    where = folder or hub_id
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
+        model_type = AutoConfig.from_pretrained(where, local_files_only=True).model_type
+    except OSError as e:
+        raise ModelLoadError(f"cannot read the tokenizer of {spec}: {e}") from None
+    return detect_format(tokenizer.chat_template or _default_template(model_type))
 
 
 def resolve(

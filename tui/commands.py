@@ -344,12 +344,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if len(args.runs) != 2:
             say("edgeagent: error: eval compare takes two run folders: RUN_A RUN_B")
             return 2
+        from evals.compare import compare
+
         try:
-            a, b = (runner.read_run(Path(run)) for run in args.runs)
+            table = compare(Path(args.runs[0]), Path(args.runs[1]))
         except FileNotFoundError as e:
             say(f"edgeagent: error: {e}")
             return 2
-        print(runner.compare(a, b))
+        print(table)
         return 0
     settings = settings_from(args)
     names = list(runner.SUITES) if args.suite == "all" else csv(args.suite)

@@ -14,7 +14,8 @@ import pytest
 
 from agent.settings import Settings
 from evals import bfcl
-from evals.common import EvalCase, split_of
+from evals.common import CaseResult, EvalCase, split_of
+from model.chat import ToolFormat
 from model.generate import Generator
 from model.scripted import ScriptedGenerator
 
@@ -276,3 +277,43 @@ def test_run_cases_batched_gives_the_results_of_one_by_one(tiny: Any, data: Path
         assert r.output == alone[r.id].output and r.correct == alone[r.id].correct
         assert r.details["prompt_tokens"] == alone[r.id].details["prompt_tokens"]
     assert sum(r.seconds for r in together) == pytest.approx(wall, rel=0.2, abs=0.05)
+
+
+def test_an_unreadable_call_is_no_call_as_in_bfcl(data: Path) -> None:
+    """BFCL's eval_runner: a decode that fails means no call, right where none fits."""
+    broken = '<tool_call>{"name": "get_weather", "arguments": [}'
+    irrelevant = find(data, "irrelevance_0")
+    verdict, parsed = bfcl.score_output(irrelevant, broken, ToolFormat.HERMES)
+    assert verdict.valid and parsed.errors and "no call" in verdict.error
+    simple = find(data, "simple_python_2")
+    assert not bfcl.score_output(simple, broken, ToolFormat.HERMES)[0].valid
+    relevance = irrelevant.model_copy(update={"category": "live_relevance", "id": "live_rel_0"})
+    assert not bfcl.score_output(relevance, broken, ToolFormat.HERMES)[0].valid
+    called = hermes(("get_weather", {"city": "Oslo"}))
+    assert bfcl.score_output(relevance, called, ToolFormat.HERMES)[0].valid
+
+
+def test_rescore_judges_saved_outputs_again_without_the_model(data: Path) -> None:
+    def saved(case_id: str, output: str, correct: bool) -> CaseResult:
+        return CaseResult(suite="bfcl", id=case_id, category=case_id.rsplit("_", 1)[0],
+                          score=float(correct), correct=correct, output=output,
+                          details={"error": "old", "prompt_tokens": 9})  # fmt: skip
+
+    stale = [
+        saved("irrelevance_1", '<tool_call>{"name": "get_weather", "arguments": [}', False),
+        saved(
+            "simple_python_3", hermes(("calculate_triangle_area", {"base": 3, "height": 5})), False
+        ),  # fmt: skip
+        saved(
+            "simple_python_4", hermes(("calculate_triangle_area", {"base": 9, "height": 5})), True
+        ),  # fmt: skip
+        saved("gone_1", "anything", True),  # no longer in the data: kept as it was
+    ]
+    fresh = bfcl.rescore(stale, ToolFormat.HERMES, data=data, note="abc1234")
+    assert [r.correct for r in fresh] == [True, True, False, True]
+    assert [r.score for r in fresh] == [1.0, 1.0, 0.0, 1.0]
+    assert fresh[1].details == {"error": "", "prompt_tokens": 9, "rescored": "abc1234",
+                                "calls": [{"name": "calculate_triangle_area",
+                                           "arguments": {"base": 3, "height": 5}}]}  # fmt: skip
+    assert "'base'" in fresh[2].details["error"] and fresh[2].output == stale[2].output
+    assert fresh[3] == stale[3]

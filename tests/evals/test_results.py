@@ -45,11 +45,19 @@ def test_page_and_plots_from_two_runs(tmp_path: Path) -> None:
     args = ["--models", "qwen,smol", "--runs", str(tmp_path / "runs"), "--out", str(out)]
     assert results.main([*args, "--reuse"]) == 0
     text = out.read_text()
-    assert "| count:off | 100% (1/1, loops 100%) | 100% (1/1, loops 0%) |" in text
+    assert (
+        "| count:off | 100% (1/1, CI 21–100%, loops 100%) | 100% (1/1, CI 21–100%, loops 0%) |"
+        in text
+    )
     assert "Right: the case ended, not in a loop;" in text
-    assert "| countdown:on | 0% (0/1, loops 0%) | 0% (0/1, loops 0%) |" in text
-    assert "| doomloop | off | 100% (2/2, loops 50%) | 50% (1/2, loops 0%) |" in text  # headline
-    assert "| doomloop | on | 50% (1/2, loops 50%) | 0% (0/2, loops 0%) |" in text
+    assert "| countdown:on | 0% (0/1, CI 0–79%, loops 0%) | 0% (0/1, CI 0–79%, loops 0%) |" in text
+    assert (
+        "| doomloop | off | 100% (2/2, CI 34–100%, loops 50%) | 50% (1/2, CI 9–91%, loops 0%) |"
+        in text
+    )  # headline
+    assert (
+        "| doomloop | on | 50% (1/2, CI 9–91%, loops 50%) | 0% (0/2, CI 0–66%, loops 0%) |" in text
+    )
     assert (
         "Test split: 240 (agent-off 12, agent-on 12, off 108, on 108). Run: qwen 4 (off 2, on 2)"
         in text
@@ -58,6 +66,8 @@ def test_page_and_plots_from_two_runs(tmp_path: Path) -> None:
     assert "--reuse" in text.splitlines()[2]  # how it was made
     assert (out.parent / "results" / "doomloop.png").stat().st_size > 1000
     assert f"from the runs in `{tmp_path / 'runs'}/<model>/`" in text  # outside the project
+    # No line carries its commit here, so the page says so (and would list mixed commits).
+    assert "Commits per case: qwen unrecorded (4 cases); smol unrecorded (4 cases)" in text
 
 
 def test_headline_groups_and_coverage() -> None:
@@ -72,10 +82,10 @@ def test_headline_groups_and_coverage() -> None:
     ]
     merged = results.merge(rows)
     assert (merged["cases"], merged["correct"], merged["loop_ratio"]) == (8, 7, 0.125)
-    assert results.cell(merged) == "88% (7/8, loops 12%)" and results.cell({}) == "–"
+    assert results.cell(merged) == "88% (7/8, CI 53–98%, loops 12%)" and results.cell({}) == "–"
     qa = [{"cases": 1, "correct": 1, "em": 1.0, "f1": 1.0, "recovered": 1},
           {"cases": 3, "correct": 0, "em": 0.0, "f1": 0.5, "recovered": 0}]  # fmt: skip
-    assert results.cell(results.merge(qa)) == "25% (1/4, 1 recovered, EM 25%, F1 62%)"
+    assert results.cell(results.merge(qa)) == "25% (1/4, CI 5–70%, 1 recovered, EM 25%, F1 62%)"
     cases = doomloop.load_cases("test")
     rows = {"count:off": {"cases": 2, "correct": 1}, "count:on": {"cases": 1, "correct": 1}}
     runs = [{"model": "qwen", "summary": {"doomloop": {"categories": rows}}}]
@@ -111,3 +121,15 @@ def test_the_header_names_the_dtype_batch_and_where_the_runs_are() -> None:
     plain = results.page([fake_run("qwen", 1, 0)], "x", {}, Path("/elsewhere"))
     assert "--limits all --resume` (2 CPU cores, float32" in plain.splitlines()[2]
     assert "`/elsewhere/<model>/`" in plain
+
+
+def test_provenance_names_mixed_commits() -> None:
+    def run(commits: dict[str, int]) -> dict:
+        return {"model": "m", "summary": {"bfcl": {"commits": commits}}}
+
+    assert results.provenance("bfcl", [run({"abc1234": 9})]) == ""  # one known commit
+    mixed = results.provenance("bfcl", [run({"abc1234": 9, "unrecorded": 2})])
+    assert "m mixed commits: abc1234 9, unrecorded 2" in mixed
+    assert "m mixed commits: abc 3, def 1" in results.provenance(
+        "bfcl", [run({"abc": 3, "def": 1})]
+    )

@@ -8,7 +8,7 @@ import pytest
 
 from agent.settings import Settings
 from evals import runner
-from evals.common import CaseResult
+from evals.common import CaseResult, settings_hash
 from tui.cli import main
 
 
@@ -48,16 +48,6 @@ def test_a_run_folder_has_json_markdown_and_plots(tmp_path) -> None:
     assert "| single | 2 | 1 | 50.0% |" in md and "loops 50%" in md
     assert (tmp_path / "demo.png").read_bytes()[:4] == b"\x89PNG"
     assert runner.read_run(tmp_path)["summary"]["demo"]["all"]["correct"] == 2
-
-
-def test_compare_two_runs(tmp_path) -> None:
-    a, b = tmp_path / "a", tmp_path / "b"
-    meta = runner.run_meta(Settings(), "test", None, None)
-    runner.write_run(a, meta, {"demo": runner.summarize(RESULTS)})
-    better = [r.model_copy(update={"correct": True, "score": 1.0}) for r in RESULTS]
-    runner.write_run(b, meta, {"demo": runner.summarize(better)})
-    table = runner.compare(runner.read_run(a), runner.read_run(b))
-    assert "| demo | single | 50.0% | 100.0% | +50.0% |" in table
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
@@ -113,6 +103,8 @@ def test_resume_runs_only_the_cases_not_yet_in_the_file(tmp_path, monkeypatch) -
     out = runner.run_suite("fake", None, Settings(), cases[::-1], tmp_path,
                            lambda *a: seen.append(a[1]), resume=True)  # fmt: skip
     assert ran == ["a", "b", "d", "c"] and seen == [1, 2, 3, 4]
+    assert {r.id: r.commit for r in out}["d"] == runner.commit()  # stamped as it was written
+    assert {r.id: r.settings_hash for r in out}["d"] == settings_hash(Settings())
     assert [r.id for r in out] == ["b", "a", "d", "c"]  # the ones kept, then the new ones
     lines = (tmp_path / "fake.jsonl").read_text().splitlines()
     assert {CaseResult.model_validate_json(x).id for x in lines[:2] + lines[3:]} == set("abcd")
@@ -176,3 +168,33 @@ def test_eval_cli_runs_two_suites_on_real_weights(tmp_path, capsys) -> None:
                  "--resume"]) == 0  # fmt: skip
     assert (out / "bfcl.jsonl").read_text().startswith(first)  # kept, not run again
     assert runner.read_run(out)["summary"]["bfcl"]["all"]["cases"] == 2
+    stamped = runner.held_results(out / "bfcl.jsonl").values()
+    assert {r.commit for r in stamped} == {runner.commit()} and all(
+        r.settings_hash for r in stamped
+    )
+    assert runner.read_run(out)["commits"] == [runner.commit()]
+
+
+def test_each_line_records_its_commit_and_run_json_every_commit(tmp_path) -> None:
+    older = CaseResult(suite="x", id="old", category="c", score=1.0, correct=True)
+    newer = older.model_copy(update={"id": "new", "commit": "abc1234", "settings_hash": "f" * 12})
+    lines = [older, newer, newer.model_copy(update={"id": "newer"})]
+    (tmp_path / "x.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in lines))
+    assert CaseResult.model_validate_json(older.model_dump_json()).commit is None  # old lines load
+    summary = runner.summarize(lines)
+    assert summary["commits"] == {"abc1234": 2, "unrecorded": 1}
+    runner.write_run(tmp_path, runner.run_meta(Settings(), "test", None, None), {"x": summary})
+    assert runner.read_run(tmp_path)["commits"] == ["abc1234", "unrecorded"]
+    assert "several commits: abc1234, unrecorded" in (tmp_path / "summary.md").read_text()
+    settings = Settings()
+    assert settings_hash(settings) == settings_hash(Settings())
+    settings.sampling.max_new_tokens += 1
+    assert settings_hash(settings) != settings_hash(Settings())
+
+
+def test_summary_md_shows_the_interval() -> None:
+    md = runner.markdown(
+        {"model": "m", "date": "d", "commit": "c", "split": "test", "dtype": "float32"},
+        {"demo": runner.summarize(RESULTS)},
+    )
+    assert "| single | 2 | 1 | 50.0% | 9.5%–90.5% |" in md  # Wilson 1/2

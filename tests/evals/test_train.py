@@ -112,7 +112,11 @@ def test_dpo_from_rollouts_trains_and_reports(tmp_path: Path) -> None:
         },
     }
     assert t.loop_ratios(run) == {"off": 0.25, "on": 0.0}
-    text = t.report_markdown("dpo", ts, "edgeagent train dpo", {"episodes": 3}, run, run)
+    for name in ("before", "after"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps(run))
+    args = ("dpo", ts, "edgeagent train dpo", {"episodes": 3})
+    text = t.report_markdown(*args, tmp_path / "before", tmp_path / "after")
     assert "| off | 25.0% | 25.0% |" in text and "curve.png" in text
 
 

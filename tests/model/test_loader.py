@@ -135,3 +135,23 @@ def test_gguf_path_converts_once(tmp_path: Path) -> None:
     second = load(str(gguf), cache=tmp_path)
     assert second.source == first.source and first.source.stat().st_mtime_ns == stamp
     assert time.perf_counter() - t < first.load_seconds
+
+
+def test_tool_format_of_reads_the_tokenizer_alone(tiny, tmp_path: Path) -> None:
+    """The format `load` would give, without the weights; also where the template is missing."""
+    import json
+
+    from model.loader import tool_format_of
+
+    for arch, expected in (("qwen2", "hermes"), ("lfm2", "pythonic")):
+        folder = save_tiny(tiny(arch), tmp_path / arch)
+        (folder / "model.safetensors").unlink()  # no weights needed
+        assert tool_format_of(str(folder)).value == expected
+        (folder / "chat_template.jinja").unlink(missing_ok=True)  # a tokenizer without one
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+        config.pop("chat_template", None)
+        (folder / "tokenizer_config.json").write_text(json.dumps(config))
+        fallback = "pythonic" if arch == "lfm2" else "fallback"  # LFM2's template, else ChatML
+        assert tool_format_of(str(folder)).value == fallback
+    with pytest.raises(ModelLoadError):
+        tool_format_of(str(tmp_path / "nowhere"))
