@@ -241,7 +241,7 @@ def paraphrase(rng: random.Random, lines: list[str]) -> tuple[list[str], str, st
         [f"{rng.randint(1000, 9999)}-{rng.choice(['ZETA', 'OMRA', 'KILN'])}" for _ in DIRECTIONS],
         [f"{w}-{rng.randint(10, 99)}" for w in rng.sample(["KESTREL", "MARLIN", "OSPREY"], 3)]
         + [f"HERON-{rng.randint(10, 99)}"],
-        [str(n) for n in rng.sample(range(11, 100), len(DIRECTIONS))],
+        [str(n) for n in rng.sample(range(400, 1000), len(DIRECTIONS))],  # > any day
         [f"{people[i]} {people[i + 4]}" for i in range(len(DIRECTIONS))],
     ]
     rng.shuffle(answers[1])
