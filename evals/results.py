@@ -46,11 +46,19 @@ MEANING = {
     "category by its size, and live_irrelevance is a quarter of the split: a model that "
     "never calls a function scores there, so read the categories.",
     "searchqa": "Right: the normalized answer appears in the final answer; EM and F1 beside "
-    "it. tools: the agent with the local search index and page fetch; notools: the model "
-    "alone, which should be near zero, since the facts are invented.",
-    "longctx": "Right: the needle, keys, count or list found. direct: the text cut to the "
-    "context window, in the prompt; rlm: the text as `context` in the sandbox, the model "
-    "writing code that slices it and calls `llm_query`.",
+    "it. tools: the agent with the local search index and page fetch, where the loop starts a "
+    "read of the best hit after a search and a separate focused call answers from the pages "
+    "read; tools-free-choice: the same tools with those steers off, so the model picks what "
+    "to read and writes its own answer; notools: the model alone, which should be near zero, "
+    "since the facts are invented.",
+    "longctx": "Right: the exact answer (numbers compared as numbers for count and "
+    "aggregate). direct: the text's first lines that fit the model's whole context window, "
+    "in the prompt (details say how much was cut); scaffold: a fixed search for the "
+    "question's rarest term, then the model answers from what it found, with no tool turn; "
+    "model: nothing searched for it, the model calls the search, count, read or python "
+    "tools itself and writes its own answer; rlm (the default for users): both. The fixed "
+    "search's evidence holds the answer of every needle, multikey and count test case, and "
+    "of no aggregate, twostep or paraphrase one.",
     "doomloop": "Right: the case did not loop. off: one greedy generation, guard disabled; on: "
     "the agent with the guard, where a caught loop counts as a loop and recovered means the "
     "resample then answered. Right answers: the final answer is also correct.",
