@@ -184,6 +184,7 @@ def test_scaffold_parts_switch_off_as_settings(tiny) -> None:
     gen, traj = rlm(tiny, case.text, case.question, [own], off)
     first = gen.lm.tokenizer.decode(gen.prompts[0])
     assert case.answer not in first and "automatic search" not in first and "<tools>" in first
+    assert "search results you are given" not in first  # its system prompt promises none
     assert len(gen.prompts) == 1 and traj.final_answer == own  # no focused sub-call
     defaults = load_settings(None, {}).rlm
     assert defaults.prefetch and defaults.focused_answer and defaults.model_turns
