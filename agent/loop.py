@@ -437,6 +437,18 @@ class _State:
         yield Event(kind="final", text=answer)
 
 
+def focused_settings(settings: Settings) -> Settings:
+    """One tool-free turn of at most `rlm.sub_tokens` tokens: a focused answer's settings."""
+    sub_settings = settings.model_copy(deep=True)
+    sub_settings.agent.max_steps = 1
+    sub_settings.sampling.max_new_tokens = settings.rlm.sub_tokens
+    return sub_settings
+
+
+def focused_task(question: str, text: str, settings: Settings) -> str:
+    return f"Text:\n{text[: settings.rlm.inline_chars]}\n\nQuestion: {question}"
+
+
 def focused(
     generator: Generator,
     question: str,
@@ -447,10 +459,8 @@ def focused(
     """The model, recursively, on a short text and the question, with no tools: a sub-episode
     whose answer and trajectory come back. A small model that loses its way in a long tool
     conversation reads a short focused prompt right."""
-    sub_settings = settings.model_copy(deep=True)
-    sub_settings.agent.max_steps = 1
-    sub_settings.sampling.max_new_tokens = settings.rlm.sub_tokens
-    task = f"Text:\n{text[: settings.rlm.inline_chars]}\n\nQuestion: {question}"
+    task = focused_task(question, text, settings)
+    sub_settings = focused_settings(settings)
     events = list(run_episode(generator, task, {}, sub_settings, mode="sub", system=system))
     traj = events[-1].trajectory
     assert traj is not None

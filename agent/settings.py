@@ -98,6 +98,23 @@ class RlmSettings(BaseModel):
     max_steps: int = Field(
         default=2, ge=1, description="tool turns before the answer: the evidence comes first"
     )
+    # The scaffold, in parts that the long-context eval switches off one by one to tell what
+    # the model does from what the fixed decomposition does (evals/README.md, long context).
+    prefetch: bool = Field(
+        default=True,
+        description="before turn one, count the question's terms in the text and search the "
+        "rarest (off: the model gathers every piece of evidence itself)",
+    )
+    focused_answer: bool = Field(
+        default=True,
+        description="the answer comes from the model run on just the passages found, not from "
+        "its own last turn in the tool conversation",
+    )
+    model_turns: bool = Field(
+        default=True,
+        description="the model gets tool turns to look further; off, one turn with no tools "
+        "answers from the prefetched passages (the scaffold alone)",
+    )
 
 
 class EvalSettings(BaseModel):

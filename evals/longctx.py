@@ -1,17 +1,23 @@
-"""The long-context suite: find a needle, one key among look-alikes, or a count in a long text.
+"""The long-context suite: questions about a long text, in four arms that tell model from scaffold.
 
-Cases come from `evals.longcontext.make_case` (kinds needle, multikey, count at 10k, 100k and
-1M characters, `SEEDS_PER_SPLIT` seeds of each in each split) or from a JSONL file (`data`,
-format in evals/README.md). Every case is run two ways, as two cases next to each other in the
-same split (`<id>:direct`, `<id>:rlm`; categories like `needle-100k:rlm`):
-- direct: the text's first lines that fit `DIRECT_TOKENS` (prompt and answer together, capped
-  by the model's context window), then the question; one greedy generation, no tools;
-- rlm: `agent.rlm.run_with_attachment`, the text kept in the sandbox and searched.
+Cases come from `evals.longcontext.make_case` (its six kinds at 10k, 100k and 1M characters,
+`SEEDS_PER_SPLIT` seeds of each in each split) or from a JSONL file (`data`, format in
+evals/README.md). Every case is run four ways, as cases next to each other in the same split
+(`<id>:<arm>`; categories like `needle-100k:rlm`):
+- direct: the text's first whole lines that fit the model's context window (read from its
+  config, room kept for the answer), then the question; one greedy generation, no tools;
+- scaffold: the fixed decomposition (`rlm.prefetch`) and the focused answer on what it found,
+  with no model tool turn (`rlm.model_turns` off);
+- model: the text in the sandbox but nothing searched before turn one, and the model's own
+  last turn is the answer (`rlm.prefetch` and `rlm.focused_answer` off): whatever is found,
+  the model found with search_context, count_lines, read_context or python/llm_query;
+- rlm: `agent.rlm.run_with_attachment` as a user gets it: both.
 Cases are ordered by size, smallest first, so a `--limit` smoke never starts with 1M texts.
 
-Scoring (`is_correct`): count answers compare numbers as numbers (the first number in the
-answer that the question does not itself contain); other answers must appear as whole tokens
-in the normalized answer (`evals.scoring.contains_answer`: case, punctuation, spaces).
+Scoring (`is_correct`): count and aggregate answers compare numbers as numbers (the first
+number in the answer that the question does not itself contain); other answers must appear as
+whole tokens in the normalized answer (`evals.scoring.contains_answer`: case, punctuation,
+spaces).
 
 Not here: making the texts (`evals.longcontext`), the RLM machinery (`agent.rlm`), the runner.
 """
@@ -28,18 +34,24 @@ from typing import Any
 from agent.rlm import run_with_attachment
 from agent.settings import Settings
 from evals.common import CaseResult, EvalCase, Split, in_split, split_of
-from evals.longcontext import Kind, make_case
+from evals.longcontext import KINDS, Kind, make_case
 from evals.scoring import contains_answer
 from model.chat import render
 from model.generate import Generator, SamplingSettings
 from model.messages import Message
 
 SUITE = "longctx"
-KINDS: tuple[Kind, ...] = ("needle", "multikey", "count")
 SIZES = (10_000, 100_000, 1_000_000)
-METHODS = ("direct", "rlm")
+METHODS = ("direct", "scaffold", "model", "rlm")
+# What each agent arm switches off of the RLM scaffold (agent.settings.RlmSettings).
+ARMS: dict[str, dict[str, bool]] = {
+    "scaffold": {"model_turns": False},
+    "model": {"prefetch": False, "focused_answer": False},
+    "rlm": {},
+}
+NUMERIC_KINDS = ("count", "aggregate")
 SEEDS_PER_SPLIT = 2
-DIRECT_TOKENS = 6000  # direct prompt + answer: all of a 10k text, ~1 minute of prefill on 2 cores
+FALLBACK_WINDOW = 4096  # a model whose config names no context length
 ANSWER_TOKENS = 64
 DIRECT_SYSTEM = (
     "You answer questions about a document. Reply with the answer only: the code, number or "
@@ -65,7 +77,7 @@ def count_correct(output: str, expected: str | int, question: str = "") -> bool:
 
 
 def is_correct(kind: str, output: str, expected: str | int, question: str = "") -> bool:
-    if kind == "count":
+    if kind in NUMERIC_KINDS:
         return count_correct(output, expected, question)
     return contains_answer(output, str(expected))
 
@@ -94,7 +106,7 @@ def seeds(kind: Kind, chars: int, split: Split) -> list[int]:
 
 
 def _pair(base: EvalCase) -> list[EvalCase]:
-    """The case once per method: same split (decided by the base id), method in id and category."""
+    """The case once per arm: same split (decided by the base id), arm in id and category."""
     return [
         base.model_copy(
             update={
@@ -109,7 +121,7 @@ def _pair(base: EvalCase) -> list[EvalCase]:
 
 @lru_cache(maxsize=4)
 def generated(kind: Kind, chars: int, seed: int) -> tuple[str, str, str]:
-    """(question, answer, text) of a generated case; cached since both methods read it."""
+    """(question, answer, text) of a generated case; cached since every arm reads it."""
     case = make_case(kind, chars, seed)
     return case.question, case.answer, case.text
 
@@ -169,7 +181,7 @@ def _custom_cases(path: Path, split: Split) -> list[EvalCase]:
 def load_cases(
     split: Split, limit: int | None = None, data: str | Path | None = None
 ) -> list[EvalCase]:
-    """Generated cases (or the JSONL file `data`), smallest texts first, direct and rlm paired."""
+    """Generated cases (or the JSONL file `data`), smallest texts first, the arms adjacent."""
     if data is not None:
         cases = _custom_cases(Path(data).expanduser(), split)
     else:
@@ -190,7 +202,9 @@ def case_text(case: EvalCase) -> str:
 
 
 def context_window(generator: Generator) -> int:
-    return int(getattr(generator.lm.model.config, "max_position_embeddings", DIRECT_TOKENS))
+    """The model's context length from its config (32,768 for Qwen2.5-Coder-0.5B)."""
+    config = generator.lm.model.config
+    return int(getattr(config, "max_position_embeddings", None) or FALLBACK_WINDOW)
 
 
 def first_tokens(generator: Generator, text: str, budget: int) -> str:
@@ -222,15 +236,17 @@ def direct_prompt(generator: Generator, question: str, kept: str, total: int) ->
 def run_direct(
     generator: Generator, question: str, text: str, settings: Settings
 ) -> tuple[str, dict[str, Any]]:
-    total = min(DIRECT_TOKENS, context_window(generator))
+    window = context_window(generator)
     sampling = SamplingSettings(max_new_tokens=ANSWER_TOKENS, temperature=0.0)
     overhead = len(generator.encode(direct_prompt(generator, question, "x", len(text) + 1)))
-    budget = max(0, total - overhead - ANSWER_TOKENS - 8)  # 8: the note's digits may vary
+    budget = max(0, window - overhead - ANSWER_TOKENS - 8)  # 8: the note's digits may vary
     kept = first_tokens(generator, text, budget)
     prompt = generator.encode(direct_prompt(generator, question, kept, len(text)))
     done = generator.complete(prompt, sampling, settings.guard)
     details = {
+        "window_tokens": window,
         "kept_chars": len(kept),
+        "cut_chars": len(text) - len(kept),
         "truncated": len(kept) < len(text),
         "prompt_tokens": done.prompt_tokens,
         "new_tokens": len(done.token_ids),
@@ -240,29 +256,34 @@ def run_direct(
     return done.text.strip(), details
 
 
-# --- rlm --------------------------------------------------------------------------------------
+# --- scaffold, model, rlm ----------------------------------------------------------------------
 
 
-def rlm_settings(settings: Settings) -> Settings:
-    """Greedy, with the sandbox allowed (offline mode refuses it) and no web tools in case a
-    custom text is short enough to go inline."""
+def rlm_settings(settings: Settings, arm: str = "rlm") -> Settings:
+    """Greedy, with the sandbox allowed (offline mode refuses it), no web tools in case a
+    custom text is short enough to go inline, and the arm's parts of the scaffold off."""
     agent = settings.agent.model_copy(update={"tools": [], "log": False})
     sampling = settings.sampling.model_copy(update={"temperature": 0.0})
-    return settings.model_copy(update={"offline": False, "agent": agent, "sampling": sampling})
+    rlm = settings.rlm.model_copy(update=ARMS[arm])
+    update = {"offline": False, "agent": agent, "sampling": sampling, "rlm": rlm}
+    return settings.model_copy(update=update)
 
 
 def run_rlm(
-    generator: Generator, question: str, text: str, settings: Settings
+    generator: Generator, question: str, text: str, settings: Settings, arm: str = "rlm"
 ) -> tuple[str, dict[str, Any], str | None]:
     traj = None
-    for event in run_with_attachment(generator, question, text, rlm_settings(settings)):
+    arm_settings = rlm_settings(settings, arm)
+    for event in run_with_attachment(generator, question, text, arm_settings):
         traj = event.trajectory or traj
     assert traj is not None, "an episode always ends with a done event"
     details = {
         "mode": traj.mode,
         "outcome": traj.outcome,
         "steps": len(traj.steps),
+        "tool_turns": sum(1 for s in traj.steps if s.tool_runs),
         "tools": [r.call.name for s in traj.steps for r in s.tool_runs],
+        "prefetch": arm_settings.rlm.prefetch,
         "new_tokens": traj.sampled_tokens,
         "ttft_s": traj.steps[0].ttft_s if traj.steps else 0.0,
     }
@@ -279,7 +300,7 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
     if method == "direct":
         output, details = run_direct(generator, case.prompt, text, settings)
     else:
-        output, details, trajectory_id = run_rlm(generator, case.prompt, text, settings)
+        output, details, trajectory_id = run_rlm(generator, case.prompt, text, settings, method)
     correct = is_correct(kind, output, case.expected, case.prompt)
     return CaseResult(
         suite=SUITE,

@@ -52,17 +52,19 @@ MEANING = {
     "elsewhere. These verdicts equal bfcl-eval's own checker's on every output here "
     "(`python -m evals.bfcl_official`).",
     "searchqa": "Right: the normalized answer appears in the final answer; EM and F1 beside "
-    "it. tools: the agent with the local search index and page fetch, where after a search "
-    "the loop itself opens the fetch of a found page (the top hit: one choice) and a separate "
-    "focused call answers from the pages read, so it measures that scaffold's ranking as much "
-    "as the model's choices; notools: the model alone, which should be near zero, since the "
-    "facts are invented.",
-    "longctx": "Right: the needle, keys, count or list found. direct: the text in the prompt, "
-    "cut to its first 6,000 tokens (a fixed cap, not the model's window); rlm: the text as "
-    "`context` in the sandbox, where a fixed decomposition (the question's rarest key terms "
-    "searched) puts evidence into the prompt before the model's first turn, which may then "
-    "call tools; so rlm measures that scaffold with the model more than code the model "
-    "writes.",
+    "it. tools: the agent with the local search index and page fetch, where the loop starts a "
+    "read of the best hit after a search and a separate focused call answers from the pages "
+    "read; tools-free-choice: the same tools with those steers off, so the model picks what "
+    "to read and writes its own answer; notools: the model alone, which should be near zero, "
+    "since the facts are invented.",
+    "longctx": "Right: the exact answer (numbers compared as numbers for count and "
+    "aggregate). direct: the text's first lines that fit the model's whole context window, "
+    "in the prompt (details say how much was cut); scaffold: a fixed search for the "
+    "question's rarest term, then the model answers from what it found, with no tool turn; "
+    "model: nothing searched for it, the model calls the search, count, read or python "
+    "tools itself and writes its own answer; rlm (the default for users): both. The fixed "
+    "search's evidence holds the answer of every needle, multikey and count test case, and "
+    "of no aggregate, twostep or paraphrase one.",
     "doomloop": "Right: the case ended, not in a loop; answered: it ended with the right "
     "answer (every prompt's answer is checked); loops: the model's first turn looped (the "
     "guard's test, or out of tokens mostly repeating; tool: also the same call twice). off: "

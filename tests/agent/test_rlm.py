@@ -200,3 +200,22 @@ def test_long_fetched_pages_are_searched_not_clipped(tiny, tmp_path) -> None:
         assert "stored in the python variable `context`" in run.text
         assert len(run.text) < 4000 < len(text)
     assert "1111-ZETA" not in second.text  # the second page's search saw the second page
+
+
+def test_scaffold_parts_switch_off_as_settings(tiny) -> None:
+    """rlm.model_turns off: the focused answer on the prefetched evidence is the whole episode.
+    rlm.prefetch and rlm.focused_answer off: nothing before turn one, the model's turn answers."""
+    case = make_case("multikey", 30_000, seed=4)
+    gen, traj = rlm(tiny, case.text, case.question, [case.answer], {"rlm.model_turns": False})
+    assert len(gen.prompts) == 1 and traj.mode == "rlm" and traj.final_answer == case.answer
+    assert len(traj.steps) == 1 and not traj.steps[0].tool_runs and not traj.steps[0].sub_episodes
+    assert case.answer in gen.lm.tokenizer.decode(gen.prompts[0])  # the evidence
+    own = "I could not find it."
+    off = {"rlm.prefetch": False, "rlm.focused_answer": False}
+    gen, traj = rlm(tiny, case.text, case.question, [own], off)
+    first = gen.lm.tokenizer.decode(gen.prompts[0])
+    assert case.answer not in first and "automatic search" not in first and "<tools>" in first
+    assert "search results you are given" not in first  # its system prompt promises none
+    assert len(gen.prompts) == 1 and traj.final_answer == own  # no focused sub-call
+    defaults = load_settings(None, {}).rlm
+    assert defaults.prefetch and defaults.focused_answer and defaults.model_turns

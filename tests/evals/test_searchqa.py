@@ -65,17 +65,20 @@ def settings(**overrides: object) -> Settings:
 # --- cases ------------------------------------------------------------------------------------
 
 
-def test_every_question_gives_two_adjacent_cases_in_one_split(data: Path) -> None:
+def test_every_question_gives_three_adjacent_cases_in_one_split(data: Path) -> None:
     every = searchqa.load_cases("all", data=data)
     test, train = searchqa.load_cases("test", data=data), searchqa.load_cases("train", data=data)
     assert len(test) + len(train) == len(every) and test and train
-    for tools, notools in zip(every[::2], every[1::2], strict=True):
-        qid = tools.data["question_id"]
-        assert (tools.id, notools.id) == (f"{qid}:tools", f"{qid}:notools")
-        assert tools.prompt == notools.prompt and tools.expected == notools.expected
+    variants = ("tools", "tools-free-choice", "notools")
+    assert variants == searchqa.VARIANTS
+    for at in range(0, len(every), 3):
+        group = every[at : at + 3]
+        qid = group[0].data["question_id"]
+        assert [c.id for c in group] == [f"{qid}:{v}" for v in variants]
+        assert len({(c.prompt, c.expected) for c in group}) == 1
     assert all(split_of(c.data["question_id"]) == "test" for c in test)
     categories = {c.category for c in every}
-    assert categories == {"single/tools", "single/notools", "two-hop/tools", "two-hop/notools"}
+    assert categories == {f"{k}/{v}" for k in ("single", "two-hop") for v in variants}
     assert [c.id for c in searchqa.load_cases("all", limit=3, data=data)] == [
         c.id for c in every[:3]
     ]
@@ -86,7 +89,7 @@ def test_any_folder_with_questions_jsonl_is_data(tmp_path: Path) -> None:
     q = Question(id="brimble", question="How fast does the Brimble kettle boil?",
                  answer="40 seconds", docs=["notes.md"])  # fmt: skip
     (tmp_path / "questions.jsonl").write_text(q.model_dump_json() + "\n")
-    (case, _notools) = searchqa.load_cases("all", data=str(tmp_path))
+    (case, _free, _notools) = searchqa.load_cases("all", data=str(tmp_path))
     assert case.category == "single/tools" and case.expected == "40 seconds"
     assert searchqa.doc_url(tmp_path, "notes.md").endswith("/notes.md")
     with pytest.raises(FileNotFoundError, match="questions.jsonl"):
@@ -178,6 +181,36 @@ def test_two_hop_fetches_both_documents(tiny, data: Path) -> None:
     d = result.details
     assert result.correct and d["em"] == 1.0 and not d["searched"]
     assert d["evidence_fetched"] == d["evidence_docs"] == 2 and d["evidence_found"] == 0
+
+
+def test_free_choice_does_not_force_a_fetch(tiny, data: Path) -> None:
+    """After the same search, the default variant starts a fetch of the best hit and answers
+    through a focused call; free choice leaves both to the model, which here answers at once."""
+    steered, free = case_for(data, 1, "tools"), case_for(data, 1, "tools-free-choice")
+    answer = f"From the snippets: {steered.expected}."
+    gen = Scripted(tiny("qwen2"), [call("web_search", query=steered.prompt), answer])
+    result = searchqa.run_case(gen, free, settings())
+    d = result.details
+    assert result.category == "single/tools-free-choice" and result.output == answer
+    assert d["tools"] == ["web_search"] and not d["fetched"] and d["steered_turns"] == 0
+    assert not d["focused_answer"] and len(gen.prompts) == 2
+    assert all(not options for options in gen.options)  # no turn held to chosen URLs
+    url = searchqa.doc_url(data, steered.data["docs"][0])
+    script = [call("web_search", query=steered.prompt), call("fetch_page", url=url), answer]
+    gen = Scripted(tiny("qwen2"), script)
+    d = searchqa.run_case(gen, steered, settings()).details
+    assert d["fetched"] and d["steered_turns"] == 1 and d["focused_answer"]
+    assert any(gen.options)  # the read was held to the search's hits
+
+
+def test_free_choice_fetches_what_the_model_picks(tiny, data: Path) -> None:
+    case = case_for(data, 2, "tools-free-choice")
+    first, second = (searchqa.doc_url(data, d) for d in case.data["docs"])
+    script = [call("fetch_page", url=first), call("fetch_page", url=second), case.expected]
+    result = searchqa.run_case(Scripted(tiny("qwen2"), script), case, settings())
+    d = result.details  # URLs never shown to it: the default would refuse them as guesses
+    assert result.correct and d["fetched_urls"] == [first, second] and not d["searched"]
+    assert d["steered_turns"] == 0 and not d["focused_answer"]
 
 
 def test_a_wrong_answer_is_incorrect(tiny, data: Path) -> None:
