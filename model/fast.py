@@ -117,10 +117,14 @@ class Decoder:
         self._reserve(past + n, h.dtype)
         positions = torch.arange(past, past + n, device=self.device).unsqueeze(0)
         cos, sin = self.body.rotary_emb(h, positions)
-        mask = None if n == 1 else _causal_mask(past, n).to(self.device)
+        # A first prefill (nothing kept) takes the kernel's own causal path, which skips the
+        # masked half of the scores: half the attention time of a long prompt. A prompt that
+        # follows kept positions needs the offset mask.
+        mask = None if n == 1 or past == 0 else _causal_mask(past, n).to(self.device)
+        causal = past == 0 and n > 1
         for i, layer in enumerate(self.body.layers):
             x = _norm(layer.input_layernorm, h)
-            h = h + self._attention(i, layer.self_attn, x, cos, sin, mask)
+            h = h + self._attention(i, layer.self_attn, x, cos, sin, mask, causal)
             h = h + _mlp(layer.mlp, _norm(layer.post_attention_layernorm, h))
         self.length = past + n
         return self.head(_norm(self.body.norm, h[:, -1:]))[0, -1].float().cpu()
@@ -137,7 +141,14 @@ class Decoder:
         return _rotate(q, cos, sin), _rotate(k, cos, sin), v
 
     def _attention(
-        self, i: int, attn: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: Any
+        self,
+        i: int,
+        attn: Any,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: Any,
+        causal: bool = False,
     ) -> torch.Tensor:
         n = x.shape[1]
         q, k, v = self._qkv(attn, x, cos, sin)
@@ -149,6 +160,7 @@ class Decoder:
             self.keys[i][:, :, :end],
             self.values[i][:, :, :end],
             attn_mask=mask,
+            is_causal=causal,
             scale=attn.scaling,
             enable_gqa=True,
         )
