@@ -38,7 +38,8 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel
 
 from agent.settings import TOOL_NAMES, Settings
-from agent.toolbox import UNTRUSTED, neutralize, special_markers
+from agent.fallback import from_result, or_found
+from agent.frame import framed, neutralize, special_markers
 from agent.trajectory import Outcome, Step, ToolRun, Trajectory
 from model.chat import ToolFormat, call_prefix, parse, render
 from model.generate import Completion, Delta, Generator
@@ -159,6 +160,8 @@ class _State:
         self.generator, self.tools, self.settings = generator, tools, settings
         self.messages, self.traj, self.markers = messages, traj, markers
         self.seen_calls: dict[str, int] = {}
+        self.results: dict[str, str] = {}  # the output of each call that succeeded
+        self.repeat_answer: str | None = None  # a repeated call answered from its result
         self.repeats = 0  # calls refused as repeats so far
         self.found: list[str] = []  # URLs the last search with hits found
         self.steered, self.fetched = False, False  # a fetch was started for it; a page was read
@@ -194,6 +197,8 @@ class _State:
                 final = next((r.final for r in step.tool_runs if r.final is not None), None)
                 if final is not None:
                     ending = ("answer", final)
+                elif self.repeat_answer is not None:
+                    ending = ("repeated_call", self.repeat_answer)
             if log:  # after the tools ran, so the logged step holds their results
                 log.step(self.traj.id, step)
             yield Event(kind="step", step=index, text=step.completion_text)
@@ -223,7 +228,7 @@ class _State:
         page read so far goes in, newest first, so a second hop sees the first."""
         fetch = TOOL_NAMES["fetch"]
         runs = [r for s in self.traj.steps for r in s.tool_runs if r.error is None]
-        pages = [r.text.removeprefix(UNTRUSTED) for r in runs if r.call.name == fetch]
+        pages = [neutralize(r.text, self.markers) for r in runs if r.call.name == fetch]
         text = "\n\n".join(reversed(pages))
         answer, sub = focused(self.generator, self.traj.task, text, self.settings, READ_SYSTEM)
         self.traj.steps[-1].sub_episodes.append(sub)
@@ -249,6 +254,7 @@ class _State:
         self.messages.append(Message(role="assistant", content=answer))
         if self.answer_with is not None:
             return "answer", self._gathered_answer()
+        answer = self._or_found(answer)
         if closing != WRAP_UP:
             return "answer", answer
         if self.repeats > 2:
@@ -341,7 +347,8 @@ class _State:
             step.tool_runs.append(run)
             step.sub_episodes += self.subs
             self.subs.clear()
-            self.messages.append(Message(role="tool", name=call.name, content=run.text))
+            content = framed(run.text, self.markers)
+            self.messages.append(Message(role="tool", name=call.name, content=content))
             yield Event(kind="tool_end", step=step.index, call=call, run=run)
         if self.settings.agent.followup:
             self.messages.append(Message(role="user", content=self.settings.agent.followup))
@@ -351,7 +358,11 @@ class _State:
         self.seen_calls[key] = self.seen_calls.get(key, 0) + 1
         t0 = time.perf_counter()
         tool = self.tools.get(call.name)
-        if self.seen_calls[key] > self.settings.agent.repeat_limit:
+        if self.seen_calls[key] > self.settings.agent.repeat_limit and key in self.results:
+            # Its result is above and the model asks again: that result is what it has.
+            self.repeat_answer = from_result(call.name, self.results[key])
+            result = ToolResult(error=f"you already called {call.name} with these arguments")
+        elif self.seen_calls[key] > self.settings.agent.repeat_limit:
             self.repeats += 1
             result = ToolResult(
                 error=f"you already called {call.name} with these arguments "
@@ -373,12 +384,13 @@ class _State:
         if result.error is None and call.name == TOOL_NAMES["fetch"]:
             self.fetched = True
             self.read.add(str(call.arguments.get("url", "")))
-        shown = UNTRUSTED + neutralize(result.for_model(), self.markers)
+        if result.error is None:
+            self.results[key] = result.for_model()
         final = result.metadata.get("final")
         return ToolRun(
             final=str(final) if final is not None else None,
             call=call,
-            text=shown,
+            text=result.for_model(),
             error=result.error,
             truncated=result.truncated,
             duration_s=time.perf_counter() - t0,
@@ -395,7 +407,7 @@ class _State:
 
     def _gathered_answer(self) -> str:
         found = "\n\n".join(
-            r.text.removeprefix(UNTRUSTED)
+            neutralize(r.text, self.markers)
             for s in self.traj.steps
             for r in s.tool_runs
             if r.error is None
@@ -424,6 +436,7 @@ class _State:
             "",
         )
         note = {"token_limit": "the token budget", "time_limit": "the time limit"}.get(why, why)
+        last = self._or_found(last)
         return f"{last}\n\n(Stopped at {note}.)".strip()
 
     def _loop_message(self) -> str:
@@ -432,7 +445,16 @@ class _State:
             "or a larger model."
         )
 
+    def _or_found(self, answer: str) -> str:
+        """The model's answer, or, when it gave none, one built from what the episode found
+        (a sub-episode's empty answer stays empty: its caller reads that)."""
+        if self.traj.mode == "sub":
+            return answer
+        return or_found(answer, (r for s in self.traj.steps for r in s.tool_runs))
+
     def _finish(self, outcome: Outcome, answer: str) -> Iterator[Event]:
+        if outcome == "answer":
+            answer = self._or_found(answer)
         self.traj.outcome, self.traj.final_answer = outcome, answer
         yield Event(kind="final", text=answer)
 

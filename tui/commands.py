@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.frame import unframed
 from agent.settings import Settings
 from tui.flags import csv, settings_from
 
@@ -133,7 +134,7 @@ def show_events(events: Any, quiet: bool) -> tuple[Any, str]:
 def _summary(run: Any) -> str:
     if run.error:
         return f"error: {run.error[:150]}"
-    lines = [ln for ln in run.text.splitlines()[1:] if ln.strip()]  # skip the untrusted frame
+    lines = [ln for ln in unframed(run.text).splitlines() if ln.strip()]
     return (lines[0][:150] if lines else "(empty)") + (f" … {len(lines)} lines" if lines else "")
 
 

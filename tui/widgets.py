@@ -21,6 +21,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Collapsible, Markdown, Static, TextArea
 
+from agent.frame import unframed
 from agent.trajectory import ToolRun, Trajectory
 from model.messages import ToolCall
 
@@ -86,7 +87,7 @@ class AssistantTurn(Vertical):
             return
         state = f"error: {run.error[:60]}" if run.error else "ok"
         panel[0].title = f"⚙ {call_label(run.call)}  {run.duration_s:.1f} s  {state}"
-        body = run.text.split("\n", 1)[-1]  # past the untrusted-data frame
+        body = unframed(run.text)  # older logs stored it framed
         if len(body) > SHOWN_OUTPUT:
             body = body[:SHOWN_OUTPUT] + f"\n… ({len(body) - SHOWN_OUTPUT:,} more characters)"
         panel[0].query_one(".tool-output", Static).update(body)

@@ -10,7 +10,9 @@ from pydantic import BaseModel
 
 from agent.loop import Event, run_episode
 from agent.settings import Settings, load_settings
-from agent.toolbox import UNTRUSTED, toolbox
+from agent.fallback import NOTHING_FOUND
+from agent.frame import UNTRUSTED
+from agent.toolbox import toolbox
 from model.scripted import ScriptedGenerator
 from tools.base import Tool, ToolResult
 
@@ -58,7 +60,7 @@ def test_call_then_answer(tiny) -> None:
     assert kinds(events) == ["tool_start", "tool_end", "step", "step", "final", "done"]
     assert traj.outcome == "answer" and traj.final_answer == "2 + 3 = 5."
     run = traj.steps[0].tool_runs[0]
-    assert run.call.name == "add" and run.text == UNTRUSTED + "5" and run.error is None
+    assert run.call.name == "add" and run.text == "5" and run.error is None
     second = prompt_text(gen, 1)
     assert "<tool_response>\n" + UNTRUSTED + "5\n</tool_response>" in second
     assert '"name": "add"' in second  # the tool schema was rendered
@@ -72,7 +74,7 @@ def test_several_calls_in_one_turn_run_in_order(tiny) -> None:
     two = call("add", a=1, b=1) + call("add", a=2, b=2)
     settings = load_settings(None, {"agent.one_call_per_turn": False})
     _, _, traj = episode(tiny, [two, "2 and 4"], settings=settings)
-    assert [r.text.removeprefix(UNTRUSTED) for r in traj.steps[0].tool_runs] == ["2", "4"]
+    assert [r.text for r in traj.steps[0].tool_runs] == ["2", "4"]
 
 
 def test_one_call_per_turn_stops_at_the_first_call(tiny) -> None:
@@ -105,12 +107,51 @@ def test_model_errors_go_back_as_readable_results(tiny, output: str, expected: s
     assert traj.outcome == "answer" and traj.final_answer == "5"
 
 
-def test_the_same_call_again_is_refused_with_a_nudge(tiny) -> None:
+FAILING = Tool("add", "Add two integers.", AddArgs, lambda x: ToolResult(error="overflow"))
+
+
+def test_the_same_failing_call_again_is_refused_with_a_nudge(tiny) -> None:
     same = call("add", a=2, b=3)
-    gen, _, traj = episode(tiny, [same, same, same, "5"])
+    gen, _, traj = episode(tiny, [same, same, same, "5"], tools={"add": FAILING})
     results = [s.tool_runs[0] for s in traj.steps[:3]]
-    assert [r.error is None for r in results] == [True, True, False]
+    assert [r.error for r in results[:2]] == ["overflow", "overflow"]
     assert "you already called add with these arguments" in results[2].text
+
+
+def test_a_repeated_call_is_answered_from_its_result_above(tiny) -> None:
+    same = call("add", a=17, b=23)
+    _, events, traj = episode(tiny, [same, same, same, "never read"])
+    assert len(traj.steps) == 3 and traj.outcome == "repeated_call"
+    assert traj.final_answer == "The add result is: 40"
+    assert [e for e in events if e.kind == "final"][0].text == "The add result is: 40"
+
+
+def test_an_empty_final_answer_is_built_from_the_last_result(tiny) -> None:
+    _, _, traj = episode(tiny, [call("add", a=17, b=23), "  "])
+    assert traj.outcome == "answer" and traj.final_answer == "The add result is: 40"
+
+
+def test_an_episode_that_found_nothing_says_so_in_one_sentence(tiny) -> None:
+    _, _, traj = episode(tiny, [call("add", a=1, b=1), ""], tools={"add": FAILING})
+    assert traj.final_answer == NOTHING_FOUND
+    assert NOTHING_FOUND.count(".") == 1 and NOTHING_FOUND.endswith(".")
+    _, _, traj = episode(tiny, [""], tools={})
+    assert traj.final_answer == NOTHING_FOUND
+
+
+def test_an_empty_answer_at_the_step_limit_keeps_its_note(tiny) -> None:
+    settings = load_settings(None, {"agent.max_steps": 1})
+    _, _, traj = episode(tiny, [call("add", a=2, b=2), ""], settings=settings)
+    assert traj.final_answer == "The add result is: 4\n\n(Stopped after 1 steps.)"
+
+
+def test_a_long_result_is_shown_cut_at_a_line(tiny) -> None:
+    from agent.fallback import SHOWN_CHARS, from_result
+
+    text = "\n".join(f"line {i}" for i in range(1000))
+    answer = from_result("python", text)
+    assert answer.startswith("The python result:\n\nline 0\n") and answer.endswith("\n…")
+    assert len(answer) < SHOWN_CHARS + 40
 
 
 def test_doom_loop_resamples_hotter_then_answers(tiny) -> None:
@@ -194,7 +235,7 @@ def test_real_sandbox_tool_in_the_loop(tiny) -> None:
         _, _, traj = episode(
             tiny, [call("python", code="x = 6 * 7\nprint(x)"), "42"], tools=tools, settings=settings
         )
-    assert traj.steps[0].tool_runs[0].text.startswith(UNTRUSTED + "42")
+    assert traj.steps[0].tool_runs[0].text.startswith("42")
 
 
 def test_tiny_random_model_end_to_end(tiny) -> None:
@@ -233,8 +274,9 @@ def test_corpus_index_is_rebuilt_when_the_corpus_changes(tmp_path, monkeypatch) 
 
 def test_repeats_escalate_nudge_resample_then_answer(tiny) -> None:
     same = call("add", a=2, b=3)
-    _, _, traj = episode(tiny, [same, same, same, same, same, "It is 5."])
-    refused = [s for s in traj.steps if s.tool_runs and s.tool_runs[0].error]
+    outputs = [same, same, same, same, same, "It is 5."]
+    _, _, traj = episode(tiny, outputs, tools={"add": FAILING})
+    refused = [s for s in traj.steps if s.tool_runs and "already" in s.tool_runs[0].text]
     assert len(refused) == 3  # nudged three times ...
     assert traj.steps[4].temperature == Settings().agent.resample_temperature  # ... hotter ...
     assert traj.outcome == "repeated_call" and len(traj.steps) == 6  # ... then told to answer
