@@ -37,9 +37,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-from agent.settings import TOOL_NAMES, Settings
 from agent.fallback import from_result, or_found
 from agent.frame import framed, neutralize, special_markers
+from agent.settings import TOOL_NAMES, Settings
 from agent.trajectory import Outcome, Step, ToolRun, Trajectory
 from model.chat import ToolFormat, call_prefix, parse, render
 from model.generate import Completion, Delta, Generator
@@ -338,7 +338,12 @@ class _State:
         for error in step.parse_errors:
             text = f"Error: could not read your tool call ({error.message}). Write it again."
             step.tool_runs.append(
-                ToolRun(call=ToolCall(name="(unreadable)"), text=text, error=error.message)
+                ToolRun(
+                    call=ToolCall(name="(unreadable)"),
+                    text=text,
+                    error=error.message,
+                    error_kind="unreadable",
+                )
             )
             self.messages.append(Message(role="tool", name="error", content=text))
         for call in step.calls:
@@ -361,22 +366,26 @@ class _State:
         if self.seen_calls[key] > self.settings.agent.repeat_limit and key in self.results:
             # Its result is above and the model asks again: that result is what it has.
             self.repeat_answer = from_result(call.name, self.results[key])
-            result = ToolResult(error=f"you already called {call.name} with these arguments")
+            error = f"you already called {call.name} with these arguments"
+            result = ToolResult(error=error, error_kind="repeat")
         elif self.seen_calls[key] > self.settings.agent.repeat_limit:
             self.repeats += 1
             result = ToolResult(
                 error=f"you already called {call.name} with these arguments "
-                "and its result is above; use it, try something else, or answer"
+                "and its result is above; use it, try something else, or answer",
+                error_kind="repeat",
             )
         elif call.name == TOOL_NAMES["fetch"] and self._guessed_url(call):
             self.guessed = True
             result = ToolResult(
                 error="that URL is not from the question or any search result, so it is a "
-                "guess; call web_search first, then read one of the pages it finds"
+                "guess; call web_search first, then read one of the pages it finds",
+                error_kind="guess",
             )
         elif tool is None:
             names = ", ".join(self.tools) or "none: answer from what you know"
-            result = ToolResult(error=f"there is no tool named '{call.name}'; tools: {names}")
+            error = f"there is no tool named '{call.name}'; tools: {names}"
+            result = ToolResult(error=error, error_kind="unknown_tool")
         else:
             result = tool.run(call.arguments)
         if result.error is None and result.metadata.get("hits"):
@@ -392,6 +401,7 @@ class _State:
             call=call,
             text=result.for_model(),
             error=result.error,
+            error_kind=result.kind,
             truncated=result.truncated,
             duration_s=time.perf_counter() - t0,
         )

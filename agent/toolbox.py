@@ -23,6 +23,7 @@ from tools.index import build_index
 from tools.sandbox import Sandbox, python_tool
 from tools.search import make_search_backend, search_tool
 
+
 def index_path_for(corpus_dir: Path) -> Path:
     """Where `edgeagent index DIR` keeps the index of a folder: in the cache, not in DIR."""
     resolved = corpus_dir.expanduser().resolve()

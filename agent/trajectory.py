@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from model.messages import Message, ToolCall, ToolCallParseError
+from tools.base import ErrorKind
 
 SCHEMA_VERSION = 1
 
@@ -37,8 +38,9 @@ class ToolRun(BaseModel):
     """One tool call as run: what the model asked and what came back."""
 
     call: ToolCall
-    text: str  # what the model was shown
+    text: str  # the tool's output, raw: `agent.frame` frames it for the model
     error: str | None = None
+    error_kind: ErrorKind | None = None  # why it failed, with `error` (None in logs before it)
     truncated: bool = False
     duration_s: float = 0.0
     final: str | None = None  # FINAL(answer) called inside the sandbox

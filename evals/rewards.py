@@ -30,7 +30,6 @@ Not here: running episodes, learned reward models, judging answers with a model.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from pydantic import BaseModel
@@ -42,12 +41,8 @@ from evals.scoring import contains_answer, f1
 from model.guard import repetition_ratio
 
 REPETITION_NGRAM = 8  # longer than any phrase prose repeats, shorter than any loop's span
-# The refusals of `tools.base.Tool.run` and `agent.loop` for a call's arguments or name.
-ARGUMENT_ERROR = re.compile(
-    r"bad arguments for |arguments of \S+ (are not valid JSON|must be an object)"
-    r"|there is no tool named "
-)
-UNREADABLE = "(unreadable)"  # the name `agent.loop` gives the run of a call it could not parse
+# The error kinds (`ToolRun.error_kind`) that refuse a call for its arguments or its name.
+ARGUMENT_KINDS = frozenset({"arguments", "unknown_tool"})
 
 Expected = str | Sequence[str] | EvalCase
 
@@ -95,10 +90,10 @@ def well_formed_calls(traj: Trajectory) -> float:
 
 def valid_arguments(traj: Trajectory) -> float:
     """The share of tool runs not refused for their arguments or tool name (1.0 with no runs)."""
-    runs = [r for s in traj.steps for r in s.tool_runs if r.call.name != UNREADABLE]
+    runs = [r for s in traj.steps for r in s.tool_runs if r.error_kind != "unreadable"]
     if not runs:
         return 1.0
-    return sum(not (r.error and ARGUMENT_ERROR.match(r.error)) for r in runs) / len(runs)
+    return sum(r.error_kind not in ARGUMENT_KINDS for r in runs) / len(runs)
 
 
 def within_budget(traj: Trajectory) -> float:

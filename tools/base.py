@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -38,17 +38,30 @@ SCHEMA_KEYWORDS = frozenset(
 )
 
 
+# Why a call failed, for code to read (rewards, the app) instead of the error's wording:
+# "arguments": not valid JSON, not an object, or not what the schema asks; "unknown_tool":
+# no tool of that name; "unreadable": the call itself could not be parsed; "repeat": the same
+# call again past the limit; "guess": a page URL nobody showed; "tool": the tool ran and failed.
+ErrorKind = Literal["arguments", "unknown_tool", "unreadable", "repeat", "guess", "tool"]
+
+
 class ToolResult(BaseModel):
     """What a tool hands back: text for the model, or an error the model can act on."""
 
     text: str = ""
     error: str | None = None
+    error_kind: ErrorKind | None = None  # set with `error`; "tool" when the tool says nothing
     truncated: bool = False
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def kind(self) -> ErrorKind | None:
+        """Why it failed (None when it did not): "tool" unless a kind was given."""
+        return None if self.error is None else self.error_kind or "tool"
 
     def for_model(self) -> str:
         """The text the model reads back as the tool message."""
@@ -93,7 +106,8 @@ class Tool:
         try:
             parsed = self.args.model_validate(arguments)
         except ValidationError as e:
-            return ToolResult(error=f"bad arguments for {self.name}: {describe_errors(e)}")
+            error = f"bad arguments for {self.name}: {describe_errors(e)}"
+            return ToolResult(error=error, error_kind="arguments")
         try:
             return self.fn(parsed)
         except ToolError as e:
@@ -108,11 +122,13 @@ def read_arguments(
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except json.JSONDecodeError as e:
-            return ToolResult(error=f"arguments of {name} are not valid JSON: {e.msg}")
+            error = f"arguments of {name} are not valid JSON: {e.msg}"
+            return ToolResult(error=error, error_kind="arguments")
     if arguments is None:
         return {}
     if not isinstance(arguments, dict):
-        return ToolResult(error=f"arguments of {name} must be an object of named values")
+        error = f"arguments of {name} must be an object of named values"
+        return ToolResult(error=error, error_kind="arguments")
     return arguments
 
 

@@ -28,6 +28,16 @@ from model.messages import ToolCall
 SHOWN_OUTPUT = 1500  # characters of tool output in a panel
 CALL_START = re.compile(r"<tool_call>|<\|tool_call_start\|>|^\s*\{\s*\"name\"", re.M)
 
+# What the panel title says of a failed call, by its kind: a refusal is the loop's, not the tool's.
+ERROR_LABELS: dict[str, str] = {
+    "arguments": "bad arguments",
+    "unknown_tool": "no such tool",
+    "unreadable": "unreadable call",
+    "repeat": "refused: a repeat",
+    "guess": "refused: a guessed URL",
+    "tool": "error",
+}
+
 
 def visible(text: str) -> str:
     """A step's text without its tool-call markup, which the panels show instead."""
@@ -85,7 +95,7 @@ class AssistantTurn(Vertical):
         panel = self.panels.get(step, [])[-1:]
         if not panel:
             return
-        state = f"error: {run.error[:60]}" if run.error else "ok"
+        state = f"{ERROR_LABELS[run.error_kind or 'tool']}: {run.error[:60]}" if run.error else "ok"
         panel[0].title = f"⚙ {call_label(run.call)}  {run.duration_s:.1f} s  {state}"
         body = unframed(run.text)  # older logs stored it framed
         if len(body) > SHOWN_OUTPUT:

@@ -8,10 +8,10 @@ import threading
 import pytest
 from pydantic import BaseModel
 
-from agent.loop import Event, run_episode
-from agent.settings import Settings, load_settings
 from agent.fallback import NOTHING_FOUND
 from agent.frame import UNTRUSTED
+from agent.loop import Event, run_episode
+from agent.settings import Settings, load_settings
 from agent.toolbox import toolbox
 from model.scripted import ScriptedGenerator
 from tools.base import Tool, ToolResult
@@ -93,17 +93,28 @@ def test_tagged_call_on_its_own_lines_and_bare_json_lines(tiny) -> None:
 
 
 @pytest.mark.parametrize(
-    ("output", "expected"),
+    ("output", "expected", "kind"),
     [
-        ("<tool_call>{oops</tool_call>", "could not read your tool call (tool call is not valid"),
-        (call("multiply", a=2, b=3), "there is no tool named 'multiply'; tools: add"),
-        (call("add", a="two", b=3), "bad arguments for add: 'a'"),
-        (call("add", a=2), "'b' is required"),
+        (
+            "<tool_call>{oops</tool_call>",
+            "could not read your tool call (tool call is not valid",
+            "unreadable",
+        ),
+        (
+            call("multiply", a=2, b=3),
+            "there is no tool named 'multiply'; tools: add",
+            "unknown_tool",
+        ),
+        (call("add", a="two", b=3), "bad arguments for add: 'a'", "arguments"),
+        (call("add", a=2), "'b' is required", "arguments"),
     ],
 )
-def test_model_errors_go_back_as_readable_results(tiny, output: str, expected: str) -> None:
+def test_model_errors_go_back_as_readable_results(
+    tiny, output: str, expected: str, kind: str
+) -> None:
     gen, _, traj = episode(tiny, [output, "5"])
     assert expected in prompt_text(gen, 1)
+    assert traj.steps[0].tool_runs[0].error_kind == kind
     assert traj.outcome == "answer" and traj.final_answer == "5"
 
 
@@ -116,6 +127,7 @@ def test_the_same_failing_call_again_is_refused_with_a_nudge(tiny) -> None:
     results = [s.tool_runs[0] for s in traj.steps[:3]]
     assert [r.error for r in results[:2]] == ["overflow", "overflow"]
     assert "you already called add with these arguments" in results[2].text
+    assert [r.error_kind for r in results] == ["tool", "tool", "repeat"]
 
 
 def test_a_repeated_call_is_answered_from_its_result_above(tiny) -> None:
@@ -387,6 +399,7 @@ def test_a_guessed_url_is_refused_with_a_pointer_to_search(tiny, tmp_path) -> No
         traj = list(run_episode(gen, question, tools, settings))[-1].trajectory
     guessed = traj.steps[0].tool_runs[0]
     assert guessed.error is not None and "call web_search first" in guessed.error
+    assert guessed.error_kind == "guess"
     assert "resolve" not in guessed.text  # refused before any request was tried
     search = traj.steps[1]
     assert search.prefill.endswith('"query": "') and search.calls[0].name == "web_search"

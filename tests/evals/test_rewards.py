@@ -20,7 +20,7 @@ from evals.rewards import (
     within_budget,
 )
 from model.messages import ToolCall, ToolCallParseError
-from tools.base import Tool, ToolResult
+from tools.base import ErrorKind, Tool, ToolResult
 
 
 class SearchArgs(BaseModel):
@@ -68,8 +68,8 @@ def episode(
     return Trajectory(task="q", final_answer=answer, outcome=outcome, steps=steps or [step()])  # type: ignore[arg-type]
 
 
-def run(call: ToolCall, error: str | None = None) -> ToolRun:
-    return ToolRun(call=call, text="", error=error)
+def run(call: ToolCall, error: str | None = None, kind: ErrorKind | None = None) -> ToolRun:
+    return ToolRun(call=call, text="", error=error, error_kind=kind or (error and "tool"))
 
 
 @pytest.mark.parametrize(
@@ -115,19 +115,20 @@ def test_well_formed_calls_is_the_share_of_steps_without_parse_errors() -> None:
 
 def test_valid_arguments_counts_argument_and_name_refusals_only() -> None:
     call = ToolCall(name="web_search", arguments={"q": "x"})
-    bad_args = SEARCH.run({"q": "x"}).error
-    not_json = SEARCH.run("{not json").error
-    assert bad_args and bad_args.startswith("bad arguments") and not_json
+    bad_args, not_json = SEARCH.run({"q": "x"}), SEARCH.run("{not json")
+    assert bad_args.kind == not_json.kind == "arguments"
     runs = [
-        run(call, bad_args),
-        run(call, not_json),
-        run(ToolCall(name="browse"), "there is no tool named 'browse'; tools: web_search"),
+        run(call, bad_args.error, bad_args.kind),
+        run(call, not_json.error, not_json.kind),
+        run(ToolCall(name="browse"), "no tool named 'browse'", "unknown_tool"),
         run(call, "fetch failed: HTTP 404"),  # the tool failed, not the call
-        run(call, "you already called web_search with these arguments and its result is above"),
+        run(call, "you already called web_search with these arguments", "repeat"),
         run(call),
-        run(ToolCall(name="(unreadable)"), "bad JSON"),  # well_formed_calls' business
+        run(ToolCall(name="(unreadable)"), "bad JSON", "unreadable"),  # well_formed_calls'
+        # The wording does not count, the kind does: a tool's own error that reads like one.
+        run(call, "bad arguments for web_search: the server said so"),
     ]
-    assert valid_arguments(episode(steps=[step(tool_runs=runs)])) == pytest.approx(3 / 6)
+    assert valid_arguments(episode(steps=[step(tool_runs=runs)])) == pytest.approx(4 / 7)
     assert valid_arguments(episode()) == 1.0
 
 
