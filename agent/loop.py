@@ -1,63 +1,44 @@
 """The ReAct loop: the model proposes tool calls, the loop runs them and feeds results back.
 
-`run_episode` is a generator of events (token text, tool started, tool finished, step done,
-notice, final answer, episode done); it prints nothing, and the CLI and the TUI show the events.
-Each turn: render the conversation with the tools, stream a completion, parse calls in the
-model's own format, run them in order, append the results as tool messages framed as untrusted
-data, repeat. It ends on an answer with no call, or at a limit (steps, tokens, wall time).
+`run_episode` yields events (`agent.events`) and prints nothing; `run` drains them into the
+finished trajectory. Each turn: render the conversation with the tools, stream a completion,
+parse calls in the model's own format, run them in order, append the results as tool messages
+framed as untrusted data (`agent.frame`), repeat. It ends on an answer with no call, or at a
+limit (steps, tokens, wall time); an empty answer is built from what was found
+(`agent.fallback`).
 
-What the model gets wrong goes back to it as a readable tool result: a malformed call, an
-unknown tool, bad arguments, the same call again, a page URL it guessed while it could search
-(the next turn then starts a web_search call). A doom loop (the guard in `model.guard`) is
-nudged and resampled once at a higher temperature, then the episode stops with a clear message.
-The same call past `repeat_limit` is refused with a nudge, a second time also resamples hotter,
-a third time ends the tool use. At the step limit (or that third repeat) the model answers once more
-with tools withheld, so the user gets its best partial answer with a short note.
+What the model gets wrong goes back to it as a readable tool result with a typed kind: a
+malformed call, an unknown tool, bad arguments, the same call again. A doom loop (the guard in
+`model.guard`) is nudged and resampled once hotter, then the episode stops with a clear
+message. The same call past `repeat_limit` is answered from its earlier result when that
+succeeded; otherwise refused with a nudge, at `repeat_limit` refusals also resampled hotter,
+past it the tools are withheld. At the step limit the model answers once more without tools.
 
-One steer, because a 0.5B model otherwise guesses from search snippets or searches again: after
-a search that found pages, and before any page was read, the loop starts the next turn with
-the opening of a fetch_page call, and the model picks which found URL to read: its decoding is
-held to those URLs (`agent.read_after_search`). The opening is recorded as inserted
-(`Step.prefill`); the URL tokens are the model's own choice. The answer then comes from the
-model on just the pages read and the question (`focused`): left in the tool conversation, it
-calls the tool again instead of answering. When that answer is NOT FOUND, the loop asks for a
-search for the missing fact and steers the next read the same way (a second hop).
-
-Not here: which tools exist (`agent.toolbox`), long inputs (`agent.rlm`), writing the log
-(`agent.log`, called through the `log` argument).
+What a mode adds (web research steered for a small model, the long-document answer) is a
+policy (`agent.policy`); `agent.research` is the default. Not here: which tools exist
+(`agent.toolbox`), long inputs (`agent.attach`), writing the log (through `log`).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel
-
-from agent.fallback import from_result, or_found
+from agent.calls import Calls, unreadable
+from agent.events import Done, Event, Final, Notice, StepDone, ToolEnd, ToolStart, drain
+from agent.fallback import or_found
 from agent.frame import framed, neutralize, special_markers
-from agent.settings import TOOL_NAMES, Settings
-from agent.trajectory import Outcome, Step, ToolRun, Trajectory
-from model.chat import ToolFormat, call_prefix, parse, render
-from model.generate import Completion, Delta, Generator
-from model.messages import Message, ToolCall
-from tools.base import Tool, ToolResult
-
-
-class Event(BaseModel):
-    kind: Literal["token", "tool_start", "tool_end", "step", "notice", "final", "done"]
-    step: int = 0
-    text: str = ""
-    call: ToolCall | None = None
-    run: ToolRun | None = None
-    trajectory: Trajectory | None = None
-
-
-# Gathered tool output -> (final answer, the sub-episode that wrote it)
-AnswerWith = Callable[[str], tuple[str, Trajectory]]
+from agent.policy import Policy, View
+from agent.research import FOCUSED_SYSTEM, Research
+from agent.settings import Settings
+from agent.trajectory import Outcome, Step, Trajectory
+from agent.turn import TurnSpec, generate
+from model.chat import parse
+from model.generate import Generator
+from model.messages import Message
+from tools.base import Tool
 
 
 class LogSink(Protocol):
@@ -68,28 +49,16 @@ class LogSink(Protocol):
     def end(self, traj: Trajectory) -> None: ...
 
 
-# Where a call ends in each format: stopping there keeps a small model from repeating it.
-CALL_ENDS = {
-    # Tagged, or bare JSON lines: a second call starts after the first one's closing brace
-    # (cut with it; the lenient parser closes it again), never right after "<tool_call>".
-    ToolFormat.HERMES: ["</tool_call>", '}\n{"name"'],
-    ToolFormat.FALLBACK: ["</tool_call>", '}\n{"name"'],
-    ToolFormat.PYTHONIC: ["<|tool_call_end|>"],
-}
 WRAP_UP = (
     "You have used all your steps. Answer the question now from the tool results above, "
     "in a few sentences, without calling any tool."
 )
 LOOP_NUDGE = "Your reply kept repeating itself. Say it once, briefly, or call a tool."
-FOCUSED_SYSTEM = (
-    "Answer the question from the text. Reply with the answer only, copied exactly from the text."
+LOOPED = (
+    "The model kept repeating itself and was stopped. Try rephrasing the question, "
+    "or a larger model."
 )
-NOT_FOUND = "NOT FOUND"
-READ_SYSTEM = FOCUSED_SYSTEM + f" If the text does not contain the answer, reply {NOT_FOUND}."
-READ_AGAIN = (
-    "The pages read so far do not answer the question. Search for the fact that is still "
-    "missing, using the names the pages gave."
-)
+Mode = Literal["online", "offline", "rlm", "sub"]
 
 
 def run_episode(
@@ -102,35 +71,27 @@ def run_episode(
     system: str | None = None,
     log: LogSink | None = None,
     cancel: threading.Event | None = None,
-    mode: Literal["online", "offline", "rlm", "sub"] = "online",
+    mode: Mode = "online",
     meta: dict[str, Any] | None = None,
     user_message: str | None = None,
-    sub_episodes: list[Trajectory] | None = None,
-    answer_with: AnswerWith | None = None,
+    policy: Policy | None = None,
 ) -> Iterator[Event]:
     """One episode. `task` is what the log records as the question; `user_message`, when
-    given, is what the model reads instead (RLM mode adds evidence around the question).
-    Trajectories appended to `sub_episodes` while a tool runs are filed under its step.
-    `answer_with`, when given, writes the final answer from the tool output gathered (RLM
-    mode's focused sub-query) instead of taking the model's own last turn."""
+    given, is what the model reads instead (RLM mode adds evidence around the question)."""
     lm = generator.lm
     if system is None:
         system = settings.offline_system_prompt if settings.offline else settings.system_prompt
     messages = history[:] if history else [Message(role="system", content=system)]
     messages.append(Message(role="user", content=user_message or task))
     traj = Trajectory(
-        task=task,
-        mode=mode,
-        model=lm.spec,
-        adapter=lm.adapter,
-        settings=settings.model_dump(mode="json"),
-        meta=meta or {},
-    )
+        task=task, mode=mode, model=lm.spec, adapter=lm.adapter,
+        settings=settings.model_dump(mode="json"), meta=meta or {},
+    )  # fmt: skip
     if log:
         log.start(traj)
-    state = _State(generator, tools, settings, messages, traj, special_markers(lm.tokenizer))
-    state.subs = sub_episodes if sub_episodes is not None else []
-    state.answer_with = answer_with
+    markers = special_markers(lm.tokenizer)
+    policy = policy or Research(tools, settings, lm.tool_format)
+    state = _Episode(generator, tools, settings, messages, traj, markers, policy)
     start = time.perf_counter()
     try:
         yield from state.loop(cancel, log, start)
@@ -138,58 +99,52 @@ def run_episode(
         traj.outcome, traj.error = "error", f"{type(e).__name__}: {e}"
         raise
     finally:
-        traj.total_s = time.perf_counter() - start
-        traj.messages = state.messages
+        traj.total_s, traj.messages = time.perf_counter() - start, state.messages
         if traj.outcome is None:  # the consumer stopped iterating
             traj.outcome = "cancelled"
         if log:
             log.end(traj)
-    yield Event(kind="done", text=traj.final_answer or "", trajectory=traj)
+    yield Done(traj)
 
 
-class _State:
+def run(
+    generator: Generator, task: str, tools: dict[str, Tool], settings: Settings, **kw: Any
+) -> Trajectory:
+    """`run_episode` to its end: the finished trajectory."""
+    return drain(run_episode(generator, task, tools, settings, **kw))
+
+
+class _Episode:
     def __init__(
-        self,
-        generator: Generator,
-        tools: dict[str, Tool],
-        settings: Settings,
-        messages: list[Message],
-        traj: Trajectory,
-        markers: list[str],
-    ) -> None:
+        self, generator: Generator, tools: dict[str, Tool], settings: Settings,
+        messages: list[Message], traj: Trajectory, markers: list[str], policy: Policy,
+    ) -> None:  # fmt: skip
         self.generator, self.tools, self.settings = generator, tools, settings
-        self.messages, self.traj, self.markers = messages, traj, markers
-        self.seen_calls: dict[str, int] = {}
-        self.results: dict[str, str] = {}  # the output of each call that succeeded
-        self.repeat_answer: str | None = None  # a repeated call answered from its result
-        self.repeats = 0  # calls refused as repeats so far
-        self.found: list[str] = []  # URLs the last search with hits found
-        self.steered, self.fetched = False, False  # a fetch was started for it; a page was read
-        self.read: set[str] = set()  # URLs read in this episode: a second hop reads others
-        self.guessed = False  # a guessed URL was just refused: the next turn starts a search
-        self.subs: list[Trajectory] = []
-        self.answer_with: AnswerWith | None = None
+        self.messages, self.traj, self.markers, self.policy = messages, traj, markers, policy
+        self.calls = Calls(tools, settings.agent.repeat_limit, policy)
 
     def loop(
         self, cancel: threading.Event | None, log: LogSink | None, start: float
     ) -> Iterator[Event]:
         limits = self.settings.agent
-        temperature = self.settings.sampling.temperature
-        resampled = False
+        temperature, resampled = self.settings.sampling.temperature, False
         for index in range(limits.max_steps + 1):
-            closing = self._closing(index)
-            if closing == WRAP_UP and self.answer_with is not None:
-                return (yield from self._finish("answer", self._gathered_answer()))
-            if self._read_once():
-                answer = self._read_answer()
-                if NOT_FOUND not in answer.upper() or index >= limits.max_steps - 1:
-                    return (yield from self._finish("answer", answer))
-                yield Event(kind="notice", step=index, text="the page did not say: searching on")
-                self.messages.append(Message(role="user", content=READ_AGAIN))
-                self.found, self.steered, self.fetched = [], False, False
+            closing = index == limits.max_steps or self.calls.repeats > limits.repeat_limit
+            turn = self.policy.before_turn(self._view(index, closing))
+            if turn.answer is not None:
+                return (yield from self._finish("answer", turn.answer))
+            if turn.notice:
+                yield Notice(index, turn.notice)
             if stop := self._limit(start):
                 return (yield from self._finish(stop, self._partial(stop)))
-            step = yield from self._generate(index, temperature, cancel, closing, *self._steer())
+            if closing:
+                self.messages.append(Message(role="user", content=WRAP_UP))
+            spec = TurnSpec(
+                index, temperature, None if closing else self.tools,
+                "" if closing else turn.prefill, None if closing else turn.choices,
+                self.traj.sampled_tokens,
+            )  # fmt: skip
+            step = yield from generate(self.generator, self.messages, self.settings, spec, cancel)
             self.traj.steps.append(step)
             ending = self._ending(step, closing, resampled)
             if ending is None and step.finish_reason != "doom_loop":
@@ -197,236 +152,63 @@ class _State:
                 final = next((r.final for r in step.tool_runs if r.final is not None), None)
                 if final is not None:
                     ending = ("answer", final)
-                elif self.repeat_answer is not None:
-                    ending = ("repeated_call", self.repeat_answer)
+                elif self.calls.repeat_answer is not None:
+                    ending = ("repeated_call", self.calls.repeat_answer)
             if log:  # after the tools ran, so the logged step holds their results
                 log.step(self.traj.id, step)
-            yield Event(kind="step", step=index, text=step.completion_text)
+            yield StepDone(index, step.completion_text)
             if step.note:
-                yield Event(kind="notice", step=index, text=step.note)
+                yield Notice(index, step.note)
             if ending is not None:
                 return (yield from self._finish(*ending))
-            if step.finish_reason == "doom_loop" or self.repeats == 2:
+            if step.finish_reason == "doom_loop" or self.calls.repeats == limits.repeat_limit:
                 resampled, temperature = True, limits.resample_temperature
         # Only a doom loop on the wrap-up turn gets here.
-        yield from self._finish("doom_loop", self._loop_message())
+        yield from self._finish("doom_loop", LOOPED)
 
-    def _closing(self, index: int) -> str | None:
-        """The instruction for a turn with tools withheld, when this turn is one: at the step
-        limit or the third refused repeat."""
-        if index == self.settings.agent.max_steps or self.repeats > 2:
-            return WRAP_UP
-        return None
+    def _view(self, index: int, last: bool) -> View:
+        def ask(question: str, text: str, system: str) -> tuple[str, Trajectory]:
+            return focused(self.generator, question, text, self.settings, system)
 
-    def _read_once(self) -> bool:
-        """The steered read is done: the answer comes from the page it read."""
-        return self.steered and self.fetched
+        return View(index, last, self.traj, self.messages, ask)
 
-    def _read_answer(self) -> str:
-        """The model, recursively, on just the pages it read and the question: left in the
-        long tool conversation, a 0.5B model calls the tool again instead of answering. Every
-        page read so far goes in, newest first, so a second hop sees the first."""
-        fetch = TOOL_NAMES["fetch"]
-        runs = [r for s in self.traj.steps for r in s.tool_runs if r.error is None]
-        pages = [neutralize(r.text, self.markers) for r in runs if r.call.name == fetch]
-        text = "\n\n".join(reversed(pages))
-        answer, sub = focused(self.generator, self.traj.task, text, self.settings, READ_SYSTEM)
-        self.traj.steps[-1].sub_episodes.append(sub)
-        self.messages.append(Message(role="assistant", content=answer))
-        return answer
-
-    def _ending(
-        self, step: Step, closing: str | None, resampled: bool
-    ) -> tuple[Outcome, str] | None:
+    def _ending(self, step: Step, closing: bool, resampled: bool) -> tuple[Outcome, str] | None:
         """How this step ends the episode, if it does."""
         if step.finish_reason == "cancelled":
             return "cancelled", step.completion_text.strip()
         if step.finish_reason == "doom_loop":
             if resampled:
-                return "doom_loop", self._loop_message()
+                return "doom_loop", LOOPED
             temperature = self.settings.agent.resample_temperature
             step.note = f"doom loop: nudged, resampling at temperature {temperature}"
             self.messages.append(Message(role="user", content=LOOP_NUDGE))
             return None
-        if (step.calls or step.parse_errors) and closing is None:
+        if (step.calls or step.parse_errors) and not closing:
             return None
         answer = parse(step.completion_text, self.generator.lm.tool_format).content
         self.messages.append(Message(role="assistant", content=answer))
-        if self.answer_with is not None:
-            return "answer", self._gathered_answer()
-        answer = self._or_found(answer)
-        if closing != WRAP_UP:
+        answer = self._or_found(self.policy.final(self._view(step.index, closing), answer))
+        if not closing:
             return "answer", answer
-        if self.repeats > 2:
-            return "repeated_call", f"{answer}\n\n(Stopped: the same tool call again.)".strip()
-        note = f"(Stopped after {self.settings.agent.max_steps} steps.)"
-        return "step_limit", f"{answer}\n\n{note}".strip()
-
-    def _steer(self) -> tuple[str, list[str]]:
-        """The start of the next turn when the loop writes one, and the choices it allows next:
-        once, after a search that found pages and before any page was read, the opening of a
-        fetch_page call, then one of the best `read_choices` URLs found and not read yet, the
-        one the model itself rates likeliest. (Left free, a 0.5B model invents URLs.) After a
-        guessed URL was refused, the opening of a web_search call; the query is the model's."""
-        fetch, fmt = TOOL_NAMES["fetch"], self.generator.lm.tool_format
-        if self.guessed:  # told to search, a 0.5B model answers from the error instead
-            self.guessed = False
-            return call_prefix(fmt, TOOL_NAMES["search"], "query"), []
-        if not (self.settings.agent.read_after_search and fetch in self.tools):
-            return "", []
-        unread = [u for u in self.found if u not in self.read][: self.settings.agent.read_choices]
-        if not unread or self.steered or self.fetched:
-            return "", []
-        self.steered = True
-        end = '")]' if fmt is ToolFormat.PYTHONIC else '"}}'
-        return call_prefix(fmt, fetch, "url"), [url.replace('"', "%22") + end for url in unread]
-
-    def _generate(
-        self,
-        index: int,
-        temperature: float,
-        cancel: threading.Event | None,
-        closing: str | None,
-        prefill: str = "",
-        choices: list[str] | None = None,
-    ) -> Iterator[Event]:
-        lm = self.generator.lm
-        if closing:
-            self.messages.append(Message(role="user", content=closing))
-        schemas = None if closing else [t.schema() for t in self.tools.values()] or None
-        prefill, choices = ("", None) if closing else (prefill, choices)
-        prompt_ids = self.generator.encode(
-            render(lm.tokenizer, self.messages, schemas, lm.tool_format) + prefill
-        )
-        sampling = self.settings.sampling.model_copy(update={"temperature": temperature})
-        if self.settings.agent.one_call_per_turn and schemas:
-            sampling.stop = [*sampling.stop, *CALL_ENDS.get(lm.tool_format, [])]
-        budget = self.settings.agent.max_tokens - self.traj.sampled_tokens
-        sampling.max_new_tokens = max(1, min(sampling.max_new_tokens, budget))
-        t0 = time.perf_counter()
-        done: Completion | None = None
-        if prefill:
-            yield Event(kind="token", step=index, text=prefill)
-        stream = self.generator.stream(prompt_ids, sampling, self.settings.guard, cancel, choices)
-        for event in stream:
-            if isinstance(event, Delta):
-                yield Event(kind="token", step=index, text=event.text)
-            else:
-                done = event
-        assert done is not None
-        parsed = parse(prefill + done.text, lm.tool_format)
-        return Step(
-            index=index,
-            prompt_ids=prompt_ids,
-            completion_ids=done.token_ids,
-            completion_text=prefill + done.text,
-            prefill=prefill,
-            finish_reason=done.finish_reason,
-            temperature=temperature,
-            calls=parsed.calls,
-            parse_errors=parsed.errors,
-            reused_tokens=done.reused_tokens,
-            ttft_s=done.ttft_s,
-            decode_s=done.decode_s,
-            forward_s=done.forward_s,
-            step_s=time.perf_counter() - t0,
-        )
+        if self.calls.repeats > self.settings.agent.repeat_limit:
+            return "repeated_call", f"{answer}\n\n(Stopped: the same tool call again.)"
+        return "step_limit", f"{answer}\n\n(Stopped after {self.settings.agent.max_steps} steps.)"
 
     def _run_calls(self, step: Step) -> Iterator[Event]:
         content = parse(step.completion_text, self.generator.lm.tool_format).content
         self.messages.append(Message(role="assistant", content=content, tool_calls=step.calls))
         for error in step.parse_errors:
-            text = f"Error: could not read your tool call ({error.message}). Write it again."
-            step.tool_runs.append(
-                ToolRun(
-                    call=ToolCall(name="(unreadable)"),
-                    text=text,
-                    error=error.message,
-                    error_kind="unreadable",
-                )
-            )
-            self.messages.append(Message(role="tool", name="error", content=text))
+            step.tool_runs.append(run := unreadable(error))
+            self.messages.append(Message(role="tool", name="error", content=run.text))
         for call in step.calls:
-            yield Event(kind="tool_start", step=step.index, call=call)
-            run = self._run_one(call)
-            step.tool_runs.append(run)
-            step.sub_episodes += self.subs
-            self.subs.clear()
+            yield ToolStart(step.index, call)
+            step.tool_runs.append(run := self.calls.run(call, self.messages))
+            step.sub_episodes += self.policy.sub_episodes()
             content = framed(run.text, self.markers)
             self.messages.append(Message(role="tool", name=call.name, content=content))
-            yield Event(kind="tool_end", step=step.index, call=call, run=run)
+            yield ToolEnd(step.index, call, run)
         if self.settings.agent.followup:
             self.messages.append(Message(role="user", content=self.settings.agent.followup))
-
-    def _run_one(self, call: ToolCall) -> ToolRun:
-        key = call.name + json.dumps(call.arguments, sort_keys=True, default=str)
-        self.seen_calls[key] = self.seen_calls.get(key, 0) + 1
-        t0 = time.perf_counter()
-        tool = self.tools.get(call.name)
-        if self.seen_calls[key] > self.settings.agent.repeat_limit and key in self.results:
-            # Its result is above and the model asks again: that result is what it has.
-            self.repeat_answer = from_result(call.name, self.results[key])
-            error = f"you already called {call.name} with these arguments"
-            result = ToolResult(error=error, error_kind="repeat")
-        elif self.seen_calls[key] > self.settings.agent.repeat_limit:
-            self.repeats += 1
-            result = ToolResult(
-                error=f"you already called {call.name} with these arguments "
-                "and its result is above; use it, try something else, or answer",
-                error_kind="repeat",
-            )
-        elif call.name == TOOL_NAMES["fetch"] and self._guessed_url(call):
-            self.guessed = True
-            result = ToolResult(
-                error="that URL is not from the question or any search result, so it is a "
-                "guess; call web_search first, then read one of the pages it finds",
-                error_kind="guess",
-            )
-        elif tool is None:
-            names = ", ".join(self.tools) or "none: answer from what you know"
-            error = f"there is no tool named '{call.name}'; tools: {names}"
-            result = ToolResult(error=error, error_kind="unknown_tool")
-        else:
-            result = tool.run(call.arguments)
-        if result.error is None and result.metadata.get("hits"):
-            self.found = [str(hit["url"]) for hit in result.metadata["hits"]]
-        if result.error is None and call.name == TOOL_NAMES["fetch"]:
-            self.fetched = True
-            self.read.add(str(call.arguments.get("url", "")))
-        if result.error is None:
-            self.results[key] = result.for_model()
-        final = result.metadata.get("final")
-        return ToolRun(
-            final=str(final) if final is not None else None,
-            call=call,
-            text=result.for_model(),
-            error=result.error,
-            error_kind=result.kind,
-            truncated=result.truncated,
-            duration_s=time.perf_counter() - t0,
-        )
-
-    def _guessed_url(self, call: ToolCall) -> bool:
-        """A small model asked about something it does not know often invents a plausible URL
-        and answers from the error. Where it can search instead, say so (a model error)."""
-        if not self.settings.agent.fetch_seen_urls_only or TOOL_NAMES["search"] not in self.tools:
-            return False
-        url = str(call.arguments.get("url", "")).strip()
-        shown = (m.content or "" for m in self.messages if m.role in ("user", "tool"))
-        return bool(url) and not any(url in text for text in shown)
-
-    def _gathered_answer(self) -> str:
-        found = "\n\n".join(
-            neutralize(r.text, self.markers)
-            for s in self.traj.steps
-            for r in s.tool_runs
-            if r.error is None
-        )
-        assert self.answer_with is not None
-        answer, sub = self.answer_with(found)
-        if self.traj.steps:
-            self.traj.steps[-1].sub_episodes.append(sub)
-        return answer
 
     def _limit(self, start: float) -> Outcome | None:
         limits = self.settings.agent
@@ -437,23 +219,10 @@ class _State:
         return None
 
     def _partial(self, why: Outcome) -> str:
-        last = next(
-            (
-                m.content
-                for m in reversed(self.messages)
-                if m.role == "assistant" and m.content.strip()
-            ),
-            "",
-        )
+        said = (m.content for m in reversed(self.messages) if m.role == "assistant")
+        last = self._or_found(next((c for c in said if c.strip()), ""))
         note = {"token_limit": "the token budget", "time_limit": "the time limit"}.get(why, why)
-        last = self._or_found(last)
-        return f"{last}\n\n(Stopped at {note}.)".strip()
-
-    def _loop_message(self) -> str:
-        return (
-            "The model kept repeating itself and was stopped. Try rephrasing the question, "
-            "or a larger model."
-        )
+        return f"{last}\n\n(Stopped at {note}.)"
 
     def _or_found(self, answer: str) -> str:
         """The model's answer, or, when it gave none, one built from what the episode found
@@ -465,8 +234,8 @@ class _State:
     def _finish(self, outcome: Outcome, answer: str) -> Iterator[Event]:
         if outcome == "answer":
             answer = self._or_found(answer)
-        self.traj.outcome, self.traj.final_answer = outcome, answer
-        yield Event(kind="final", text=answer)
+        self.traj.outcome, self.traj.final_answer = outcome, answer.strip()
+        yield Final(self.traj.final_answer)
 
 
 def focused_settings(settings: Settings) -> Settings:
@@ -477,23 +246,22 @@ def focused_settings(settings: Settings) -> Settings:
     return sub_settings
 
 
+def sub_episode(generator: Generator, task: str, settings: Settings, system: str) -> Trajectory:
+    """The model, recursively, on `task` with no tools, in one short turn: a trajectory of
+    its own (the caller files it under a step). Every sub-call of every mode is this."""
+    return run(generator, task, {}, focused_settings(settings), mode="sub", system=system)
+
+
 def focused_task(question: str, text: str, settings: Settings) -> str:
     return f"Text:\n{text[: settings.rlm.inline_chars]}\n\nQuestion: {question}"
 
 
 def focused(
-    generator: Generator,
-    question: str,
-    text: str,
-    settings: Settings,
+    generator: Generator, question: str, text: str, settings: Settings,
     system: str = FOCUSED_SYSTEM,
-) -> tuple[str, Trajectory]:
-    """The model, recursively, on a short text and the question, with no tools: a sub-episode
-    whose answer and trajectory come back. A small model that loses its way in a long tool
-    conversation reads a short focused prompt right."""
-    task = focused_task(question, text, settings)
-    sub_settings = focused_settings(settings)
-    events = list(run_episode(generator, task, {}, sub_settings, mode="sub", system=system))
-    traj = events[-1].trajectory
-    assert traj is not None
+) -> tuple[str, Trajectory]:  # fmt: skip
+    """The model on a short text and the question: a small model that loses its way in a
+    long tool conversation reads a short focused prompt right."""
+    text = neutralize(text, special_markers(generator.lm.tokenizer))  # tool output is data
+    traj = sub_episode(generator, focused_task(question, text, settings), settings, system)
     return (traj.final_answer or "").strip(), traj

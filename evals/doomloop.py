@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from agent.events import ToolStart
 from agent.loop import LOOP_NUDGE, run_episode
 from agent.settings import Settings
 from agent.toolbox import toolbox
@@ -213,7 +214,7 @@ def run_agent(generator: Generator, case: EvalCase, settings: Settings) -> dict[
     with toolbox(episode, question=case.prompt) as tools:
         events = run_episode(generator, case.prompt, tools, episode, log=held)
         for event in events:
-            if event.kind == "tool_start" and event.call is not None:
+            if isinstance(event, ToolStart):
                 key = call_key(event.call)
                 if key in seen:
                     events.close()  # the agent marks the episode cancelled

@@ -23,7 +23,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
-from agent.loop import run_episode
+from agent.loop import run
 from agent.settings import Settings
 from agent.trajectory import Trajectory
 from evals.common import CaseResult, EvalCase, Split, in_split
@@ -108,10 +108,7 @@ def offline_episode(
 ) -> tuple[Trajectory, float]:
     """One in-car episode, and its wall time in seconds."""
     start = time.perf_counter()
-    traj = None
-    for event in run_episode(generator, prompt, {}, offline_settings(settings), mode="offline"):
-        traj = event.trajectory or traj
-    assert traj is not None, "an episode always ends with a done event"
+    traj = run(generator, prompt, {}, offline_settings(settings), mode="offline")
     return traj, time.perf_counter() - start
 
 

@@ -11,7 +11,7 @@ evals/README.md). Every case is run four ways, as cases next to each other in th
 - model: the text in the sandbox but nothing searched before turn one, and the model's own
   last turn is the answer (`rlm.prefetch` and `rlm.focused_answer` off): whatever is found,
   the model found with search_context, count_lines, read_context or python/llm_query;
-- rlm: `agent.rlm.run_with_attachment` as a user gets it: both.
+- rlm: `agent.attach.run_with_attachment` as a user gets it: both.
 Cases are ordered by size, smallest first, so a `--limit` smoke never starts with 1M texts.
 
 Scoring (`is_correct`): count and aggregate answers compare numbers as numbers (the first
@@ -31,7 +31,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from agent.rlm import run_with_attachment
+from agent.attach import run_with_attachment
+from agent.events import drain
 from agent.settings import Settings
 from evals.common import CaseResult, EvalCase, Split, in_split, split_of
 from evals.longcontext import KINDS, Kind, make_case
@@ -272,11 +273,8 @@ def rlm_settings(settings: Settings, arm: str = "rlm") -> Settings:
 def run_rlm(
     generator: Generator, question: str, text: str, settings: Settings, arm: str = "rlm"
 ) -> tuple[str, dict[str, Any], str | None]:
-    traj = None
     arm_settings = rlm_settings(settings, arm)
-    for event in run_with_attachment(generator, question, text, arm_settings):
-        traj = event.trajectory or traj
-    assert traj is not None, "an episode always ends with a done event"
+    traj = drain(run_with_attachment(generator, question, text, arm_settings))
     details = {
         "mode": traj.mode,
         "outcome": traj.outcome,

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from agent.log import TrajectoryLog
-from agent.loop import run_episode
+from agent.loop import run
 from agent.settings import Settings
 from agent.toolbox import toolbox
 from agent.trajectory import Trajectory
@@ -88,9 +88,7 @@ def measure(settings: Settings, episodes: int, threads: int) -> Overhead:
         for task in (TASKS * episodes)[:episodes]:
             generator.reset()
             with toolbox(settings, question=task) as tools:
-                for event in run_episode(generator, task, tools, settings, log=log):
-                    if event.kind == "done" and event.trajectory is not None:
-                        done.append(event.trajectory)
+                done.append(run(generator, task, tools, settings, log=log))
     return split(done)
 
 

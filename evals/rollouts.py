@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from agent.loop import LogSink, run_episode
+from agent.loop import LogSink, run
 from agent.settings import Settings
 from agent.toolbox import toolbox
 from agent.trajectory import Step, Trajectory
@@ -73,7 +73,8 @@ class SchemaTool:
         if missing or unknown:
             what = [f"missing required {m!r}" for m in missing]
             what += [f"no parameter {u!r}" for u in unknown]
-            return ToolResult(error=f"bad arguments for {self.name}: {'; '.join(what)}")
+            error = f"bad arguments for {self.name}: {'; '.join(what)}"
+            return ToolResult(error=error, error_kind="arguments")
         call = json.dumps({"name": self.name, "arguments": arguments}, default=str)
         return ToolResult(text=RECORDED, metadata={"final": call})
 
@@ -135,7 +136,7 @@ def _bfcl(
     )
     settings = settings.model_copy(update={"agent": agent, "sampling": sampling})
     tools = cast(dict[str, Tool], {f["name"]: SchemaTool(f) for f in case.data["functions"]})
-    events = run_episode(
+    return run(
         generator,
         messages[-1].content,
         tools,
@@ -144,7 +145,6 @@ def _bfcl(
         log=sink,
         meta=meta,
     )
-    return searchqa.last_trajectory(events)
 
 
 def _searchqa(
@@ -154,10 +154,7 @@ def _searchqa(
     settings = searchqa.case_settings(settings, folder, variant)
     mode = "offline" if variant == "notools" else "online"
     with toolbox(settings, question=case.prompt) as tools:
-        events = run_episode(
-            generator, case.prompt, tools, settings, log=sink, mode=mode, meta=meta
-        )
-        return searchqa.last_trajectory(events)
+        return run(generator, case.prompt, tools, settings, log=sink, mode=mode, meta=meta)
 
 
 def collect(

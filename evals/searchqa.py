@@ -39,13 +39,12 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from agent.loop import Event, run_episode
+from agent.loop import run
 from agent.settings import TOOL_NAMES, Settings
 from agent.toolbox import ensure_index, toolbox
 from agent.trajectory import Trajectory
@@ -284,14 +283,6 @@ def tool_usage(traj: Trajectory, evidence: list[str]) -> dict[str, Any]:
     }
 
 
-def last_trajectory(events: Iterable[Event]) -> Trajectory:
-    traj = None
-    for event in events:
-        traj = event.trajectory or traj
-    assert traj is not None, "an episode always ends with a done event"
-    return traj
-
-
 def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseResult:
     """One real agent episode, scored on its final answer."""
     folder, variant = Path(case.data["folder"]), case.data["variant"]
@@ -300,8 +291,7 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
     meta = {"suite": SUITE, "case": case.id}
     start = time.perf_counter()
     with toolbox(episode_settings, question=case.prompt) as tools:
-        events = run_episode(generator, case.prompt, tools, episode_settings, mode=mode, meta=meta)
-        traj = last_trajectory(events)
+        traj = run(generator, case.prompt, tools, episode_settings, mode=mode, meta=meta)
     seconds = time.perf_counter() - start
     output = traj.final_answer or ""
     scores = score_answer(output, [str(case.expected), *case.data.get("aliases", [])])

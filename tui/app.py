@@ -26,9 +26,10 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Markdown, Static
 
+from agent.attach import AttachError, load_attachment, run_with_attachment
+from agent.events import Done, Event, Notice, StepDone, Token, ToolEnd, ToolStart
 from agent.log import TrajectoryLog, default_log_path
-from agent.loop import Event, run_episode
-from agent.rlm import AttachError, load_attachment, run_with_attachment
+from agent.loop import run_episode
 from agent.settings import TOOL_NAMES, Settings
 from agent.toolbox import toolbox
 from model.generate import Generator
@@ -199,7 +200,7 @@ class ChatApp(App[None]):
         try:
             with self._episode(question, attachment, cancel) as events:
                 for event in events:
-                    traj = event.trajectory or traj
+                    traj = event.trajectory if isinstance(event, Done) else traj
                     self.call_from_thread(self.show, turn, event)
         except AttachError as e:
             self.call_from_thread(turn.notice, str(e))
@@ -229,17 +230,17 @@ class ChatApp(App[None]):
 
     async def show(self, turn: AssistantTurn, event: Event) -> None:
         chat = self.query_one("#chat")
-        if event.kind == "token":
+        if isinstance(event, Token):
             await turn.token(event.text)
-        elif event.kind == "step":
+        elif isinstance(event, StepDone):
             turn.end_step()
-        elif event.kind == "tool_start" and event.call is not None:
+        elif isinstance(event, ToolStart):
             await turn.tool_start(event.step, event.call)
-        elif event.kind == "tool_end" and event.run is not None:
+        elif isinstance(event, ToolEnd):
             turn.tool_end(event.step, event.run)
-        elif event.kind == "notice":
+        elif isinstance(event, Notice):
             await turn.notice(event.text)
-        elif event.kind == "done":
+        elif isinstance(event, Done):
             await turn.final(event.text, event.trajectory)
         chat.scroll_end(animate=False)
 

@@ -135,8 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    from agent.attach import AttachError
     from agent.log import LogError
-    from agent.rlm import AttachError
     from model.loader import ModelLoadError
     from tools.index import IndexBuildError
     from tui.store import StoreError

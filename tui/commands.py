@@ -7,11 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from agent.events import Done, Event, Notice, StepDone, Token, ToolEnd, ToolStart
 from agent.frame import unframed
 from agent.settings import Settings
+from agent.trajectory import ToolRun, Trajectory
 from tui.flags import csv, settings_from
 
 
@@ -42,8 +45,8 @@ def load_model(settings: Settings) -> Any:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    from agent.attach import load_attachment, run_with_attachment
     from agent.loop import run_episode
-    from agent.rlm import load_attachment, run_with_attachment
     from agent.toolbox import toolbox
     from model.generate import Generator
 
@@ -101,37 +104,37 @@ def trajectory_log(settings: Settings) -> Any:
     return log
 
 
-def show_events(events: Any, quiet: bool) -> tuple[Any, str]:
+def show_events(events: Iterable[Event], quiet: bool) -> tuple[Trajectory, str]:
     """Stream each step's text to stdout and tool calls to stderr as they happen.
 
     Returns the finished trajectory and the text of the last step streamed, so the caller
     prints the final answer only where it differs from what the user already saw."""
     traj, text, last, open_line = None, "", "", False
     for event in events:
+        if isinstance(event, Done):
+            traj = event.trajectory
         if quiet:
-            traj = event.trajectory or traj
             continue
-        if event.kind == "token":
+        if isinstance(event, Token):
             print(event.text, end="", flush=True)
             text, open_line = text + event.text, True
             continue
         if open_line:
             print(flush=True)
             open_line = False
-        if event.kind == "step":
+        if isinstance(event, StepDone):
             last, text = text, ""
-        elif event.kind == "tool_start":
+        elif isinstance(event, ToolStart):
             say(f"→ {event.call.name}({json.dumps(event.call.arguments, ensure_ascii=False)})")
-        elif event.kind == "tool_end":
+        elif isinstance(event, ToolEnd):
             say(f"← {_summary(event.run)} ({event.run.duration_s:.1f} s)")
-        elif event.kind == "notice":
+        elif isinstance(event, Notice):
             say(f"! {event.text}")
-        elif event.kind == "done":
-            traj = event.trajectory
+    assert traj is not None, "an episode always ends with its Done event"
     return traj, last
 
 
-def _summary(run: Any) -> str:
+def _summary(run: ToolRun) -> str:
     if run.error:
         return f"error: {run.error[:150]}"
     lines = [ln for ln in unframed(run.text).splitlines() if ln.strip()]

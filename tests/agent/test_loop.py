@@ -8,9 +8,10 @@ import threading
 import pytest
 from pydantic import BaseModel
 
+from agent.events import Done, Event, Final, Notice, Token
 from agent.fallback import NOTHING_FOUND
 from agent.frame import UNTRUSTED
-from agent.loop import Event, run_episode
+from agent.loop import run_episode
 from agent.settings import Settings, load_settings
 from agent.toolbox import toolbox
 from model.scripted import ScriptedGenerator
@@ -43,7 +44,7 @@ def episode(tiny, outputs, tools=None, settings: Settings | None = None, **kw):
         )
     )
     traj = events[-1].trajectory
-    assert events[-1].kind == "done" and traj is not None
+    assert isinstance(events[-1], Done) and traj is not None
     return gen, events, traj
 
 
@@ -52,12 +53,12 @@ def prompt_text(gen: ScriptedGenerator, i: int) -> str:
 
 
 def kinds(events: list[Event]) -> list[str]:
-    return [e.kind for e in events if e.kind != "token"]
+    return [type(e).__name__ for e in events if not isinstance(e, Token)]
 
 
 def test_call_then_answer(tiny) -> None:
     gen, events, traj = episode(tiny, [call("add", a=2, b=3), "2 + 3 = 5."])
-    assert kinds(events) == ["tool_start", "tool_end", "step", "step", "final", "done"]
+    assert kinds(events) == ["ToolStart", "ToolEnd", "StepDone", "StepDone", "Final", "Done"]
     assert traj.outcome == "answer" and traj.final_answer == "2 + 3 = 5."
     run = traj.steps[0].tool_runs[0]
     assert run.call.name == "add" and run.text == "5" and run.error is None
@@ -135,7 +136,7 @@ def test_a_repeated_call_is_answered_from_its_result_above(tiny) -> None:
     _, events, traj = episode(tiny, [same, same, same, "never read"])
     assert len(traj.steps) == 3 and traj.outcome == "repeated_call"
     assert traj.final_answer == "The add result is: 40"
-    assert [e for e in events if e.kind == "final"][0].text == "The add result is: 40"
+    assert [e for e in events if isinstance(e, Final)][0].text == "The add result is: 40"
 
 
 def test_an_empty_final_answer_is_built_from_the_last_result(tiny) -> None:
@@ -171,7 +172,7 @@ def test_doom_loop_resamples_hotter_then_answers(tiny) -> None:
     assert "kept repeating itself" in prompt_text(gen, 1)  # the nudge
     assert traj.steps[0].finish_reason == "doom_loop"
     assert traj.steps[1].temperature == Settings().agent.resample_temperature
-    assert any(e.kind == "notice" and "resampling" in e.text for e in events)
+    assert any(isinstance(e, Notice) and "resampling" in e.text for e in events)
     assert traj.outcome == "answer" and traj.final_answer == "5"
 
 
@@ -261,7 +262,7 @@ def test_tiny_random_model_end_to_end(tiny) -> None:
     first = traj.steps[0]
     assert "Hello?" in lm.tokenizer.decode(first.prompt_ids)
     assert 0 < len(first.completion_ids) <= 25
-    streamed = "".join(e.text for e in events if e.kind == "token" and e.step == 0)
+    streamed = "".join(e.text for e in events if isinstance(e, Token) and e.step == 0)
     assert streamed == first.completion_text
 
 

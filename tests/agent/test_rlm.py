@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from agent.rlm import AttachError, key_terms, load_attachment, run_with_attachment
+from agent.attach import AttachError, load_attachment, run_with_attachment
+from agent.rlm import key_terms
 from agent.settings import load_settings
 from evals.longcontext import make_case
 from model.scripted import ScriptedGenerator

@@ -8,7 +8,7 @@ from pathlib import Path
 from agent.log import TrajectoryLog, read_trajectories
 from agent.settings import Settings
 from evals.common import EvalCase
-from evals.rewards import ARGUMENT_ERROR
+from evals.rewards import ARGUMENT_KINDS
 from evals.rollouts import RECORDED, SchemaTool, collect, episode
 from model.scripted import ScriptedGenerator
 
@@ -45,8 +45,9 @@ def test_schema_tool_checks_names_and_records_the_call() -> None:
     assert json.loads(ok.metadata["final"]) == {"name": "add", "arguments": {"a": 2, "b": 3}}
     for bad, why in [({"a": 2}, "missing required 'b'"), ({"a": 1, "b": 2, "c": 3}, "'c'")]:
         result = tool.run(bad)
-        assert result.error and why in result.error and ARGUMENT_ERROR.match(result.error)
-    assert "not valid JSON" in (tool.run("{oops").error or "")
+        assert result.error and why in result.error and result.kind in ARGUMENT_KINDS
+    not_json = tool.run("{oops")
+    assert "not valid JSON" in (not_json.error or "") and not_json.kind == "arguments"
 
 
 def test_a_right_call_is_an_answered_episode_with_full_reward(tiny, tmp_path: Path) -> None:
