@@ -413,3 +413,25 @@ def test_a_guessed_url_is_refused_with_a_pointer_to_search(tiny, tmp_path) -> No
     with toolbox(settings, question=question) as tools:
         traj = list(run_episode(gen, question, tools, settings))[-1].trajectory
     assert "web_search first" not in (traj.steps[0].tool_runs[0].error or "")
+
+
+def test_the_refusal_ladder_follows_repeat_limit(tiny) -> None:
+    settings = load_settings(None, {"agent.repeat_limit": 1})
+    same = call("add", a=2, b=3)
+    _, _, traj = episode(tiny, [same, same, same, "It is 5."], {"add": FAILING}, settings)
+    kinds = [s.tool_runs[0].error_kind for s in traj.steps[:3]]
+    assert kinds == ["tool", "repeat", "repeat"]  # refused from the second call on ...
+    assert traj.steps[2].temperature == settings.agent.resample_temperature  # ... hotter ...
+    assert traj.outcome == "repeated_call" and len(traj.steps) == 4  # ... then told to answer
+    assert traj.messages[-2].content.startswith("You have used all your steps")
+
+
+def test_run_drains_the_events_into_the_trajectory(tiny) -> None:
+    from agent.events import drain
+    from agent.loop import run
+
+    gen = ScriptedGenerator(tiny("qwen2"), [call("add", a=2, b=3), "5"])
+    traj = run(gen, "What is 2 + 3?", {"add": ADD}, Settings())
+    assert traj.outcome == "answer" and traj.final_answer == "5"
+    with pytest.raises(RuntimeError, match="without its Done event"):
+        drain(iter([Final("5")]))
