@@ -12,7 +12,8 @@ measure:
   decline.
 - `well_formed_calls`: the share of steps whose tool calls could all be read.
 - `valid_arguments`: the share of tool runs that were not refused for their arguments (bad or
-  non-JSON arguments, a tool that does not exist); unreadable calls are the term above's.
+  non-JSON arguments, a tool that does not exist: `ToolRun.error_kind`, never the wording);
+  unreadable calls are the term above's.
 - `within_budget`: 1 when the episode ended with an answer, 0 at a step, token or time limit, a
   doom loop, a refused repeated call, or any other end.
 - `repetition_penalty`: n-gram repetition of the sampled tokens (`model.guard.repetition_ratio`,
