@@ -82,6 +82,18 @@ async def test_a_tool_call_shows_as_a_panel(tiny, tmp_path) -> None:
         assert texts(app, ".step") == ["Let me compute.", "It is 42."]  # call markup hidden
 
 
+async def test_a_repeated_call_shows_the_answer_from_its_result(tiny, tmp_path) -> None:
+    """The issue's case: python("17 * 23") gives 391, then the model asks python("391")
+    again and again; the screen shows an answer, not nothing."""
+    first, again = call("python", code="17 * 23"), call("python", code="391")
+    app = make_app(tiny, tmp_path, [first, again, again, again], **{"agent.tools": ["python"]})
+    async with app.run_test() as pilot:
+        await submit(pilot, "Compute 17 * 23 with python and tell me the result")
+        assert texts(app, ".final") == ["The python result is: 391"]
+        titles = [p.title for p in app.query(Collapsible)]
+        assert "refused: a repeat" in titles[-1] and "ok" in titles[0]
+
+
 async def test_escape_stops_mid_stream_and_keeps_the_partial_answer(tiny, tmp_path) -> None:
     app = make_app(tiny, tmp_path, [ANSWER * 3], delay=0.02)
     async with app.run_test() as pilot:
