@@ -90,7 +90,8 @@ def run_episode(
     if log:
         log.start(traj)
     markers = special_markers(lm.tokenizer)
-    policy = policy or Research(tools, settings, lm.tool_format)
+    if policy is None:
+        policy = Research(tools, settings, lm.tool_format)
     state = _Episode(generator, tools, settings, messages, traj, markers, policy)
     start = time.perf_counter()
     try:

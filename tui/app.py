@@ -32,6 +32,7 @@ from agent.log import TrajectoryLog, default_log_path
 from agent.loop import run_episode
 from agent.settings import TOOL_NAMES, Settings
 from agent.toolbox import toolbox
+from agent.trajectory import Trajectory
 from model.generate import Generator
 from model.loader import ModelLoadError
 from tui import store
@@ -249,7 +250,7 @@ class ChatApp(App[None]):
         question: str,
         attachment: str | None,
         turn: AssistantTurn,
-        traj: Any,
+        traj: Trajectory | None,
         start: float,
     ) -> None:
         self.busy, self.cancel = False, None
