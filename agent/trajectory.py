@@ -27,7 +27,9 @@ Outcome = Literal[
     "token_limit",
     "time_limit",
     "doom_loop",  # the model looped and resampling did not help
-    "repeated_call",  # the same tool call again after a nudge and a resample: answered without
+    # the same call again: answered from its earlier result, or (that one failed) after a
+    # nudge and a resample, answered without tools
+    "repeated_call",
     "cancelled",
     "error",  # our own failure; `error` says what
     "interrupted",  # the log holds no end for this episode (the process died)
