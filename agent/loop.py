@@ -37,6 +37,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from agent.incar import offline_answer
 from agent.settings import TOOL_NAMES, Settings
 from agent.toolbox import UNTRUSTED, neutralize, special_markers
 from agent.trajectory import Outcome, Step, ToolRun, Trajectory
@@ -132,7 +133,13 @@ def run_episode(
     state.answer_with = answer_with
     start = time.perf_counter()
     try:
-        yield from state.loop(cancel, log, start)
+        direct = offline_answer(task, settings) if mode == "offline" else None
+        if direct is None:
+            yield from state.loop(cancel, log, start)
+        else:  # the in-car pre-processor computed it exactly: no model turn (agent.incar)
+            traj.meta["answered_by"] = "incar"
+            state.messages.append(Message(role="assistant", content=direct))
+            yield from state._finish("answer", direct)
     except Exception as e:  # our bug: record it so the log stays whole, then re-raise
         traj.outcome, traj.error = "error", f"{type(e).__name__}: {e}"
         raise
