@@ -210,7 +210,7 @@ def target_value(q: Quantity, asked: str) -> float:
 
 def _about(q: Quantity, asked: str) -> str:
     value = target_value(q, asked)
-    shown = say(value, asked)
+    shown = f"{fmt(value)} minutes" if asked == "min" else say(value, asked)
     exact = f"{value:.10g}"
     return shown if shown.split()[0].replace(",", "") == exact else f"about {shown}"
 

@@ -37,6 +37,8 @@ CONVERSIONS = [  # question, words the answer must hold (the exact figure, round
     ("what's 30 mpg in l/100km", "7.84 L/100 km"),
     ("My car does 45 mpg (UK). What's that in litres per 100 km?", "6.28 L/100 km"),
     ("I use 6.5 litres per 100 km, what is that in miles per gallon?", "36.2 mpg"),
+    ("Convert 3 hours to minutes.", "180 minutes"),
+    ("How many hours is 90 minutes?", "1.5 hours"),
 ]
 ARITHMETIC = [
     ("If I drive 250 miles at 60 mph how long will it take?", "4 hours 10 minutes"),
@@ -77,6 +79,9 @@ NOT_UNDERSTOOD = [  # the model answers these, as before
     "Call 0800 123 456.",
     "Play track 5.",
     "What year was the Eiffel Tower built?",
+    "What's 100 km in miles per hour?",  # a distance is no speed
+    "What is 10 m/s in km/h?",  # a unit it does not know
+    "How much is 50 litres of fuel at 1.60?",  # a price with no "per litre"
 ]
 
 
