@@ -2,13 +2,16 @@
 
 It keeps the messages and one Generator, so each turn reuses the KV cache of the last one and
 encodes only the new user message. It yields the generator's events and prints nothing. The
-ReAct loop with tools is a separate module; this is what runs when tools are off.
+ReAct loop with tools is a separate module; this is what runs when tools are off. Offline, a
+conversion or trip sum that the in-car pre-processor (`agent.incar`) understands is answered
+by it, with no model call, as in offline episodes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from agent.incar import offline_answer
 from agent.settings import Settings
 from model.chat import render
 from model.generate import Completion, Delta, Generator
@@ -27,6 +30,12 @@ class Conversation:
 
     def turn(self, user_text: str) -> Iterator[Delta | Completion]:
         self.messages.append(Message(role="user", content=user_text))
+        if self.settings.offline and (direct := offline_answer(user_text, self.settings)):
+            self.messages.append(Message(role="assistant", content=direct))
+            yield Delta(text=direct, token_ids=[])
+            yield Completion(text=direct, token_ids=[], finish_reason="stop", prompt_tokens=0,
+                             reused_tokens=0, ttft_s=0.0, decode_s=0.0)  # fmt: skip
+            return
         lm = self.generator.lm
         prompt = render(lm.tokenizer, self.messages, None, lm.tool_format)
         for event in self.generator.stream(prompt, self.settings.sampling, self.settings.guard):

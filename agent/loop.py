@@ -30,6 +30,7 @@ from agent.calls import Calls, unreadable
 from agent.events import Done, Event, Final, Notice, StepDone, ToolEnd, ToolStart, drain
 from agent.fallback import or_found
 from agent.frame import framed, neutralize, special_markers
+from agent.incar import offline_answer
 from agent.policy import Policy, View
 from agent.research import FOCUSED_SYSTEM, Research
 from agent.settings import Settings
@@ -95,7 +96,13 @@ def run_episode(
     state = _Episode(generator, tools, settings, messages, traj, markers, policy)
     start = time.perf_counter()
     try:
-        yield from state.loop(cancel, log, start)
+        direct = offline_answer(task, settings) if mode == "offline" else None
+        if direct is None:
+            yield from state.loop(cancel, log, start)
+        else:  # the in-car pre-processor computed it exactly: no model turn (agent.incar)
+            traj.meta["answered_by"] = "incar"
+            state.messages.append(Message(role="assistant", content=direct))
+            yield from state._finish("answer", direct)
     except Exception as e:  # our bug: record it so the log stays whole, then re-raise
         traj.outcome, traj.error = "error", f"{type(e).__name__}: {e}"
         raise

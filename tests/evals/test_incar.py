@@ -112,7 +112,8 @@ def test_a_short_run_through_the_runner(tiny: Any, tmp_path: Path) -> None:
         "chat": "Hello! Nice to hear from you.",
     }
     gen = ScriptedGenerator(tiny("qwen2"), [replies[c.category] for c in cases])
-    results = runner.run_suite("incar", gen, Settings(), cases, tmp_path)
+    model_only = load_settings(None, {"incar.units": False})  # the model answers every kind
+    results = runner.run_suite("incar", gen, model_only, cases, tmp_path)
     verdicts = {r.category: r.correct for r in results}
     assert verdicts == {"conversion": False, "arithmetic": False, "fact": False,
                         "control": True, "safety": True, "chat": True}  # fmt: skip
@@ -120,3 +121,14 @@ def test_a_short_run_through_the_runner(tiny: Any, tmp_path: Path) -> None:
     assert summary["all"]["correct"] == 3 and set(summary["timings"]) >= {"ttft_s", "total_s"}
     lines = (tmp_path / "incar.jsonl").read_text().splitlines()
     assert len(lines) == 6 and json.loads(lines[0])["expected"]["check"] == "number"
+
+
+def test_the_pre_processor_answers_conversions_and_arithmetic_with_no_model_turn(tiny: Any) -> None:
+    for case in incar.load_cases("test", limit=12):
+        gen = ScriptedGenerator(tiny("qwen2"), ["I do not know."])
+        result = incar.run_case(gen, case, Settings())
+        if case.category in ("conversion", "arithmetic"):
+            assert result.correct and not gen.prompts, (case.prompt, result.output)
+            assert result.details["tokens"] == 0 and result.details["prompt_tokens"] == 0
+        else:
+            assert len(gen.prompts) == 1 and result.output == "I do not know."

@@ -121,6 +121,15 @@ async def test_offline_toggle_withholds_the_tools(tiny, tmp_path) -> None:
         assert "online" in status(app)
 
 
+async def test_offline_a_conversion_is_answered_exactly_without_the_model(tiny, tmp_path) -> None:
+    app = make_app(tiny, tmp_path, [])  # no scripted output: a model turn would fail the turn
+    async with app.run_test() as pilot:
+        await submit(pilot, "/offline")
+        await submit(pilot, "How far is 30 km in miles?")
+        assert "30 km is about 18.6 miles." in texts(app, ".final")
+        assert app.generator.prompts == []
+
+
 async def test_attach_a_file_to_the_next_question(tiny, tmp_path) -> None:
     doc = tmp_path / "notes.txt"
     doc.write_text("The vault code is 77-ALPHA.")
