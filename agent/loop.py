@@ -161,6 +161,7 @@ class _Episode:
                 if final is not None:
                     ending = ("answer", final)
                 elif self.calls.repeat_answer is not None:
+                    self.traj.meta["answered_by"] = "fallback"
                     ending = ("repeated_call", self.calls.repeat_answer)
             if log:  # after the tools ran, so the logged step holds their results
                 log.step(self.traj.id, step)
@@ -235,8 +236,9 @@ class _Episode:
     def _or_found(self, answer: str) -> str:
         """The model's answer, or, when it gave none, one built from what the episode found
         (a sub-episode's empty answer stays empty: its caller reads that)."""
-        if self.traj.mode == "sub":
+        if self.traj.mode == "sub" or answer.strip():
             return answer
+        self.traj.meta["answered_by"] = "fallback"  # evals tell the model's answers from these
         return or_found(answer, (r for s in self.traj.steps for r in s.tool_runs))
 
     def _finish(self, outcome: Outcome, answer: str) -> Iterator[Event]:

@@ -131,7 +131,9 @@ def timings(traj: Trajectory, total_s: float) -> dict[str, Any]:
 def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseResult:
     traj, total_s = offline_episode(generator, case.prompt, settings)
     answer = (traj.final_answer or "").strip()
-    if traj.outcome == "answer":
+    if traj.meta.get("answered_by") == "fallback":  # the model said nothing; the loop filled in
+        ok, why = False, {"why": "the model gave no answer (the loop's fallback text)"}
+    elif traj.outcome == "answer":
         ok, why = judge(case.expected, answer, case.prompt)
     else:  # a doom loop or a stop: whatever text it left is not an answer
         ok, why = False, {"why": f"the episode ended on {traj.outcome}, not an answer"}

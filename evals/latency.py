@@ -71,12 +71,14 @@ def within_budget(answer: str, outcome: str | None, total_s: float, budget_s: fl
 def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseResult:
     traj, total_s = offline_episode(generator, case.prompt, settings)
     answer = (traj.final_answer or "").strip()
-    ok = within_budget(answer, traj.outcome, total_s, BUDGET_S)
+    # The loop's fallback text stands in for a model that said nothing: not an answer here.
+    said = traj.meta.get("answered_by") != "fallback"
+    ok = within_budget(answer, traj.outcome, total_s, BUDGET_S) and said
     details = {
         **timings(traj, total_s),
         "outcome": traj.outcome,
         "finish_reason": traj.steps[0].finish_reason if traj.steps else "",
-        "answered": bool(answer) and traj.outcome == "answer",
+        "answered": bool(answer) and traj.outcome == "answer" and said,
         "budget_s": BUDGET_S,
     }
     return CaseResult(

@@ -136,12 +136,16 @@ def test_a_repeated_call_is_answered_from_its_result_above(tiny) -> None:
     _, events, traj = episode(tiny, [same, same, same, "never read"])
     assert len(traj.steps) == 3 and traj.outcome == "repeated_call"
     assert traj.final_answer == "The add result is: 40"
+    assert traj.meta["answered_by"] == "fallback"
     assert [e for e in events if isinstance(e, Final)][0].text == "The add result is: 40"
 
 
 def test_an_empty_final_answer_is_built_from_the_last_result(tiny) -> None:
     _, _, traj = episode(tiny, [call("add", a=17, b=23), "  "])
     assert traj.outcome == "answer" and traj.final_answer == "The add result is: 40"
+    assert traj.meta["answered_by"] == "fallback"  # so evals never count it as the model's
+    _, _, said = episode(tiny, [call("add", a=17, b=23), "It is 40."])
+    assert said.final_answer == "It is 40." and "answered_by" not in said.meta
 
 
 def test_an_episode_that_found_nothing_says_so_in_one_sentence(tiny) -> None:

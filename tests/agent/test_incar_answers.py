@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from agent.events import drain
 from agent.incar import answer
 from agent.loop import run_episode
 from agent.settings import load_settings
@@ -112,7 +113,7 @@ def test_rounding_is_said_and_exact_figures_are_not_hedged() -> None:
 def episode(gen: Any, question: str, mode: str = "offline", **overrides: Any) -> Any:
     settings = load_settings(None, {"offline": mode == "offline", **overrides})
     events = list(run_episode(gen, question, {}, settings, mode=mode))  # type: ignore[arg-type]
-    return events, events[-1].trajectory
+    return events, drain(events)
 
 
 def test_an_offline_episode_answers_a_conversion_without_the_model(tiny: Any) -> None:
@@ -120,7 +121,7 @@ def test_an_offline_episode_answers_a_conversion_without_the_model(tiny: Any) ->
     events, traj = episode(gen, "How far is 30 km in miles?")
     assert traj.outcome == "answer" and traj.final_answer == "30 km is about 18.6 miles."
     assert gen.prompts == [] and traj.steps == [] and traj.meta["answered_by"] == "incar"
-    assert [e.kind for e in events] == ["final", "done"]
+    assert [type(e).__name__ for e in events] == ["Final", "Done"]
     assert [m.role for m in traj.messages] == ["system", "user", "assistant"]
 
 
