@@ -28,7 +28,7 @@ from evals import plots, runner
 from evals.latency import BUDGET_S
 from evals.stats import wilson
 
-DEFAULT_LIMITS = "bfcl=44,searchqa=8,longctx=12,doomloop=10,latency=15,incar=30"
+DEFAULT_LIMITS = "bfcl=44,searchqa=8,longctx=12,doomloop=10,latency=15,incar=30,pytools=30"
 MODELS = "qwen2.5-coder-0.5b,smollm2"
 HERE = Path(__file__).parent
 # Published figures, for context only: they are BFCL's overall scores over categories this
@@ -81,6 +81,15 @@ MEANING = {
     "same episodes. As shipped, the pre-processor (`agent/incar.py`) answers the conversions "
     "and trip sums it understands with no model turn; the model without it is an arm of its "
     "own (evals/README, In-car quality, Arms).",
+    "pytools": "Right: an agent episode with only the python tool (greedy) ended on the model's "
+    "own answer, and it states the task's value (a number equal to it, floats within 0.01; "
+    "the string, case kept for upper and title case; a list's items in order). An answer the "
+    "loop filled in for the model (an empty reply, or a repeated call answered from its "
+    "earlier result) is wrong. Categories are kinds: arithmetic (products, sums of powers, "
+    "factorials, powers and remainders, gcd/lcm, digit and range sums, averages), string "
+    "(vowels, letter counts, lengths, case, reversals) and list (sorting, largest or "
+    "smallest, distinct items, sums); the right move is one call, then the answer. Per case "
+    "the JSONL also records repeated identical calls and empty answers.",
 }
 
 
@@ -187,6 +196,10 @@ def cell(row: dict[str, Any]) -> str:
     elif "correct_answer" in row:
         n = row["correct_answer"]
         loop += f", {n} right answer{'' if n == 1 else 's'}"
+    if "empty_answer" in row:
+        loop += f", {row['empty_answer']} empty"
+    if "repeated_identical_calls" in row:
+        loop += f", {row['repeated_identical_calls']} repeated a call"
     if "em" in row and "f1" in row:
         loop += f", EM {row['em']:.0%}, F1 {row['f1']:.0%}"
     return f"{row['accuracy']:.0%} ({row['correct']}/{row['cases']}{loop})"

@@ -35,6 +35,7 @@ SUITES = {
     "doomloop": "evals.doomloop",
     "latency": "evals.latency",
     "incar": "evals.incar",
+    "pytools": "evals.pytasks",
 }
 Progress = Callable[[str, int, int, CaseResult], None]  # suite, done, total, last result
 
@@ -204,8 +205,9 @@ def commits_of(results: list[CaseResult]) -> dict[str, int]:
     return dict(counts.most_common())
 
 
-# doom loops: caught loops that recovered, right answers (old runs), ended with a right answer
-COUNTED = ("recovered", "correct_answer", "answered")
+# doom loops: caught loops that recovered, right answers (old runs), ended with a right answer;
+# python-tool tasks: cases that ended on an empty reply, cases that repeated a call
+COUNTED = ("recovered", "correct_answer", "answered", "empty_answer", "repeated_identical_calls")
 AVERAGED = ("em", "f1")  # search-QA: exact match and token F1 beside the contains verdict
 
 

@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["run", "compare"], default="run")
     p.add_argument("runs", nargs="*", metavar="RUN", help="compare: two run folders")
     p.add_argument("--suite", default="all",
-                   help="bfcl,searchqa,longctx,doomloop,latency,incar or all")  # fmt: skip
+                   help="bfcl,searchqa,longctx,doomloop,latency,incar,pytools or all")  # fmt: skip
     p.add_argument("--limit", type=int, help="at most N cases per suite (a smoke run)")
     p.add_argument("--data", help="the suite's data: a folder or file in its format")
     p.add_argument("--categories", help="bfcl only: categories or groups (live, non-live), "
