@@ -109,10 +109,13 @@ def prompt_ids(generator: Generator, prompt: str, nudge: bool = False) -> list[i
     """The chat the agent would send with no tools; `nudge` adds its doom-loop nudge after the
     question (the agent drops the looping turn and asks again)."""
     lm = generator.lm
-    messages = [Message(role="system", content=SYSTEM), Message(role="user", content=prompt)]
-    if nudge:
-        messages.append(Message(role="user", content=LOOP_NUDGE))
-    return generator.encode(render(lm.tokenizer, messages, None, lm.tool_format))
+    return generator.encode(render(lm.tokenizer, messages(prompt, nudge), None, lm.tool_format))
+
+
+def messages(prompt: str, nudge: bool = False) -> list[Message]:
+    """The chat of one prompt: the suite's system prompt, the question, the nudge if asked."""
+    out = [Message(role="system", content=SYSTEM), Message(role="user", content=prompt)]
+    return out + ([Message(role="user", content=LOOP_NUDGE)] if nudge else [])
 
 
 def sampling_of(settings: Settings, guard_on: bool) -> tuple[SamplingSettings, GuardSettings]:

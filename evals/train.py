@@ -44,6 +44,7 @@ from model.lora import (
     save_adapter,
     save_checkpoint,
 )
+from model.sft import SftSettings, train_sft
 from model.train_data import NOT_FOR_SFT, TrainExample, batches, examples_from_trajectory
 
 Method = Literal["sft", "dpo", "rl"]
@@ -53,7 +54,7 @@ Report = Callable[[str, dict[str, Any]], None]  # (phase, figures) as training g
 class TrainSettings(BaseModel):
     suite: str = "bfcl"
     limit: int | None = Field(default=None, description="train-split cases to use")
-    k: int = Field(default=4, ge=1, description="sampled rollouts per case, plus one greedy")
+    k: int = Field(default=4, ge=0, description="sampled rollouts per case, plus one greedy")
     temperature: float = Field(default=1.0, gt=0)
     min_reward: float = Field(default=1.0, description="SFT keeps episodes scoring this much")
     min_gap: float = Field(default=0.1, ge=0, description="DPO: best minus worst at least this")
@@ -61,6 +62,8 @@ class TrainSettings(BaseModel):
     epochs: int = Field(default=1, ge=1)
     learning_rate: float | None = Field(default=None, gt=0, description="None: the method's")
     save_steps: int = Field(default=1, ge=0)
+    batch_size: int = Field(default=8, ge=1, description="SFT: examples per optimizer step")
+    context_grad: bool = Field(default=True, description="SFT: False drops the prompt's gradient")
     seed: int = 0
 
 
@@ -88,6 +91,14 @@ def sft_examples(trajectories: Iterable[Trajectory], min_reward: float) -> list[
         if t.outcome == "answer" and t.rewards.get("total", 0.0) >= min_reward:
             out += examples_from_trajectory(t, exclude=NOT_FOR_SFT)
     return out
+
+
+def count_by(examples: Iterable[TrainExample]) -> dict[str, int]:
+    """Examples per suite and category ("bfcl/parallel"), for the report's data counts."""
+    found: dict[str, int] = defaultdict(int)
+    for e in examples:
+        found[f"{e.meta.get('suite')}/{str(e.meta.get('category', '')).split(':')[0]}"] += 1
+    return dict(sorted(found.items()))
 
 
 def groups_by_case(trajectories: Iterable[Trajectory]) -> list[list[Trajectory]]:
@@ -180,8 +191,10 @@ def train_offline(
     out: Path,
     resume: bool = False,
     report: Report | None = None,
+    extra: Sequence[TrainExample] = (),
 ) -> list[dict[str, float]]:
-    """SFT or DPO on scored episodes (fresh rollouts or the log's). Returns per-step figures."""
+    """SFT or DPO on scored episodes (fresh rollouts or the log's); SFT also on `extra`
+    examples (the data sets' reference answers). Returns per-step figures."""
     history: list[dict[str, float]] = []
 
     def progress(stats: dict[str, float]) -> None:
@@ -192,19 +205,18 @@ def train_offline(
 
     lm = generator.lm
     if method == "sft":
-        from model.sft import SftSettings, train_sft
-
-        examples = sft_examples(episodes, ts.min_reward)
+        examples = sft_examples(episodes, ts.min_reward) + list(extra)
         if not examples:
             raise ValueError(f"no episode scored {ts.min_reward} or more: nothing to imitate")
         s = SftSettings(
             learning_rate=ts.learning_rate or SftSettings().learning_rate,
             epochs=ts.epochs,
-            grad_accum=min(8, len(examples)),
+            batch_size=min(ts.batch_size, len(examples)),
+            context_grad=ts.context_grad,
             save_steps=ts.save_steps,
             seed=ts.seed,
         )
-        train_sft(lm.model, lm.tokenizer, examples, out, s, resume, progress)
+        train_sft(lm.model, examples, out, s, resume, progress)
     else:
         pairs = preference_pairs(groups_by_case(episodes), ts.min_gap)
         if not pairs:

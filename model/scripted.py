@@ -20,8 +20,17 @@ LOOP_TEXT = "I will check again. "
 class ScriptedGenerator(Generator):
     batchable = False  # type: ignore[assignment]  # the script, not the weights, answers
 
-    def __init__(self, lm: LoadedModel, outputs: list[str | None], delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        lm: LoadedModel,
+        outputs: list[str | None],
+        delay_s: float = 0.0,
+        end_id: int | None = None,
+    ) -> None:
         super().__init__(lm)
+        # The token that ends each output; a reference episode passes the one the chat
+        # template ends a turn with, so what it records is what the model should sample.
+        self.end_id = end_id if end_id is not None else sorted(lm.stop_token_ids)[0]
         self.outputs = list(outputs)
         self.prompts: list[list[int]] = []  # every prompt it was given, for assertions
         self.options: list[list[list[int]]] = []  # the choices each call allowed (not enforced)
@@ -29,7 +38,7 @@ class ScriptedGenerator(Generator):
 
     def fork(self) -> ScriptedGenerator:
         """Sub-calls read from the same script, in order, and share the prompt record."""
-        twin = ScriptedGenerator(self.lm, [], self.delay_s)
+        twin = ScriptedGenerator(self.lm, [], self.delay_s, self.end_id)
         twin.outputs, twin.prompts, twin.options = self.outputs, self.prompts, self.options
         return twin
 
@@ -43,7 +52,7 @@ class ScriptedGenerator(Generator):
             raise RuntimeError("the scripted model ran out of outputs")  # a test's own bug
         script = self.outputs.pop(0)
         text = script if script is not None else LOOP_TEXT * 1000
-        tokens = self.encode(text) + sorted(self.lm.stop_token_ids)[:1]
+        tokens = self.encode(text) + [self.end_id]
 
         def paced() -> Iterator[int]:
             for token in tokens:

@@ -36,6 +36,15 @@ def add_train_parser(sub: Any) -> None:
                    "before and after; 'none' to skip")  # fmt: skip
     p.add_argument("--eval-limit", default="50", help="test cases per eval suite: N, or "
                    "SUITE=N,... (others get 50)")  # fmt: skip
+    p.add_argument("--references", default="none", help="sft: also the reference answers of "
+                   "these suites' train splits, SUITE[=N per category],... (bfcl, doomloop, "
+                   "pytools); 'none' to skip")  # fmt: skip
+    p.add_argument("--max-length", type=int, help="sft: drop reference examples longer than "
+                   "this many tokens")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=8, help="sft: examples per step")
+    p.add_argument("--no-context-grad", action="store_true", help="sft: no gradient through "
+                   "the prompt (about 2x faster on CPU; see model.sft)")  # fmt: skip
+    p.add_argument("--save-steps", type=int, default=1, help="checkpoint every N steps")
     p.add_argument("--resume", action="store_true", help="go on from the latest checkpoint")
     add_settings_flags(p)
     p.set_defaults(func=cmd_train)
@@ -43,7 +52,7 @@ def add_train_parser(sub: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from agent.log import TrajectoryLog, default_log_path
-    from evals import runner
+    from evals import references, runner
     from evals import train as t
     from evals.rollouts import ROLLOUT_SUITES
     from model import distributed
@@ -63,6 +72,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         prompts_per_step=args.prompts_per_step,
         epochs=args.epochs,
         learning_rate=args.lr,
+        batch_size=args.batch_size,
+        context_grad=not args.no_context_grad,
+        save_steps=args.save_steps,
     )
     settings = settings_from(args)
     out = Path(args.out)
@@ -70,6 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:  # a wrong suite name fails here, before the model loads
         cases = t.train_cases(ts)
         limits = eval_limits(args.eval_limit)
+        wanted = reference_spec(args.references)
         evals = {
             n: runner.load_suite_cases(n, "test", limits.get(n, limits[""]), None) for n in names
         }
@@ -97,10 +110,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         data = {"cases": len(cases), "rollouts per case": ts.k + 1}
     else:
         episodes = _episodes(args, generator, cases, settings, ts, log_path, out)
-        data = {"episodes": len(episodes), "source": str(log_path)}
+        extra = [e for suite, n in wanted.items()
+                 for e in references.examples(lm, suite, settings, n, args.max_length)]  # fmt: skip
+        data = {"episodes": len(episodes), "source": str(log_path),
+                **{f"reference {k}": v for k, v in t.count_by(extra).items()}}  # fmt: skip
         try:
             t.train_offline(args.method, generator, episodes, ts, out, args.resume,
-                                      bar.report)  # fmt: skip
+                            bar.report, extra)  # fmt: skip
         except ValueError as e:
             say(f"edgeagent: error: {e}")
             return 2
@@ -144,6 +160,22 @@ def _episodes(
         return [e for e in read_trajectories(log_path) if e.id in ids]
     groups = _rollouts(generator, cases, settings, ts, TrajectoryLog(log_path), out)
     return t.episodes_of(groups)
+
+
+def reference_spec(text: str) -> dict[str, int | None]:
+    """ "bfcl=60,pytools" as {suite: cases per category or None for all}; "none" is {}."""
+    from evals.references import BUILDERS
+
+    if text == "none":
+        return {}
+    out: dict[str, int | None] = {}
+    for part in csv(text):
+        name, _, n = part.partition("=")
+        if name not in BUILDERS or (n and not n.isdigit()):
+            raise ValueError(f"--references takes SUITE[=N],... of {', '.join(BUILDERS)}; "
+                             f"got {part!r}")  # fmt: skip
+        out[name] = int(n) if n else None
+    return out
 
 
 def eval_limits(text: str) -> dict[str, int]:

@@ -1,0 +1,203 @@
+"""Reference answers as training examples: what a right reply to a train-split case looks like,
+written from the data set's answer key, for the cases the model's own rollouts do not solve.
+
+Each example is the eval's own prompt (the same token ids the eval decodes from) followed by
+the reference reply as the model's chat template renders an assistant turn, end token
+included, with the loss on the reply only. Every example carries `meta["source"] =
+"reference"`, so a report counts them apart from the model's own successful episodes.
+
+- `bfcl`: the expected calls, each parameter given its first allowed value (an optional one
+  whose allowed values are only "" is left out), rendered by the template as tool calls; the
+  calls are checked by the eval's own scorer before they are kept, so a reference is always
+  scored right. An irrelevance case's reference is one sentence saying no function fits.
+- `doomloop`: the enumeration families only (count, spell, alphabet, primes, tables, ...), where
+  loops happen: the whole list once, comma-separated, and the end token; kept where the suite's
+  own check accepts it. Puzzles with a bare number are left out (a reference without the
+  working would teach guessing), and so is the python-tool family (`pytools` does those).
+- `pytools`: a real agent episode with the python tool whose two model turns are scripted
+  (the task's reference call, then "The answer is ...") and everything else real: the loop's
+  prompts, the sandbox's output. Kept when the judge accepts the reply.
+
+Test-split cases never become examples: `examples` loads the train split itself.
+
+Not here: rollouts (`evals.rollouts`), the losses (`model.sft`), choosing the mix (the caller).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from agent.loop import run
+from agent.settings import Settings
+from agent.toolbox import toolbox
+from evals import bfcl, doomloop, pytasks, runner
+from evals.ast_check import NO_CALL_CATEGORIES
+from evals.common import EvalCase
+from evals.doomprompts import answer_ok
+from evals.pytasks_check import Task, judge
+from model.chat import render
+from model.loader import LoadedModel
+from model.messages import Message, ToolCall
+from model.scripted import ScriptedGenerator
+from model.train_data import TrainExample, examples_from_trajectory
+
+NO_FIT = "None of the available functions can do this, so I will not call any of them."
+
+
+def reply_ids(lm: LoadedModel, prompt: str, messages: list[Message], reply: Message,
+              tools: list[dict[str, Any]] | None) -> list[int] | None:  # fmt: skip
+    """The reply's tokens as the template renders it after `messages`, end token included;
+    None where the template re-renders the prompt differently once a reply follows."""
+    full = render(lm.tokenizer, [*messages, reply], tools, lm.tool_format, False)
+    if not full.startswith(prompt):
+        return None
+    text = full[len(prompt) :].rstrip("\n")  # the newline after the end token is not sampled
+    return list(encode(lm, text))
+
+
+def encode(lm: LoadedModel, text: str) -> list[int]:
+    return list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])  # as Generator does
+
+
+def first_allowed(answer: dict[str, list[Any]]) -> dict[str, Any]:
+    """One concrete argument set from BFCL's allowed values: the first of each, optional
+    parameters (only "" allowed) left out."""
+    out = {}
+    for name, allowed in answer.items():
+        given = [v for v in allowed if v != ""]
+        if given:
+            out[name] = given[0]
+    return out
+
+
+def bfcl_reply(case: EvalCase) -> Message | None:
+    """The reference reply of a BFCL case, or None where the answer key yields no call that
+    the scorer accepts (a few live cases have unsatisfiable keys)."""
+    if case.category.endswith(NO_CALL_CATEGORIES):
+        return Message(role="assistant", content=NO_FIT)
+    calls = [
+        ToolCall(name=name, arguments=first_allowed(params))
+        for expected in case.expected or []
+        for name, params in expected.items()
+    ]
+    if not calls:
+        return None
+    verdict = bfcl.check(case.category, calls, case.data["functions"], case.expected or [])
+    return Message(role="assistant", tool_calls=calls) if verdict.valid else None
+
+
+def bfcl_example(lm: LoadedModel, case: EvalCase) -> TrainExample | None:
+    reply = bfcl_reply(case)
+    if reply is None:
+        return None
+    messages = bfcl.build_messages(case)
+    tools = [bfcl.to_tool(f) for f in case.data["functions"]]
+    prompt = render(lm.tokenizer, messages, tools, lm.tool_format)
+    ids = reply_ids(lm, prompt, messages, reply, tools)
+    return _example(encode(lm, prompt), ids, case) if ids else None
+
+
+def pytools_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> list[TrainExample]:
+    """A real agent episode with the python tool in which the model's two turns are scripted
+    (the reference call, then the answer) and everything else is real: the prompts the loop
+    builds, the sandbox's output, the frame around it. Kept only when the tool printed the
+    answer and the suite's judge accepts the reply."""
+    task = Task.model_validate(case.data)
+    code = ToolCall(name="python", arguments={"code": task.code})
+    call = Message(role="assistant", tool_calls=[code])
+    script = [turn_text(lm, call), f"The answer is {task.answer}."]
+    episode = pytasks.episode_settings(settings)
+    generator = ScriptedGenerator(lm, list(script), end_id=end_id(lm))
+    with toolbox(episode, question=case.prompt) as tools:
+        traj = run(generator, case.prompt, tools, episode)
+    printed = [r.text for s in traj.steps for r in s.tool_runs]
+    if not printed or task.answer not in printed[0] or not judge(task, traj.final_answer or "")[0]:
+        return []
+    meta = {"source": "reference", "suite": case.suite, "case": case.id, "category": case.category}
+    return [TrainExample(e.input_ids, e.mask, {**e.meta, **meta})
+            for e in examples_from_trajectory(traj)]  # fmt: skip
+
+
+def turn_text(lm: LoadedModel, reply: Message) -> str:
+    """An assistant turn as the template writes it, without its end token."""
+    return lm.tokenizer.decode(_bare_reply(lm, reply)[:-1])
+
+
+def end_id(lm: LoadedModel) -> int:
+    """The token the chat template ends an assistant turn with."""
+    return _bare_reply(lm, Message(role="assistant", content="X"))[-1]
+
+
+def _bare_reply(lm: LoadedModel, reply: Message) -> list[int]:
+    """`reply`'s tokens after a minimal chat (a template may insist on a system and a user)."""
+    chat = [Message(role="system", content="S"), Message(role="user", content="U")]
+    prompt = render(lm.tokenizer, chat, None, lm.tool_format)
+    ids = reply_ids(lm, prompt, chat, reply, None)
+    if not ids:
+        raise ValueError("the chat template re-renders the prompt once a reply follows")
+    return ids
+
+
+def doomloop_reply(case: EvalCase) -> Message | None:
+    if case.data.get("agent"):
+        return None
+    check = case.data["check"]
+    if not check.get("items"):  # a puzzle's bare number would teach guessing, not ending
+        return None
+    text = ", ".join(map(str, check["items"]))
+    ok = answer_ok(text, str(case.expected), check)  # the suite's own check, as for BFCL
+    return Message(role="assistant", content=text) if ok else None
+
+
+def doomloop_example(lm: LoadedModel, case: EvalCase) -> TrainExample | None:
+    reply = doomloop_reply(case)
+    if reply is None or not case.id.endswith(":off"):  # one example per prompt, not per arm
+        return None
+    messages = doomloop.messages(case.prompt)
+    prompt = render(lm.tokenizer, messages, None, lm.tool_format)
+    ids = reply_ids(lm, prompt, messages, reply, None)
+    return _example(encode(lm, prompt), ids, case) if ids else None
+
+
+def _example(prompt_ids: list[int], reply: list[int], case: EvalCase) -> TrainExample:
+    meta = {"source": "reference", "suite": case.suite, "case": case.id, "category": case.category}
+    return TrainExample(list(prompt_ids) + reply, [0] * len(prompt_ids) + [1] * len(reply), meta)
+
+
+def _one(build: Callable[[LoadedModel, EvalCase], TrainExample | None]) -> Builder:
+    return lambda lm, case, settings: [e for e in [build(lm, case)] if e]
+
+
+Builder = Callable[[LoadedModel, EvalCase, Settings], list[TrainExample]]
+BUILDERS: dict[str, Builder] = {
+    "bfcl": _one(bfcl_example),
+    "doomloop": _one(doomloop_example),
+    "pytools": pytools_examples,
+}
+
+
+def examples(
+    lm: LoadedModel,
+    suite: str,
+    settings: Settings,
+    per_category: int | None = None,
+    max_tokens: int | None = None,
+) -> list[TrainExample]:
+    """The reference examples of `suite`'s train split: at most `per_category` cases of each
+    category (in the suite's order), each example at most `max_tokens` long (a longer one is
+    dropped, never cut, since its reply is at the end)."""
+    if suite not in BUILDERS:
+        raise ValueError(f"no reference answers for {suite!r}; choose {', '.join(BUILDERS)}")
+    out: list[TrainExample] = []
+    taken: Counter[str] = Counter()
+    for case in runner.load_suite_cases(suite, "train", None, None):
+        group = case.category.split(":")[0]
+        if per_category is not None and taken[group] >= per_category:
+            continue
+        found = [e for e in BUILDERS[suite](lm, case, settings)
+                 if max_tokens is None or len(e.input_ids) <= max_tokens]  # fmt: skip
+        taken[group] += bool(found)
+        out += found
+    return out
