@@ -35,7 +35,10 @@ TOOL_NAMES = {"search": "web_search", "fetch": "fetch_page", "python": "python"}
 class ModelSettings(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
     spec: str = Field(default="embedded", description="embedded name, folder, .gguf or hub id")
-    adapter: str | None = None
+    adapter: str | None = Field(
+        default="default",
+        description="LoRA adapter: default (shipped with an embedded model), none, a folder",
+    )
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     # Not int8 by default: it kept the BFCL score (18 of 44, no case won or lost) and runs an
     # episode 2x faster, but lost 1 of 24 search-QA cases with tools (won none), and flipped

@@ -26,6 +26,7 @@ from agent.settings import Settings
 from evals import plots
 from evals.common import CaseResult, EvalCase, Split, settings_hash
 from evals.stats import wilson
+from model import adapter as adapters
 from model.generate import Generator
 
 SUITES = {
@@ -151,7 +152,7 @@ def run_all(
 def run_meta(settings: Settings, split: str, limit: int | str | None, data: str | None) -> dict:
     return {
         "model": settings.model.spec,
-        "adapter": settings.model.adapter,
+        "adapter": adapters.label(settings.model.spec, settings.model.adapter),
         "dtype": settings.model.dtype,
         "quant": settings.model.quant,
         "split": split,

@@ -3,10 +3,11 @@
 A spec is resolved in that order. Embedded names and .gguf files are converted once into the
 cache (see `model.embedded`), so every later start loads a safetensors folder. A hub id loads
 from the local Hugging Face cache, and from the network only when the caller says it is online;
-offline, a missing id is a one-line error naming the alternatives. An optional LoRA adapter
-(peft, from the `train` extra) is applied on top. `quant="int8"|"int4"` then swaps the linear
-layers for weight-only quantized ones (`model.quant`); an adapter is merged into the weights
-first, since a quantized layer has no float weight for LoRA to add to.
+offline, a missing id is a one-line error naming the alternatives. A LoRA adapter (the one
+shipped with an embedded model by default, `model.adapter`) is merged into the weights, so it
+costs nothing at inference. `quant="int8"|"int4"` then swaps the linear layers for weight-only
+quantized ones (`model.quant`); the adapter is merged first, since a quantized layer has no
+float weight for LoRA to add to.
 
 Not here: generation (`model.generate`), prompts (`model.chat`), training.
 """
@@ -23,6 +24,7 @@ from typing import Any, Literal
 
 import torch
 
+from model import adapter as adapters
 from model import distributed, embedded
 from model.chat import ToolFormat, detect_format
 from model.quant import Int4Linear, Int8Linear, Quant, load_saved, quantize, save, saved_path
@@ -65,14 +67,17 @@ def load(
     start = time.perf_counter()
     target = resolve_device(device, quant)
     folder, hub_id = resolve(spec, online=online, cache=cache, progress=progress)
+    known = embedded.lookup(spec)
+    adapter = adapters.resolve(known.name if known else None, adapter)
     if quant != "none" and folder is not None and not adapter:
         model, tokenizer = _quantized(folder, dtype, quant, cache or embedded.cache_root())
     else:
         model, tokenizer = _from_pretrained(folder or hub_id, dtype, online=online)
         if adapter:
-            model = apply_adapter(model, adapter)
-            if quant != "none":
-                model = model.merge_and_unload()
+            try:
+                adapters.merge(model, adapter)
+            except adapters.AdapterError as e:
+                raise ModelLoadError(str(e)) from None
         _quantize(model, quant)
     model.eval()
     if target.type != "cpu":
@@ -247,18 +252,6 @@ def _only(kwargs: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in keys}
 
 
-def apply_adapter(model: Any, adapter: str) -> Any:
-    try:
-        from peft import PeftModel
-    except ImportError:
-        raise ModelLoadError(
-            "loading an adapter needs peft: pip install 'edgeagent[train]'"
-        ) from None
-    if not (Path(adapter) / "adapter_config.json").is_file():
-        raise ModelLoadError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
-    return PeftModel.from_pretrained(model, adapter)
-
-
 def stop_tokens(model: Any, tokenizer: Any) -> set[int]:
     """Token ids that end an assistant turn: eos ids plus the chat templates' end markers."""
     ids: set[int] = set()
@@ -306,6 +299,7 @@ def describe(lm: LoadedModel) -> dict[str, Any]:
         "tied_embeddings": tied,
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "quant": lm.quant,
+        "adapter": lm.adapter,
         "tool_format": lm.tool_format.value,
         "source": str(lm.source) if lm.source else None,
         "cache": str(embedded.cache_root()),

@@ -29,7 +29,8 @@ def add_settings_flags(p: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="embedded name (qwen2.5-coder-0.5b, smollm2), folder, .gguf or hub id",
     )
-    g.add_argument("--adapter", dest="model.adapter", metavar="PATH", help="LoRA adapter folder")
+    g.add_argument("--adapter", dest="model.adapter", metavar="PATH",
+                   help="LoRA adapter: default (shipped), none, or a folder")  # fmt: skip
     g.add_argument("--dtype", dest="model.dtype", choices=["float32", "bfloat16", "float16"])
     g.add_argument("--quant", dest="model.quant", choices=["none", "int8", "int4"])
     g.add_argument("--threads", dest="model.threads", type=int)

@@ -15,6 +15,8 @@ from typing import Any
 
 from tui.flags import add_settings_flags, csv, settings_from
 
+NO_START = (None, "none", "default")
+
 
 def add_train_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train a LoRA adapter on the agent's own episodes")
@@ -95,11 +97,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     # LoRA trains on float weights: a quantized layer has none, so training never quantizes.
     lm = load_model(settings.model_copy(update={"model": settings.model.model_copy(
         update={"adapter": None, "quant": "none"})}))  # fmt: skip
-    # A fresh adapter changes nothing until trained, so "before" is the model as given.
+    # Training starts from the base model (the shipped adapter is what a run reproduces), or
+    # goes on from an adapter folder named with --adapter. A fresh adapter changes nothing
+    # until trained, so "before" is the model as given.
+    start = settings.model.adapter if settings.model.adapter not in NO_START else None
     lm.model = (
-        load_trainable(lm.model, settings.model.adapter)
-        if settings.model.adapter
-        else attach(lm.model, LoraSettings(rank=args.rank))
+        load_trainable(lm.model, start) if start else attach(lm.model, LoraSettings(rank=args.rank))
     )
     generator = Generator(lm)
     before = _evaluate(generator, settings, evals, out / "eval-before", "before")

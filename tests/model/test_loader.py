@@ -58,7 +58,7 @@ def test_folder_and_lora_adapter(tiny, tmp_path: Path) -> None:
         b = adapted.model(input_ids=ids).logits
         c = peft_model(input_ids=ids).logits
     assert not torch.allclose(a, b)
-    assert torch.allclose(b, c, atol=1e-5)
+    assert torch.allclose(b, c, atol=1e-4, rtol=1e-4)  # merged: the same up to rounding
     assert adapted.name.endswith("+adapter")
 
 

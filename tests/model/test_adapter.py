@@ -1,0 +1,62 @@
+"""Merging a LoRA adapter without peft: the merged model computes what the peft model does;
+which adapter a setting names; one-line errors for folders that are not adapters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from model import adapter as adapters
+from model.lora import LoraSettings, attach, save_adapter
+from model.tiny import tiny_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _trained_adapter(folder: Path) -> torch.Tensor:
+    """A tiny model's adapter with non-zero weights saved to `folder`; returns its logits."""
+    torch.manual_seed(0)
+    model = attach(tiny_model("qwen2").model, LoraSettings(rank=4, dropout=0.0))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # peft starts B at zero: an untrained adapter changes nothing
+    save_adapter(model, folder)
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
+
+
+def test_merged_weights_compute_what_the_peft_model_computes(tmp_path: Path) -> None:
+    expected = _trained_adapter(tmp_path / "a")
+    base = tiny_model("qwen2").model
+    with torch.no_grad():
+        before = base(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
+    assert adapters.merge(base, tmp_path / "a") > 0
+    with torch.no_grad():
+        after = base(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
+    assert not torch.allclose(before, expected, atol=1e-3)  # the adapter does change outputs
+    assert torch.allclose(after, expected, atol=1e-4)
+
+
+def test_bfloat16_copy_is_half_the_size_and_still_merges(tmp_path: Path) -> None:
+    _trained_adapter(tmp_path / "a")
+    small = adapters.to_bfloat16(tmp_path / "a", tmp_path / "b")
+    size = (small / adapters.WEIGHTS).stat().st_size
+    assert size < 0.6 * (tmp_path / "a" / adapters.WEIGHTS).stat().st_size
+    assert adapters.merge(tiny_model("qwen2").model, small) > 0
+
+
+def test_settings_name_the_shipped_adapter_none_or_a_folder() -> None:
+    assert adapters.resolve("qwen2.5-coder-0.5b", "none") is None
+    assert adapters.resolve(None, "default") is None  # a model that ships none
+    assert adapters.resolve("no-such-model", "default") is None
+    assert adapters.resolve("x", "/some/folder") == "/some/folder"
+    shipped = adapters.shipped("qwen2.5-coder-0.5b")
+    assert adapters.resolve("qwen2.5-coder-0.5b", "default") == (str(shipped) if shipped else None)
+
+
+def test_a_folder_that_is_not_an_adapter_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(adapters.AdapterError, match="not a LoRA adapter folder"):
+        adapters.merge(tiny_model("qwen2").model, tmp_path)
