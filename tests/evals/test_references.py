@@ -1,0 +1,79 @@
+"""Reference answers as training examples: the eval's own prompt, the reply the template
+renders, accepted by the suite's own scorer, the train split only."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.settings import Settings
+from evals import bfcl, references, runner
+from evals.common import split_of
+from model.chat import parse
+from model.tiny import tiny_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return tiny_model("qwen2")
+
+
+def _reply_text(lm, example) -> str:
+    return lm.tokenizer.decode(
+        [t for t, m in zip(example.input_ids, example.mask, strict=True) if m]
+    )
+
+
+def test_bfcl_references_are_scored_right_by_the_eval(lm) -> None:
+    found = references.examples(lm, "bfcl", Settings(), per_category=3, max_tokens=4000)
+    categories = {e.meta["category"] for e in found}
+    assert {"simple_python", "parallel", "irrelevance", "live_multiple"} <= categories
+    cases = {c.id: c for c in runner.load_suite_cases("bfcl", "train", None, None)}
+    end = lm.tokenizer.decode([references.end_id(lm)])
+    for example in found:
+        assert example.meta["source"] == "reference" and split_of(example.meta["case"]) == "train"
+        text = _reply_text(lm, example)
+        assert text.endswith(end)
+        verdict, _ = bfcl.score_output(cases[example.meta["case"]], text, lm.tool_format)
+        assert verdict.valid, (example.meta["case"], text)
+        # The prompt part is exactly what the eval decodes from.
+        prompt = example.input_ids[: example.mask.index(1)]
+        case = cases[example.meta["case"]]
+        tools = [bfcl.to_tool(f) for f in case.data["functions"]]
+        rendered = bfcl.render(lm.tokenizer, bfcl.build_messages(case), tools, lm.tool_format)
+        assert prompt == references.encode(lm, rendered)
+
+
+def test_parallel_references_hold_every_call(lm) -> None:
+    found = references.examples(lm, "bfcl", Settings(), per_category=2)
+    parallel = [e for e in found if e.meta["category"] == "parallel"]
+    assert parallel
+    for e in parallel:
+        assert len(parse(_reply_text(lm, e), lm.tool_format).calls) >= 2
+
+
+def test_long_examples_are_dropped_not_cut(lm) -> None:
+    found = references.examples(lm, "bfcl", Settings(), per_category=5, max_tokens=400)
+    assert all(len(e.input_ids) <= 400 for e in found)
+    assert all(_reply_text(lm, e).endswith(lm.tokenizer.decode([references.end_id(lm)]))
+               for e in found)  # fmt: skip
+
+
+def test_doomloop_references_are_enumerations_the_suite_accepts(lm) -> None:
+    found = references.examples(lm, "doomloop", Settings())
+    families = {e.meta["category"].split(":")[0] for e in found}
+    assert "count" in families and "arith" not in families and "tool" not in families
+    assert all(split_of(e.meta["case"].split(":")[0]) == "train" for e in found)
+
+
+def test_pytools_reference_is_a_real_episode_with_two_trained_turns(lm) -> None:
+    found = references.examples(lm, "pytools", Settings(), per_category=1)
+    assert found
+    example = found[0]
+    turns = sum(
+        1 for i in range(1, len(example.mask)) if example.mask[i] and not example.mask[i - 1]
+    )
+    assert turns == 2  # the call, then the answer, each trained; the tool's output is not
+    text = lm.tokenizer.decode(example.input_ids)
+    assert "tool output" in text  # the loop's own frame around the real sandbox output
