@@ -5,16 +5,19 @@ Tasks come from `evals.pytasks_data` (18 families of arithmetic, string and list
 360 train and 126 test; category = kind), or a JSONL file of `Task`s (`--data`). Each runs as
 a real agent episode with only the python tool, as `edgeagent ask --tools python` runs it
 (`agent.loop.run`, the real sandbox), greedy, at most `MAX_NEW_TOKENS` a turn. Correct: the
-episode ended on the model's own answer and it states the expected value
-(`evals.pytasks_check.judge`); an answer the loop built for a model that gave none
-(`meta.answered_by == "fallback"`: an empty reply, or a repeated call answered from its earlier
-result) is recorded and counted wrong.
+model's closing answer states the expected value (`evals.pytasks_check.judge`). That is its
+answer, or the answer it was made to give without tools at the step or repeated-call limit,
+read without the loop's "(Stopped ...)" note (whose step count is no answer); an episode that
+ended otherwise (a doom loop, a token or time limit) has none. An answer the loop built for a
+model that gave none (`meta.answered_by == "fallback"`: an empty reply, or a repeated call
+answered from its earlier result) is recorded and counted wrong.
 
 Details per case: `steps` (model turns), `tool_calls`, `repeated_identical_calls` (calls with
 the same name and arguments as an earlier one of the episode), `result_as_code` (python calls
 whose code is only an earlier call's output, as in `python('391')`), `empty_answer` (the
 model's closing turn said nothing and called nothing), `answered_by`, `outcome`,
-`finish_reason` (of the last turn), `tool_errors`, `tokens`, `family`, `check` and `why`.
+`finish_reason` (of the last turn), `tool_errors`, `codes` (each call's code, cut to
+`CODE_CHARS`), `tokens`, `family`, `check` and `why`.
 
 Not here: the tasks (`evals.pytasks_data`), what counts as right (`evals.pytasks_check`).
 """
@@ -38,6 +41,9 @@ from model.generate import Generator
 
 SUITE = "pytools"
 MAX_NEW_TOKENS = 256  # a call of a few lines, or an answer of a sentence or two
+CODE_CHARS = 200
+# The model's own closing answers: ended by it, or forced at a limit with the tools withheld.
+ANSWERED = ("answer", "step_limit", "repeated_call")
 
 
 def load_cases(split: Split, limit: int | None = None, data: Any = None) -> list[EvalCase]:
@@ -95,20 +101,21 @@ def tool_use(traj: Trajectory) -> dict[str, Any]:
     """How the episode used its tools: calls, repeats, results fed back as code, errors."""
     seen: set[str] = set()
     outputs: set[str] = set()
-    repeated = result_as_code = errors = calls = 0
+    codes: list[str] = []
+    repeated = result_as_code = errors = 0
     for step in traj.steps:
-        for run_ in step.tool_runs:
-            calls += 1
-            key = call_key(run_.call.name, run_.call.arguments)
+        for done in step.tool_runs:
+            key = call_key(done.call.name, done.call.arguments)
             repeated += key in seen
             seen.add(key)
-            code = str(run_.call.arguments.get("code", ""))
+            code = str(done.call.arguments.get("code", ""))
+            codes.append(code[:CODE_CHARS])
             result_as_code += bool(outputs) and _bare(code) in outputs
-            errors += run_.error is not None
-            if run_.text.strip():
-                outputs.add(_bare(run_.text))
-    return {"tool_calls": calls, "repeated_identical_calls": repeated,
-            "result_as_code": result_as_code, "tool_errors": errors}  # fmt: skip
+            errors += done.error is not None
+            if done.text.strip():
+                outputs.add(_bare(done.text))
+    return {"tool_calls": len(codes), "repeated_identical_calls": repeated,
+            "result_as_code": result_as_code, "tool_errors": errors, "codes": codes}  # fmt: skip
 
 
 def _bare(text: str) -> str:
@@ -128,6 +135,15 @@ def empty_answer(traj: Trajectory) -> bool:
     return not last.tool_calls and not last.content.strip()
 
 
+def model_answer(traj: Trajectory) -> str:
+    """The closing answer without the loop's note on why it stopped."""
+    answer = (traj.final_answer or "").strip()
+    if traj.outcome in ("step_limit", "repeated_call"):
+        text, cut, note = answer.rpartition("\n\n(Stopped")
+        answer = text.strip() if cut and note.endswith(")") else answer
+    return answer
+
+
 def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseResult:
     """One real agent episode with the python tool, scored on the model's own answer."""
     task = Task.model_validate(case.data)
@@ -137,14 +153,13 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
     with toolbox(episode, question=case.prompt) as tools:
         traj = run(generator, case.prompt, tools, episode, meta=meta)
     seconds = time.perf_counter() - start
-    answer = (traj.final_answer or "").strip()
     answered_by = traj.meta.get("answered_by", "model")
     if answered_by == "fallback":
         ok, why = False, {"why": "not the model's answer (the loop's fallback text)"}
-    elif traj.outcome != "answer":
+    elif traj.outcome not in ANSWERED:
         ok, why = False, {"why": f"the episode ended on {traj.outcome}, not an answer"}
     else:
-        ok, why = judge(task, answer)
+        ok, why = judge(task, model_answer(traj))
     details = {
         "family": task.family,
         "check": task.check,
@@ -163,7 +178,7 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
         category=case.category,
         score=1.0 if ok else 0.0,
         correct=ok,
-        output=answer,
+        output=(traj.final_answer or "").strip(),
         expected=case.expected,
         details=details,
         seconds=seconds,

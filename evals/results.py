@@ -81,8 +81,9 @@ MEANING = {
     "same episodes. As shipped, the pre-processor (`agent/incar.py`) answers the conversions "
     "and trip sums it understands with no model turn; the model without it is an arm of its "
     "own (evals/README, In-car quality, Arms).",
-    "pytools": "Right: an agent episode with only the python tool (greedy) ended on the model's "
-    "own answer, and it states the task's value (a number equal to it, floats within 0.01; "
+    "pytools": "Right: in an agent episode with only the python tool (greedy), the model's "
+    "closing answer (or the one it gave at the step or repeated-call limit, tools withheld) "
+    "states the task's value (a number equal to it, floats within 0.01; "
     "the string, case kept for upper and title case; a list's items in order). An answer the "
     "loop filled in for the model (an empty reply, or a repeated call answered from its "
     "earlier result) is wrong. Categories are kinds: arithmetic (products, sums of powers, "

@@ -170,6 +170,7 @@ def test_repeated_calls_and_results_fed_back_are_counted(tiny: Any) -> None:
     result, _ = run(tiny, [call(code), call(code), f"It is {case.expected}."])
     d = result.details
     assert (d["tool_calls"], d["repeated_identical_calls"], d["result_as_code"]) == (2, 1, 0)
+    assert d["codes"] == [code, code]
     assert result.correct  # the model's own, right answer: the repeat is counted apart
     result, _ = run(tiny, [call(code), call(f"print('{case.expected}')"), "I printed it."])
     d = result.details
@@ -184,6 +185,22 @@ def test_an_empty_reply_is_recorded_and_the_fallback_is_wrong(tiny: Any) -> None
     assert d["empty_answer"] and d["answered_by"] == "fallback"
     assert case.expected in result.output  # the loop's fallback does state it...
     assert not result.correct  # ...but it is not the model's answer
+
+
+def test_a_forced_answer_is_judged_without_the_loops_note(tiny: Any) -> None:
+    """At the step limit the model answers without tools; "(Stopped after 4 steps.)" is the
+    loop's, and states no answer even where the answer is 4."""
+    case = next(c for c in pytasks.load_cases("test") if c.expected.isdigit() and
+                2 <= int(c.expected) <= 6)  # fmt: skip
+    steps = int(case.expected)
+    settings = load_settings(None, {"agent.max_steps": steps})
+    for closing, right in (("I am not sure.", False), (f"The answer is {case.expected}.", True)):
+        script = [call(f"print({k})") for k in range(steps)] + [closing]
+        gen = ScriptedGenerator(tiny("qwen2"), script)
+        result = pytasks.run_case(gen, case, settings)
+        assert result.details["outcome"] == "step_limit" and not gen.outputs
+        assert f"(Stopped after {steps} steps.)" in result.output
+        assert result.correct is right and result.details["answered_by"] == "model"
 
 
 def test_a_short_run_through_the_runner_and_the_page(tiny: Any, tmp_path: Path) -> None:
