@@ -117,6 +117,7 @@ def run_model(
     categories: str | None = None,
     dtype: str = "float32",
     batch: int = 8,
+    adapter: str | None = "default",
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -127,7 +128,8 @@ def run_model(
     earlier = runner.read_run(out)["summary"] if add and (out / "run.json").is_file() else {}
     settings = Settings()
     settings.model.spec, settings.model.dtype, settings.eval.batch = spec, dtype, batch
-    generator = Generator(load(spec, dtype=dtype))
+    settings.model.adapter = adapter
+    generator = Generator(load(spec, adapter=adapter, dtype=dtype))
     cases = {
         n: runner.load_suite_cases(n, "test", limit, None, categories if n == "bfcl" else None)
         for n, limit in limits.items()
@@ -410,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--categories", help="bfcl: only these categories or groups (live, non-live)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--batch", type=int, default=8, help="BFCL cases decoded at once")
+    p.add_argument("--adapter", default="default", help="default (shipped), none, or a folder")
     args = p.parse_args(argv)
     limits = parse_limits(args.limits)
     tests = test_cases()
@@ -423,8 +426,16 @@ def main(argv: list[str] | None = None) -> int:
             runner.read_run(folder)
             if reuse
             else run_model(
-                spec, limits, folder, args.add, args.resume, args.categories, args.dtype, args.batch
-            )
+                spec,
+                limits,
+                folder,
+                args.add,
+                args.resume,
+                args.categories,
+                args.dtype,
+                args.batch,
+                args.adapter,
+            )  # fmt: skip
         )
         runs.append(held(folder, run, tests))
     out = Path(args.out)
