@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from agent.trajectory import ToolRun
+from agent.trajectory import Outcome, ToolRun, Trajectory
 
 NOTHING_FOUND = "I could not find an answer to that: no tool returned a usable result."
 SHOWN_CHARS = 1200  # of a long result (a page), enough to read the answer in, not a wall of text
@@ -44,3 +44,21 @@ def from_runs(runs: Iterable[ToolRun]) -> str:
 def or_found(answer: str, runs: Iterable[ToolRun]) -> str:
     """The model's answer, or, when it is empty, the answer built from what was found."""
     return answer if answer.strip() else from_runs(runs)
+
+
+def episode_answer(traj: Trajectory, answer: str) -> str:
+    """`answer`, or, when the model gave none, one built from the episode's tool runs, marked
+    `meta.answered_by = "fallback"` so evals tell it from the model's (a sub-episode's empty
+    answer stays empty: its caller reads that)."""
+    if traj.mode == "sub" or answer.strip():
+        return answer
+    traj.meta["answered_by"] = "fallback"
+    return or_found(answer, (r for s in traj.steps for r in s.tool_runs))
+
+
+def partial(traj: Trajectory, said: Iterable[str], why: Outcome) -> str:
+    """The answer of an episode stopped at a budget: the model's last words (`said`, newest
+    first), or what was found, and why it stopped."""
+    last = episode_answer(traj, next((c for c in said if c.strip()), ""))
+    note = {"token_limit": "the token budget", "time_limit": "the time limit"}.get(why, why)
+    return f"{last}\n\n(Stopped at {note}.)"

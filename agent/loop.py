@@ -24,31 +24,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from agent.calls import Calls, unreadable
 from agent.events import Done, Event, Final, Notice, StepDone, ToolEnd, ToolStart, drain
-from agent.fallback import or_found
+from agent.fallback import episode_answer, partial
 from agent.frame import framed, neutralize, special_markers
 from agent.incar import offline_answer
 from agent.policy import Policy, View
 from agent.research import FOCUSED_SYSTEM, Research
 from agent.settings import Settings
-from agent.trajectory import Outcome, Step, Trajectory
+from agent.trajectory import LogSink, Outcome, Step, Trajectory
 from agent.turn import TurnSpec, generate
 from model.chat import parse
 from model.generate import Generator
 from model.messages import Message
 from tools.base import Tool
-
-
-class LogSink(Protocol):
-    """What the loop needs of a log: agent.log.TrajectoryLog is one."""
-
-    def start(self, traj: Trajectory) -> None: ...
-    def step(self, episode_id: str, step: Step) -> None: ...
-    def end(self, traj: Trajectory) -> None: ...
-
 
 WRAP_UP = (
     "You have used all your steps. Answer the question now from the tool results above, "
@@ -196,7 +187,8 @@ class _Episode:
             return None
         answer = parse(step.completion_text, self.generator.lm.tool_format).content
         self.messages.append(Message(role="assistant", content=answer))
-        answer = self._or_found(self.policy.final(self._view(step.index, closing), answer))
+        answer = self.policy.final(self._view(step.index, closing), answer)
+        answer = episode_answer(self.traj, answer)
         if not closing:
             return "answer", answer
         if self.calls.repeats > self.settings.agent.repeat_limit:
@@ -229,21 +221,11 @@ class _Episode:
 
     def _partial(self, why: Outcome) -> str:
         said = (m.content for m in reversed(self.messages) if m.role == "assistant")
-        last = self._or_found(next((c for c in said if c.strip()), ""))
-        note = {"token_limit": "the token budget", "time_limit": "the time limit"}.get(why, why)
-        return f"{last}\n\n(Stopped at {note}.)"
-
-    def _or_found(self, answer: str) -> str:
-        """The model's answer, or, when it gave none, one built from what the episode found
-        (a sub-episode's empty answer stays empty: its caller reads that)."""
-        if self.traj.mode == "sub" or answer.strip():
-            return answer
-        self.traj.meta["answered_by"] = "fallback"  # evals tell the model's answers from these
-        return or_found(answer, (r for s in self.traj.steps for r in s.tool_runs))
+        return partial(self.traj, said, why)
 
     def _finish(self, outcome: Outcome, answer: str) -> Iterator[Event]:
         if outcome == "answer":
-            answer = self._or_found(answer)
+            answer = episode_answer(self.traj, answer)
         self.traj.outcome, self.traj.final_answer = outcome, answer.strip()
         yield Final(self.traj.final_answer)
 

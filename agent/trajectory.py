@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -93,3 +93,11 @@ class Trajectory(BaseModel):
 
 
 Step.model_rebuild()
+
+
+class LogSink(Protocol):
+    """What the loop needs of a log: agent.log.TrajectoryLog is one."""
+
+    def start(self, traj: Trajectory) -> None: ...
+    def step(self, episode_id: str, step: Step) -> None: ...
+    def end(self, traj: Trajectory) -> None: ...

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from agent.loop import LogSink, run
+from agent.loop import run
 from agent.settings import Settings
 from agent.toolbox import toolbox
-from agent.trajectory import Step, Trajectory
+from agent.trajectory import LogSink, Step, Trajectory
 from evals import bfcl, searchqa
 from evals.common import EvalCase
 from evals.rewards import rewards

@@ -26,9 +26,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agent.loop import LogSink
 from agent.settings import Settings
-from agent.trajectory import Trajectory
+from agent.trajectory import LogSink, Trajectory
 from evals import runner
 from evals.common import split_of
 from evals.compare import compare
