@@ -56,7 +56,8 @@ def test_saved_adapter_is_applied_by_the_loader(tmp_path: Path) -> None:
     ids = torch.tensor([[5, 6, 7, 8]])
     model.eval()
     with torch.no_grad():
-        assert torch.allclose(loaded.model(input_ids=ids).logits, model(input_ids=ids).logits)
+        merged, live = loaded.model(input_ids=ids).logits, model(input_ids=ids).logits
+        assert torch.allclose(merged, live, atol=1e-4, rtol=1e-4)  # merged: equal up to rounding
         with model.disable_adapter():
             base = model(input_ids=ids).logits
     assert not torch.allclose(loaded.model(input_ids=ids).logits, base)
