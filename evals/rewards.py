@@ -26,11 +26,22 @@ The shaping terms are small next to the task (0.3 at most) so that no well-behav
 outranks a right one; GRPO compares rewards within a group, so only their order and spacing
 matter, not their scale. Only the episode's own steps count; sub-episodes are not scored here.
 
+`verifiable` scores an ordinary chat or ask episode, which has no reference answer: only what
+the episode's typed record shows. Its behaviour terms are `well_formed`, `valid_arguments`,
+`within_budget` (as above), `no_repeats` (the share of calls that are not the same name and
+arguments as an earlier call of the episode), `no_loops` (the share of steps the doom-loop
+guard did not stop, `Step.finish_reason`) and `own_answer` (1 for a non-empty final answer the
+model wrote; 0 for an empty one or one the loop built for it, `meta["answered_by"]`).
+`total` = their mean − repetition · w_repetition: exactly 1.0 for a flawless episode, so the
+SFT bar of 1.0 keeps only those. `acceptable` says whether an episode may ever be preferred:
+it ended with its own answer, never looped and repeated no call.
+
 Not here: running episodes, learned reward models, judging answers with a model.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from pydantic import BaseModel
@@ -44,6 +55,10 @@ from model.guard import repetition_ratio
 REPETITION_NGRAM = 8  # longer than any phrase prose repeats, shorter than any loop's span
 # The error kinds (`ToolRun.error_kind`) that refuse a call for its arguments or its name.
 ARGUMENT_KINDS = frozenset({"arguments", "unknown_tool"})
+# `meta["answered_by"]` values of answers the model did not write: the loop's fallback built
+# from tool results (an empty reply, a repeated call), the in-car pre-processor's exact answer.
+NOT_OWN = frozenset({"fallback", "incar"})
+ACCEPTABLE = ("no_repeats", "no_loops", "own_answer", "within_budget")  # all 1.0 to be preferred
 
 Expected = str | Sequence[str] | EvalCase
 
@@ -137,3 +152,53 @@ def rewards(
 
 def total(traj: Trajectory, expected: Expected, weights: RewardWeights | None = None) -> float:
     return rewards(traj, expected, weights)["total"]
+
+
+def no_repeats(traj: Trajectory) -> float:
+    """The share of the episode's calls that repeat no earlier call (same name, same
+    arguments); 1.0 with no calls."""
+    keys = [
+        c.name + json.dumps(c.arguments, sort_keys=True, default=str)
+        for s in traj.steps
+        for c in s.calls
+    ]
+    if not keys:
+        return 1.0
+    return len(set(keys)) / len(keys)
+
+
+def no_loops(traj: Trajectory) -> float:
+    """The share of steps that did not end in a doom loop; 1.0 with no steps."""
+    if not traj.steps:
+        return 1.0
+    return sum(s.finish_reason != "doom_loop" for s in traj.steps) / len(traj.steps)
+
+
+def own_answer(traj: Trajectory) -> float:
+    """1.0 when the episode's final answer is non-empty and the model's own words."""
+    said = bool((traj.final_answer or "").strip())
+    return float(said and traj.meta.get("answered_by") not in NOT_OWN)
+
+
+def verifiable(traj: Trajectory, weights: RewardWeights | None = None) -> dict[str, float]:
+    """Reference-free rewards of an ordinary episode: every behaviour term, the repetition
+    penalty, and `total` (1.0 when flawless)."""
+    w = weights or RewardWeights()
+    terms = {
+        "well_formed": well_formed_calls(traj),
+        "valid_arguments": valid_arguments(traj),
+        "no_repeats": no_repeats(traj),
+        "no_loops": no_loops(traj),
+        "own_answer": own_answer(traj),
+        "within_budget": within_budget(traj),
+    }
+    behaviour = sum(terms.values()) / len(terms)  # n 1.0s summed, over n: exactly 1.0
+    terms["repetition"] = repetition_penalty(traj)
+    terms["total"] = behaviour - w.repetition * terms["repetition"]
+    return terms
+
+
+def acceptable(terms: dict[str, float]) -> bool:
+    """Whether an episode with these `verifiable` terms may be preferred over another: it ended
+    with a non-empty answer of its own, never looped and repeated no call."""
+    return all(terms.get(k, 0.0) == 1.0 for k in ACCEPTABLE)

@@ -4,7 +4,7 @@ worst, GRPO online over fresh groups; with an eval before and after, and a repor
 The flow of `edgeagent train sft|dpo|rl`: evaluate the base model on the test split (skipped
 when `OUT/eval-before` holds a finished run, so a resumed run does not redo it), attach a LoRA
 adapter, get episodes (fresh rollouts on the train split through the real agent loop, or the
-scored episodes already in the trajectory log), train, evaluate again, write `OUT/report.md`,
+episodes already in the trajectory log), train, evaluate again, write `OUT/report.md`,
 `OUT/curve.png` and `OUT/history.jsonl`. The adapter is `OUT/adapter/`, loadable everywhere
 with `--adapter`.
 
@@ -12,6 +12,14 @@ It lives in `evals/` rather than `model/` because it runs the agent loop and the
 which `model/` may not import; the losses, adapters and checkpoints are `model/`'s. Test-split
 cases never reach training: rollouts draw from the train split only, and logged episodes of a
 test-split case are dropped.
+
+From the log come two kinds of episode: eval rollouts, scored against their case
+(`meta["case"]`, `rewards` set when collected), and the user's own chat and ask episodes, which
+have no reference answer and are scored here by `evals.rewards.verifiable` (1.0 when flawless).
+SFT keeps own episodes at `min_own_reward` (flawless by default); DPO pairs own episodes of the
+same prompt (`prompt_of`), the best acceptable one (`evals.rewards.acceptable`: its own answer,
+no loop, no repeated call) chosen and the worst rejected, so a looping, repeating or empty
+episode is never chosen, and is the one rejected when the group has one.
 
 Not here: the losses (`model.sft`, `model.dpo`, `model.grpo`), the CLI and progress bars (`tui`).
 """
@@ -31,6 +39,7 @@ from agent.trajectory import LogSink, Trajectory
 from evals import runner
 from evals.common import split_of
 from evals.compare import compare
+from evals.rewards import acceptable, verifiable
 from evals.rollouts import Group, collect
 from model import distributed
 from model.dpo import DpoSettings, PreferencePair, train_dpo
@@ -47,6 +56,9 @@ from model.sft import SftSettings, train_sft
 from model.train_data import NOT_FOR_SFT, TrainExample, batches, examples_from_trajectory
 
 Method = Literal["sft", "dpo", "rl"]
+# Ends that say nothing about the model's behaviour: our failure, a dead process, the user's
+# Esc. Own episodes that ended so are not trained on.
+NOT_BEHAVIOUR = frozenset({"error", "interrupted", "cancelled"})
 Report = Callable[[str, dict[str, Any]], None]  # (phase, figures) as training goes
 
 
@@ -56,6 +68,9 @@ class TrainSettings(BaseModel):
     k: int = Field(default=4, ge=0, description="sampled rollouts per case, plus one greedy")
     temperature: float = Field(default=1.0, gt=0)
     min_reward: float = Field(default=1.0, description="SFT keeps episodes scoring this much")
+    min_own_reward: float = Field(
+        default=1.0, description="SFT: own (chat, ask) episodes scoring this much; 1.0: flawless"
+    )
     min_gap: float = Field(default=0.1, ge=0, description="DPO: best minus worst at least this")
     prompts_per_step: int = Field(default=4, ge=1, description="RL: cases per optimizer step")
     epochs: int = Field(default=1, ge=1)
@@ -70,12 +85,21 @@ def train_cases(ts: TrainSettings) -> list:
     return runner.load_suite_cases(ts.suite, "train", ts.limit, None)
 
 
-def usable(trajectories: Iterable[Trajectory], suite: str | None = None) -> list[Trajectory]:
-    """Scored episodes that may be trained on: never one of a test-split case."""
+def usable(
+    trajectories: Iterable[Trajectory], suite: str | None = None, model: str | None = None
+) -> list[Trajectory]:
+    """Logged episodes that may be trained on: the scored rollouts of `suite`'s cases, never one
+    of a test-split case, and the own episodes (no case) with their `verifiable` rewards (a
+    copy). `model`: only episodes of that model spec (another tokenizer's ids are noise)."""
     out = []
     for t in trajectories:
-        case = t.meta.get("case")
-        if not t.rewards or (case and split_of(str(case)) == "test"):
+        if model is not None and t.model != model:
+            continue
+        if is_own(t):
+            if t.mode != "sub" and t.outcome not in NOT_BEHAVIOUR and t.steps:
+                out.append(t.model_copy(update={"rewards": verifiable(t)}))
+            continue
+        if not t.rewards or split_of(str(t.meta["case"])) == "test":
             continue
         if suite and t.meta.get("suite") != suite:
             continue
@@ -83,11 +107,20 @@ def usable(trajectories: Iterable[Trajectory], suite: str | None = None) -> list
     return out
 
 
-def sft_examples(trajectories: Iterable[Trajectory], min_reward: float) -> list[TrainExample]:
-    """Every sequence of every answered episode whose reward reaches `min_reward`."""
+def is_own(t: Trajectory) -> bool:
+    """An ordinary chat or ask episode, not an eval case's rollout."""
+    return not t.meta.get("case")
+
+
+def sft_examples(
+    trajectories: Iterable[Trajectory], min_reward: float, min_own_reward: float = 1.0
+) -> list[TrainExample]:
+    """Every sequence of every answered episode whose reward reaches `min_reward` (an own
+    episode's, `min_own_reward`)."""
     out = []
     for t in trajectories:
-        if t.outcome == "answer" and t.rewards.get("total", 0.0) >= min_reward:
+        bar = min_own_reward if is_own(t) else min_reward
+        if t.outcome == "answer" and t.rewards.get("total", 0.0) >= bar:
             out += examples_from_trajectory(t, exclude=NOT_FOR_SFT)
     return out
 
@@ -109,6 +142,31 @@ def groups_by_case(trajectories: Iterable[Trajectory]) -> list[list[Trajectory]]
     return list(found.values())
 
 
+def prompt_of(t: Trajectory) -> tuple[str, ...]:
+    """What makes two own episodes answers to the same prompt: the mode, then the user's
+    messages up to the episode's question (one, the question, unless it continued a chat)."""
+    users: list[str] = []
+    for m in t.messages:
+        if m.role == "user":
+            users.append(m.content)
+            if m.content == t.task:
+                return (t.mode, *users)
+    return (t.mode, t.task)  # RLM mode: the model read the question inside more text
+
+
+def groups_by_prompt(trajectories: Iterable[Trajectory]) -> list[list[Trajectory]]:
+    """Own episodes of the same prompt, in the order first seen."""
+    found: dict[tuple[str, ...], list[Trajectory]] = defaultdict(list)
+    for t in trajectories:
+        if is_own(t):
+            found[prompt_of(t)].append(t)
+    return list(found.values())
+
+
+def own_acceptable(t: Trajectory) -> bool:
+    return acceptable(t.rewards)
+
+
 def _last_sequence(t: Trajectory) -> TrainExample | None:
     """The episode's own last sequence (its final turns): what a preference compares. Sub-episodes
     (a focused read) are separate prompts with separate answers, left out of pairs."""
@@ -117,16 +175,20 @@ def _last_sequence(t: Trajectory) -> TrainExample | None:
 
 
 def preference_pairs(
-    groups: Iterable[Sequence[Trajectory]], min_gap: float
+    groups: Iterable[Sequence[Trajectory]],
+    min_gap: float,
+    eligible: Callable[[Trajectory], bool] = lambda t: True,
 ) -> list[PreferencePair]:
-    """Per group, the best-scored episode chosen and the worst rejected, when they differ by at
-    least `min_gap`. A looping rollout scores low (no answer, repetition penalty), so loops are
-    what gets rejected."""
+    """Per group, the best-scored eligible episode chosen and the worst rejected, ineligible ones
+    ranked below every eligible one. An ineligible worst is rejected against any eligible best;
+    two eligible ones need to differ by at least `min_gap`. A looping rollout scores low (no
+    answer, repetition penalty), so loops are what gets rejected."""
     pairs = []
     for group in groups:
-        ranked = sorted(group, key=lambda t: t.rewards.get("total", 0.0))
+        ranked = sorted(group, key=lambda t: (eligible(t), t.rewards.get("total", 0.0)))
         worst, best = ranked[0], ranked[-1]
-        if best.rewards["total"] - worst.rewards["total"] < min_gap:
+        gap = best.rewards.get("total", 0.0) - worst.rewards.get("total", 0.0)
+        if not eligible(best) or (eligible(worst) and gap < min_gap):
             continue
         chosen, rejected = _last_sequence(best), _last_sequence(worst)
         if chosen and rejected and chosen.sampled and rejected.sampled:
@@ -204,7 +266,7 @@ def train_offline(
 
     lm = generator.lm
     if method == "sft":
-        examples = sft_examples(episodes, ts.min_reward) + list(extra)
+        examples = sft_examples(episodes, ts.min_reward, ts.min_own_reward) + list(extra)
         if not examples:
             raise ValueError(f"no episode scored {ts.min_reward} or more: nothing to imitate")
         s = SftSettings(
@@ -217,9 +279,11 @@ def train_offline(
         )
         train_sft(lm.model, examples, out, s, resume, progress)
     else:
-        pairs = preference_pairs(groups_by_case(episodes), ts.min_gap)
+        pairs = preference_pairs(groups_by_case(episodes), ts.min_gap) + preference_pairs(
+            groups_by_prompt(episodes), ts.min_gap, own_acceptable
+        )
         if not pairs:
-            raise ValueError("no case had a best and a worst episode apart: no preference pairs")
+            raise ValueError("no case or prompt had a best and a worst episode apart: no pairs")
         s = DpoSettings(
             learning_rate=ts.learning_rate or DpoSettings().learning_rate,
             epochs=ts.epochs,

@@ -26,8 +26,9 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--limit", type=int, help="at most N train-split cases")
     p.add_argument("-k", type=int, default=4, help="sampled rollouts per case (plus one greedy)")
     p.add_argument("--sample-temperature", type=float, default=1.0, help="for the K rollouts")
-    p.add_argument("--from-log", action="store_true", help="sft/dpo: train on scored episodes "
-                   "already in the log instead of collecting rollouts")  # fmt: skip
+    p.add_argument("--from-log", action="store_true", help="sft/dpo: train on the episodes "
+                   "already in the log (the suite's scored rollouts and your own chat and "
+                   "ask episodes, scored without a reference) instead of new rollouts")  # fmt: skip
     p.add_argument("--log", help="trajectory log (default: $EDGEAGENT_LOG or the cache)")
     p.add_argument("--min-reward", type=float, default=1.0, help="sft: keep episodes this good")
     p.add_argument("--prompts-per-step", type=int, default=4, help="rl: cases per step")
@@ -115,7 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         episodes = _episodes(args, generator, cases, settings, ts, log_path, out)
         extra = [e for suite, n in wanted.items()
                  for e in references.examples(lm, suite, settings, n, args.max_length)]  # fmt: skip
-        data = {"episodes": len(episodes), "source": str(log_path),
+        own = sum(t.is_own(e) for e in episodes)
+        data = {"episodes": len(episodes), "own episodes": own, "source": str(log_path),
                 **{f"reference {k}": v for k, v in t.count_by(extra).items()}}  # fmt: skip
         try:
             t.train_offline(args.method, generator, episodes, ts, out, args.resume,
@@ -151,13 +153,13 @@ def _episodes(
     log_path: Path,
     out: Path,
 ) -> list:
-    """What SFT or DPO trains on: the log's scored episodes, the rollouts a stopped run already
-    collected, or fresh rollouts."""
+    """What SFT or DPO trains on: the log's episodes of this model (scored rollouts and own
+    episodes), the rollouts a stopped run already collected, or fresh rollouts."""
     from agent.log import TrajectoryLog, read_trajectories
     from evals import train as t
 
     if args.from_log:
-        return t.usable(read_trajectories(log_path), ts.suite)
+        return t.usable(read_trajectories(log_path), ts.suite, generator.lm.spec)
     if args.resume and (out / "rollouts.jsonl").is_file():
         ids = {i for line in (out / "rollouts.jsonl").open() for i in json.loads(line)["ids"]}
         return [e for e in read_trajectories(log_path) if e.id in ids]

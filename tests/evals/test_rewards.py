@@ -11,11 +11,13 @@ from agent.trajectory import Step, ToolRun, Trajectory
 from evals.common import EvalCase
 from evals.rewards import (
     RewardWeights,
+    acceptable,
     repetition_penalty,
     rewards,
     task_success,
     total,
     valid_arguments,
+    verifiable,
     well_formed_calls,
     within_budget,
 )
@@ -50,13 +52,15 @@ ADD_CASE = EvalCase(
 )
 
 
-def step(index: int = 0, completion: list[int] | None = None, **kwargs: Any) -> Step:
+def step(
+    index: int = 0, completion: list[int] | None = None, finish_reason: str = "stop", **kwargs: Any
+) -> Step:
     return Step(
         index=index,
         prompt_ids=[1, 2],
         completion_ids=completion if completion is not None else list(range(100, 120)),
         completion_text="",
-        finish_reason="stop",
+        finish_reason=finish_reason,
         temperature=0.7,
         **kwargs,
     )
@@ -163,3 +167,41 @@ def test_total_counts_the_answer_only_within_budget() -> None:
     assert total(looping, "Halvern") < right["total"]
     only_task = RewardWeights(well_formed=0, valid_arguments=0, within_budget=0, repetition=0)
     assert total(episode("Halvern"), "Halvern", only_task) == 1.0
+
+
+def answered(*steps: Step, answer: str = "It is 4.", **meta: Any) -> Trajectory:
+    """An ordinary (no case) episode that ended with `answer`."""
+    return Trajectory(task="q", final_answer=answer, outcome="answer", steps=list(steps), meta=meta)
+
+
+def calling(index: int, *calls: ToolCall) -> Step:
+    return step(index, list(range(100 + 20 * index, 120 + 20 * index)), calls=list(calls))
+
+
+def test_verifiable_is_one_for_a_flawless_episode_and_lower_for_each_flaw() -> None:
+    a, b = ToolCall(name="lookup", arguments={"q": "x", "n": 1}), ToolCall(name="lookup")
+    flawless = verifiable(answered(calling(0, a), calling(1, b), step(2)))
+    assert flawless["total"] == 1.0 and acceptable(flawless)
+    # The same name and arguments again (key order aside) is a repeat; other arguments are not.
+    again = ToolCall(name="lookup", arguments={"n": 1, "q": "x"})
+    repeated = verifiable(answered(calling(0, a), calling(1, again), step(2)))
+    assert repeated["no_repeats"] == 0.5 and repeated["total"] < flawless["total"]
+    empty = verifiable(answered(calling(0, a), step(1), answer="  "))
+    fallback = verifiable(answered(calling(0, a), step(1), answered_by="fallback"))
+    for flawed in (repeated, empty, fallback):
+        assert flawed["total"] < 1.0 and not acceptable(flawed)
+    assert empty["own_answer"] == fallback["own_answer"] == 0.0
+    limit = answered(calling(0, a), step(1)).model_copy(update={"outcome": "step_limit"})
+    assert verifiable(limit)["total"] == pytest.approx(5 / 6) and not acceptable(verifiable(limit))
+    # A turn the guard stopped as a doom loop, though a resample then answered.
+    resampled = answered(step(0, finish_reason="doom_loop"), step(1))
+    assert verifiable(resampled)["no_loops"] == 0.5 and not acceptable(verifiable(resampled))
+
+
+def test_verifiable_shaping_terms_lower_the_total_but_keep_it_acceptable() -> None:
+    bad = step(0, parse_errors=[ToolCallParseError(raw="<tool_call>{", message="bad JSON")])
+    unreadable = verifiable(answered(bad, step(1)))
+    assert unreadable["well_formed"] == 0.5 and unreadable["total"] == pytest.approx(11 / 12)
+    looping = verifiable(answered(step(0, [7, 8, 9] * 40)))
+    assert looping["repetition"] > 0.9 and looping["total"] < 0.6
+    assert acceptable(unreadable) and acceptable(looping)  # ranked low, not ruled out

@@ -1,5 +1,6 @@
 """The training flow on a tiny random model: episodes from scripted rollouts through the real
-agent loop, SFT/DPO selection, one online GRPO step, resume, the report."""
+agent loop, SFT/DPO selection, one online GRPO step, resume, the report; and `--from-log` on a
+log that mixes eval rollouts with the user's own chat episodes."""
 
 from __future__ import annotations
 
@@ -8,16 +9,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import BaseModel
 
+from agent.log import TrajectoryLog, read_trajectories
+from agent.loop import run
 from agent.settings import Settings
 from agent.trajectory import Step, Trajectory
 from evals import train as t
 from evals.common import split_of
+from evals.rewards import verifiable
 from evals.rollouts import collect
 from model.lora import attach, latest_checkpoint, trainable_parameters
+from model.messages import Message
 from model.scripted import ScriptedGenerator
 from model.tiny import tiny_model
 from tests.evals.test_rollouts import add_case, call
+from tools.base import Tool, ToolResult
 from tui.cli import main
 from tui.training import eval_limits
 
@@ -129,3 +136,114 @@ def test_train_cli_refuses_bad_input_in_one_line(capsys, tmp_path: Path) -> None
     assert main(args) == 2
     assert "--eval-limit takes N" in capsys.readouterr().err
     assert not json.dumps(list(tmp_path.iterdir()))[2:]  # nothing written on bad input
+
+
+class LookupArgs(BaseModel):
+    q: str
+
+
+LOOKUP = Tool(
+    name="lookup",
+    description="Look a fact up.",
+    args=LookupArgs,
+    fn=lambda a: ToolResult(text=f"{a.q}: 4"),
+)
+
+
+def lookup(q: str) -> str:
+    return f"<tool_call>{json.dumps({'name': 'lookup', 'arguments': {'q': q}})}</tool_call>"
+
+
+def own(task: str, steps: list[Step], outcome: str = "answer", answer: str = "4") -> Trajectory:
+    traj = Trajectory(task=task, outcome=outcome, final_answer=answer, steps=steps)  # type: ignore[arg-type]
+    return traj.model_copy(update={"rewards": verifiable(traj)})
+
+
+def own_step(index: int, sampled: int, finish_reason: str = "eos") -> Step:
+    return Step(
+        index=index,
+        prompt_ids=[5, 6, 7],
+        completion_ids=list(range(10, 10 + sampled)),
+        completion_text="",
+        finish_reason=finish_reason,
+        temperature=1.0,
+    )
+
+
+def test_a_flawed_own_episode_is_never_chosen_even_when_it_scores_higher() -> None:
+    clean = own("q", [own_step(0, 20)])
+    noisy = own("q", [own_step(0, 40)]).model_copy(update={"rewards": {**clean.rewards}})
+    noisy.rewards["total"] = 0.6  # acceptable, but low: its tokens repeat (say)
+    resampled = own("q", [own_step(0, 3, "doom_loop"), own_step(1, 5)])
+    empty = own("q", [own_step(0, 7)], answer="")
+    assert resampled.rewards["total"] > noisy.rewards["total"]  # the shaping alone misranks
+    pairs = t.preference_pairs(t.groups_by_prompt([noisy, resampled, clean]), 0.1, t.own_acceptable)
+    # The flawed one is rejected against the better acceptable one, whatever the gap.
+    assert [(p.chosen.sampled, p.rejected.sampled) for p in pairs] == [(20, 5)]
+    # Only flawed episodes: nothing to prefer. Two acceptable ones too close: no pair.
+    assert t.preference_pairs(t.groups_by_prompt([resampled, empty]), 0.1, t.own_acceptable) == []
+    near = clean.model_copy(update={"rewards": {**clean.rewards, "total": 0.95}})
+    assert t.preference_pairs(t.groups_by_prompt([clean, near]), 0.1, t.own_acceptable) == []
+
+
+def test_own_episodes_group_by_the_users_side_of_the_conversation() -> None:
+    def chat(*users: str, mode: str = "online") -> Trajectory:
+        messages = [Message(role="system", content="s")]
+        for text in users:
+            messages += [Message(role="user", content=text), Message(role="assistant", content="a")]
+        messages.append(Message(role="user", content="keep going"))  # the loop's follow-up
+        return Trajectory(task=users[-1], messages=messages, mode=mode)  # type: ignore[arg-type]
+
+    episodes = [chat("2+2?"), chat("2+2?"), chat("hi", "2+2?"), chat("2+2?", mode="offline")]
+    assert [len(g) for g in t.groups_by_prompt(episodes)] == [2, 1, 1]
+    assert t.prompt_of(episodes[2]) == ("online", "hi", "2+2?")
+    assert t.groups_by_prompt([scored("simple_python_1", 1.0)]) == []  # a case's, not own
+
+
+def test_from_log_trains_on_the_right_own_and_eval_episodes(tmp_path: Path) -> None:
+    """Own episodes through the real loop and rollouts of a train- and a test-split case, all
+    in one log: read back, what SFT keeps and what DPO pairs."""
+    lm = tiny_model()
+    lm.model = attach(lm.model)
+    log = TrajectoryLog(tmp_path / "log.jsonl")
+    settings, tools = Settings(), {"lookup": LOOKUP}
+    scripts = {
+        "good": [lookup("2+2"), "It is 4."],
+        "repeated": [lookup("2+2"), lookup("2+2"), "It is 4."],
+        "empty": [""],
+        "looping": [None, None],
+        "other": [lookup("3+3"), "It is 6."],  # alone with its prompt: in SFT, in no pair
+    }
+    ids = {}
+    for name, script in scripts.items():
+        task = "What is 3+3?" if name == "other" else "What is 2+2?"
+        ids[name] = run(ScriptedGenerator(lm, script), task, tools, settings, log=log).id
+    (train,), (test,) = ids_in("train", 1), ids_in("test", 1)
+    gen = ScriptedGenerator(lm, [RIGHT, WRONG, RIGHT, WRONG])
+    collect(gen, [add_case(train), add_case(test)], settings, k=1, temperature=1.0, log=log)
+    logged = read_trajectories(tmp_path / "log.jsonl")
+    assert len(logged) == 9
+
+    episodes = t.usable(logged, "bfcl", lm.spec)
+    assert t.usable(logged, "bfcl", "another-model") == []  # another tokenizer's ids
+    assert all(e.meta.get("case") != test for e in episodes)
+    names = {v: k for k, v in ids.items()}
+    own = {names[e.id]: e.rewards for e in episodes if t.is_own(e)}
+    assert sorted(own) == sorted(scripts)
+    assert own["good"]["total"] == own["other"]["total"] == 1.0
+    assert all(own[k]["total"] < 1.0 for k in ("repeated", "empty", "looping"))
+    assert [t.is_own(e) for e in episodes].count(False) == 2  # the train case's two rollouts
+
+    kept = {e.meta["trajectory"] for e in t.sft_examples(episodes, min_reward=1.0)}
+    assert kept == {ids["good"], ids["other"]} | {e.id for e in episodes if not t.is_own(e)
+                                                   and e.rewards["task"] == 1.0}  # fmt: skip
+    groups = t.groups_by_prompt(episodes)
+    (pair,) = t.preference_pairs(groups, 0.1, t.own_acceptable)
+    assert pair.chosen.meta["trajectory"] == ids["good"]
+    assert pair.rejected.meta["trajectory"] == ids["looping"]
+
+    ts = t.TrainSettings(learning_rate=1e-3, save_steps=0)
+    (tmp_path / "dpo").mkdir()
+    history = t.train_offline("dpo", ScriptedGenerator(lm, []), episodes, ts, tmp_path / "dpo")
+    assert len(history) == 1  # one own pair, one case pair: one batch
+    assert (tmp_path / "dpo" / "adapter" / "adapter_config.json").is_file()
