@@ -77,6 +77,7 @@ class TrainSettings(BaseModel):
     learning_rate: float | None = Field(default=None, gt=0, description="None: the method's")
     save_steps: int = Field(default=1, ge=0)
     batch_size: int = Field(default=8, ge=1, description="SFT: examples per optimizer step")
+    max_steps: int | None = Field(default=None, ge=1, description="SFT: stop after N steps")
     context_grad: bool = Field(default=True, description="SFT: False drops the prompt's gradient")
     seed: int = 0
 
@@ -274,6 +275,7 @@ def train_offline(
             epochs=ts.epochs,
             batch_size=min(ts.batch_size, len(examples)),
             context_grad=ts.context_grad,
+            max_steps=ts.max_steps,
             save_steps=ts.save_steps,
             seed=ts.seed,
         )

@@ -38,6 +38,7 @@ class SftSettings(BaseModel):
     batch_size: int = Field(default=8, ge=1, description="examples per optimizer step")
     max_grad_norm: float = Field(default=1.0, gt=0)
     context_grad: bool = Field(default=True, description="False: no gradient through the prompt")
+    max_steps: int | None = Field(default=None, ge=1, description="stop after N steps")
     save_steps: int = Field(default=0, ge=0, description="checkpoint every N steps; 0: never")
     seed: int = 0
 
@@ -96,7 +97,7 @@ def train_sft(
         raise ValueError("no example has a token to train on")
     return fit(
         model,
-        batches(usable, s.batch_size, s.epochs, s.seed),
+        batches(usable, s.batch_size, s.epochs, s.seed)[: s.max_steps],
         lambda m, opt, batch: sft_step(m, opt, batch, s),
         output_dir,
         s.learning_rate,

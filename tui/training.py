@@ -45,6 +45,7 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--max-length", type=int, help="sft: drop reference examples longer than "
                    "this many tokens")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8, help="sft: examples per step")
+    p.add_argument("--max-steps", type=int, help="sft: stop after N optimizer steps")
     p.add_argument("--no-context-grad", action="store_true", help="sft: no gradient through "
                    "the prompt (about 2x faster on CPU; see model.sft)")  # fmt: skip
     p.add_argument("--save-steps", type=int, default=1, help="checkpoint every N steps")
@@ -76,6 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         learning_rate=args.lr,
         batch_size=args.batch_size,
+        max_steps=args.max_steps,
         context_grad=not args.no_context_grad,
         save_steps=args.save_steps,
     )
