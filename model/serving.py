@@ -179,6 +179,8 @@ class Scheduler:
                     event.ttft_s += _waited(ticket, event)
                 if not ticket.cancelled.is_set():
                     _deliver(ticket, event)
+        except Exception as e:  # this request's failure, not the server's
+            _deliver(ticket, e)
         finally:
             self._serving_one = None
 

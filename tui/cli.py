@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from agent.settings import SettingsError
 from tui import commands
 from tui.flags import add_agent_flags, add_settings_flags
+from tui.serve import add_serve_parser
 from tui.training import add_train_parser
 
 
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_eval)
 
     add_train_parser(sub)
+    add_serve_parser(sub)
 
     p = sub.add_parser("index", help="index a folder of .md/.txt/.html for offline search")
     p.add_argument("dir")
