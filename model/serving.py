@@ -117,8 +117,11 @@ class Scheduler:
         with self._cond:
             if self._closed:
                 raise SchedulerClosed("the server is shutting down")
-            if len(self._pending) >= self.max_queue:
-                raise QueueFull(f"{self.slots} requests decoding and {self.max_queue} waiting")
+            # Counted against slots plus queue, not the queue alone: a burst that arrives
+            # faster than the decode thread admits it is not refused while slots are free.
+            busy, waiting = self.busy, len(self._pending)
+            if busy + waiting >= self.slots + self.max_queue:
+                raise QueueFull(f"{busy} requests decoding and {waiting} waiting")
             self._pending.append(ticket)
             self._cond.notify()
         return ticket
@@ -210,9 +213,14 @@ class Scheduler:
         live_rows = self._live[:rows]
         tokens = [live.next_token if live else 0 for live in live_rows]
         logits = self.batch.step(tokens, [live is not None for live in live_rows])
+        greedy = logits.argmax(dim=-1).tolist()  # one call for every greedy row
         for slot, live in enumerate(live_rows):
-            if live is not None:
-                self._take(slot, sample(logits[slot], live.ticket.sampling, live.rng))
+            if live is None:
+                continue
+            hot = live.ticket.sampling.temperature > 0
+            self._take(
+                slot, sample(logits[slot], live.ticket.sampling, live.rng) if hot else greedy[slot]
+            )
 
     def _take(self, slot: int, token: int) -> None:
         live = self._live[slot]

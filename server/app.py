@@ -108,7 +108,7 @@ def create_app(lm: LoadedModel, scheduler: Scheduler, options: ServeOptions) -> 
         if req.stream:
             text = ReplyText(lm.tool_format, ready.tools, ready.prefix)
             usage = bool(req.stream_options and req.stream_options.include_usage)
-            body = _stream(scheduler, ticket, events, text, reply, usage)
+            body = _stream(scheduler, ticket, events, text, reply, usage, req)
             return StreamingResponse(body, media_type="text/event-stream")
         try:
             done = await _wait(request, events, options.disconnect_poll_s)
@@ -117,7 +117,7 @@ def create_app(lm: LoadedModel, scheduler: Scheduler, options: ServeOptions) -> 
         if done is None:  # nobody is there to read an answer
             return _error(ApiError(499, "the client closed the request", code="client_closed"))
         content, calls = split(ready.prefix + done.text, lm.tool_format, ready.tools)
-        return reply.completion(content, calls, done, {})
+        return reply.completion(content, calls, done, extension(req, done))
 
     return app
 
@@ -158,6 +158,13 @@ def prepare(lm: LoadedModel, req: ChatRequest, options: ServeOptions) -> Prepare
         stop=req.stops,
     )
     return Prepared(ids=ids, sampling=sampling, tools=tools_on, prefix=prefix)
+
+
+def extension(req: ChatRequest, done: Completion) -> dict[str, Any]:
+    """Our non-standard response field, when the request asked for it."""
+    if req.edgeagent is None or not req.edgeagent.token_ids:
+        return {}
+    return {"edgeagent": {"token_ids": done.token_ids, "finish_reason": done.finish_reason}}
 
 
 class KeyCheck:
@@ -233,26 +240,34 @@ async def _stream(
     text: ReplyText,
     reply: Reply,
     usage: bool,
+    req: ChatRequest,
 ) -> AsyncIterator[bytes]:
-    """The SSE body. Closing it early (the client went away) cancels the request."""
+    """The SSE body. Closing it early (the client went away) cancels the request. Deltas that
+    queued up while the body was being sent go out as one chunk: when the event loop falls
+    behind the decode thread it sends fewer, larger chunks instead of falling further behind."""
     try:
         yield sse(reply.chunk({"role": "assistant", "content": ""}))
         while True:
-            event = await events.get()
+            batch = [await events.get()]
+            while not events.empty():
+                batch.append(events.get_nowait())
+            deltas = [e for e in batch if isinstance(e, Delta)]
+            if sent := "".join(text.push(e.text) for e in deltas):
+                yield sse(reply.chunk({"content": sent}))
+            if len(deltas) == len(batch):
+                continue
+            event = batch[len(deltas)]  # a Completion or a failure ends the stream
             if isinstance(event, Exception):
                 err = ApiError(500, f"decoding failed: {event}", type="server_error")
                 yield sse(err.body())
                 return
-            if isinstance(event, Delta):
-                if sent := text.push(event.text):
-                    yield sse(reply.chunk({"content": sent}))
-                continue
+            assert isinstance(event, Completion)
             rest, calls = text.finish()
             if rest:
                 yield sse(reply.chunk({"content": rest}))
             for chunk in reply.call_chunks(calls):
                 yield sse(chunk)
-            yield sse(reply.chunk({}, finish_reason(event, calls)))
+            yield sse({**reply.chunk({}, finish_reason(event, calls)), **extension(req, event)})
             if usage:
                 yield sse(reply.usage_chunk(event))
             yield sse("[DONE]")

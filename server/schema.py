@@ -134,6 +134,13 @@ class ResponseFormat(Strict):
     type: Literal["text"]
 
 
+class Extension(Strict):
+    """Ours, not OpenAI's: `{"edgeagent": {"token_ids": true}}` asks for the reply's token ids
+    (in the response's, or the last chunk's, `edgeagent` field), for clients that log them."""
+
+    token_ids: bool = False
+
+
 class ChatRequest(Strict):
     model: str = ""
     messages: list[WireMessage] = Field(min_length=1)
@@ -158,6 +165,7 @@ class ChatRequest(Strict):
     metadata: dict[str, str] | None = None
     store: bool | None = None
     parallel_tool_calls: bool | None = None
+    edgeagent: Extension | None = None
 
     @field_validator("stop")
     @classmethod

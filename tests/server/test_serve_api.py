@@ -3,79 +3,24 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import socket
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import openai
 import pytest
-import uvicorn
+from serve_harness import Running, endless, servers, wait_until
 
 from model.generate import Completion, Generator
-from model.loader import LoadedModel
 from model.scripted import ScriptedGenerator
-from model.serving import Scheduler
-from server.app import ServeOptions, create_app, prepare
+from server.app import prepare
 from server.schema import ChatRequest
 
 
-class Running:
-    """A server on 127.0.0.1 and an ephemeral port; `url` is its API root."""
-
-    def __init__(self, generator: Generator, options: ServeOptions, slots: int, queue: int):
-        self.generator, self.options = generator, options
-        self.scheduler = Scheduler(generator, slots=slots, max_queue=queue)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.root = f"http://127.0.0.1:{self.port}"
-        self.url = f"{self.root}/v1"
-        app = create_app(generator.lm, self.scheduler, options)
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.scheduler.close()
-
-
 @pytest.fixture
-def serve() -> Iterator:
-    """serve(generator, slots=4, queue=8, **options) -> Running; all stopped after the test."""
-    started: list[Running] = []
-
-    def start(generator: Generator, slots: int = 4, queue: int = 8, **options) -> Running:
-        running = Running(generator, ServeOptions(**options), slots, queue)
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        running.close()
-
-
-def endless(lm: LoadedModel) -> Generator:
-    """A generator whose replies end only at their token limit (no end token)."""
-    return Generator(dataclasses.replace(lm, stop_token_ids=set()))
-
-
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.02)
+def serve() -> Iterator[Callable[..., Running]]:
+    yield from servers()
 
 
 def client(running: Running, key: str = "none") -> openai.OpenAI:
