@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 from typing import Any
 
 from agent.settings import SettingsError
@@ -72,9 +73,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/v1"
     say(f"edgeagent: serving {lm.name} at {url} ({scheduler.slots} slots); Ctrl-C stops")
+    # uvicorn re-raises the signal that stopped it once it has shut down; as an exception,
+    # not the default handler's instant exit, so the announcement is taken down on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         with announce(url, lm.name, needs_key=args.api_key is not None):
             uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:
         scheduler.close()
     return 0
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
