@@ -60,6 +60,7 @@ class Ticket:
     sampling: SamplingSettings
     guard: GuardSettings | None
     sink: Sink
+    choices: list[str] = field(default_factory=list)  # the reply starts with one of these
     submitted: float = field(default_factory=time.perf_counter)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -71,9 +72,25 @@ class _Live:
     ticket: Ticket
     ending: Ending
     rng: torch.Generator
+    options: list[list[int]] = field(default_factory=list)  # choices still open, as tokens
+    at: int = 0  # tokens sampled so far, the position within each option
     first_token_at: float = 0.0
     next_token: int = 0
     reason: FinishReason | None = None
+
+    def pick(self, logits: torch.Tensor, greedy: int | None = None) -> int:
+        """The next token: held to the open choices' next tokens while any remain (as in
+        `Generator.stream`), else sampled; `greedy` is the argmax when it is already known."""
+        s = self.ticket.sampling
+        if self.options:
+            allowed = torch.tensor(sorted({o[self.at] for o in self.options}))
+            masked = torch.full_like(logits, float("-inf"))
+            masked[allowed] = logits[allowed]
+            logits, greedy = masked, None
+        token = greedy if greedy is not None and s.temperature <= 0 else sample(logits, s, self.rng)
+        self.options = [o for o in self.options if o[self.at] == token and len(o) > self.at + 1]
+        self.at += 1
+        return token
 
 
 class Scheduler:
@@ -108,12 +125,14 @@ class Scheduler:
         sampling: SamplingSettings,
         guard: GuardSettings | None,
         sink: Sink,
+        choices: list[str] | None = None,
     ) -> Ticket:
         """Queue a request; its events go to `sink` from the decode thread. Raises QueueFull
-        when the queue is at its bound (the caller answers 429), SchedulerClosed after close."""
+        when the queue is at its bound (the caller answers 429), SchedulerClosed after close.
+        With `choices`, the reply starts with one of those texts (`Generator.stream`'s rule)."""
         if not ids:
             raise ValueError("empty prompt")
-        ticket = Ticket(list(ids), sampling, guard, sink)
+        ticket = Ticket(list(ids), sampling, guard, sink, list(choices or []))
         with self._cond:
             if self._closed:
                 raise SchedulerClosed("the server is shutting down")
@@ -174,7 +193,7 @@ class Scheduler:
         self._serving_one = ticket
         try:
             stream = self.generator.stream(
-                ticket.ids, ticket.sampling, ticket.guard, ticket.cancelled
+                ticket.ids, ticket.sampling, ticket.guard, ticket.cancelled, ticket.choices or None
             )
             for event in stream:
                 if isinstance(event, Completion):
@@ -196,11 +215,11 @@ class Scheduler:
             ticket = self._next_ticket()
             if ticket is None:
                 return
-            live = _Live(ticket, Ending(self.generator.lm, ticket.sampling, ticket.guard),
-                         make_rng(ticket.sampling.seed))  # fmt: skip
+            ending = Ending(self.generator.lm, ticket.sampling, ticket.guard)
+            live = _Live(ticket, ending, make_rng(ticket.sampling.seed))
+            live.options = [o for c in ticket.choices if (o := self.generator.encode(c))]
             self._live[slot] = live
-            logits = self.batch.prefill(slot, ticket.ids)
-            self._take(slot, sample(logits, ticket.sampling, live.rng))
+            self._take(slot, live.pick(self.batch.prefill(slot, ticket.ids)))
 
     def _step(self) -> None:
         assert self.batch is not None
@@ -215,12 +234,8 @@ class Scheduler:
         logits = self.batch.step(tokens, [live is not None for live in live_rows])
         greedy = logits.argmax(dim=-1).tolist()  # one call for every greedy row
         for slot, live in enumerate(live_rows):
-            if live is None:
-                continue
-            hot = live.ticket.sampling.temperature > 0
-            self._take(
-                slot, sample(logits[slot], live.ticket.sampling, live.rng) if hot else greedy[slot]
-            )
+            if live is not None:
+                self._take(slot, live.pick(logits[slot], greedy[slot]))
 
     def _take(self, slot: int, token: int) -> None:
         live = self._live[slot]

@@ -28,24 +28,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from model.chat import render
 from model.generate import Completion, Delta
-from model.guard import GuardSettings
 from model.loader import LoadedModel
 from model.sampling import SamplingSettings
-from model.serving import Event, QueueFull, Scheduler, SchedulerClosed, Ticket
+from model.serving import Event, Scheduler, Ticket
+from server.intake import ServeOptions, check_bounds, enqueue, read_body
+from server.native import add_native_routes
 from server.reply import Reply, ReplyText, finish_reason, forced_prefix, split, sse
 from server.schema import ApiError, ChatRequest, parse_request, to_messages
-
-
-class ServeOptions(BaseModel):
-    """The limits and defaults of one server."""
-
-    api_key: str | None = None
-    max_body_bytes: int = 1_000_000
-    max_tokens: int = 2048  # the most one request may ask for
-    context: int = 4096  # prompt plus reply, in tokens
-    sampling: SamplingSettings = SamplingSettings()  # defaults for what a request leaves out
-    guard: GuardSettings | None = None
-    disconnect_poll_s: float = 0.25  # how often a plain request checks its client is there
 
 
 class Prepared(BaseModel):
@@ -77,6 +66,8 @@ def create_app(lm: LoadedModel, scheduler: Scheduler, options: ServeOptions) -> 
     async def bug(request: Request, e: Exception) -> JSONResponse:
         return _error(ApiError(500, f"internal error: {type(e).__name__}", type="server_error"))
 
+    add_native_routes(app, lm, scheduler, options)
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {
@@ -96,14 +87,9 @@ def create_app(lm: LoadedModel, scheduler: Scheduler, options: ServeOptions) -> 
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(request: Request) -> Any:
-        req = parse_request(await _read_body(request, options.max_body_bytes))
+        req = parse_request(await read_body(request, options.max_body_bytes))
         ready = prepare(lm, req, options)
-        loop, events = asyncio.get_running_loop(), asyncio.Queue[Event]()
-
-        def sink(event: Event) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, event)
-
-        ticket = _submit(scheduler, ready, options.guard, sink)
+        ticket, events = enqueue(scheduler, ready.ids, ready.sampling, options.guard)
         reply = Reply(lm.name)
         if req.stream:
             text = ReplyText(lm.tool_format, ready.tools, ready.prefix)
@@ -137,20 +123,10 @@ def prepare(lm: LoadedModel, req: ChatRequest, options: ServeOptions) -> Prepare
         prefix = forced_prefix(lm.tool_format, name)
     prompt = render(lm.tokenizer, to_messages(req.messages), tools, lm.tool_format) + prefix
     ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    room = options.context - len(ids)
-    if room < 1:
-        msg = f"the prompt is {len(ids)} tokens; this server's context is {options.context}"
-        raise ApiError(400, msg, param="messages", code="context_length_exceeded")
-    limit = req.token_limit
-    if limit is not None and limit > options.max_tokens:
-        msg = f"max_tokens is at most {options.max_tokens} here"
-        raise ApiError(400, msg, param="max_tokens")
-    if limit is not None and limit > room:
-        msg = f"the prompt ({len(ids)} tokens) and max_tokens ({limit}) pass {options.context}"
-        raise ApiError(400, msg, param="max_tokens", code="context_length_exceeded")
+    limit = check_bounds(len(ids), req.token_limit, options)
     base = options.sampling
     sampling = SamplingSettings(
-        max_new_tokens=limit or min(options.max_tokens, room),
+        max_new_tokens=limit,
         temperature=base.temperature if req.temperature is None else req.temperature,
         top_p=base.top_p if req.top_p is None else req.top_p,
         top_k=base.top_k,
@@ -186,31 +162,6 @@ class KeyCheck:
 
 def _error(e: ApiError) -> JSONResponse:
     return JSONResponse(e.body(), status_code=e.status)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with a 413 as soon as it is known to pass `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the request body is over {limit} bytes", code="request_too_large")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(413, f"the request body is over {limit} bytes", code="request_too_large")
-    return bytes(body)
-
-
-def _submit(
-    scheduler: Scheduler, ready: Prepared, guard: GuardSettings | None, sink: Any
-) -> Ticket:
-    try:
-        return scheduler.submit(ready.ids, ready.sampling, guard, sink)
-    except QueueFull as e:
-        msg = f"the server is busy ({e}); retry later"
-        raise ApiError(429, msg, type="rate_limit_error", code="rate_limit_exceeded") from None
-    except SchedulerClosed as e:
-        raise ApiError(503, str(e), type="server_error") from None
 
 
 async def _wait(request: Request, events: asyncio.Queue[Event], poll_s: float) -> Completion | None:

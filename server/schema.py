@@ -194,10 +194,10 @@ def parse_request(body: bytes) -> ChatRequest:
     try:
         return ChatRequest.model_validate(data)
     except ValidationError as e:
-        raise _as_api_error(e) from None
+        raise as_api_error(e) from None
 
 
-def _as_api_error(e: ValidationError) -> ApiError:
+def as_api_error(e: ValidationError) -> ApiError:
     errors = e.errors(include_url=False, include_input=False)
     unknown = [_loc(err["loc"]) for err in errors if err["type"] == "extra_forbidden"]
     if unknown:

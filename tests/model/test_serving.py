@@ -147,3 +147,22 @@ def _wait(condition, timeout: float = 20.0) -> None:
         assert deadline < timeout, "condition never held"
         done.wait(0.01)
         deadline += 0.01
+
+
+def test_choices_hold_the_start_of_a_batched_reply_as_in_the_stream(tiny, scheduler) -> None:
+    gen = Generator(tiny("qwen2"))
+    ids = gen.encode("Pick one:")
+    choices = ["https://a.example/x", "https://b.example/y", "zzz"]
+    sampling = SamplingSettings(max_new_tokens=30)
+    want = next(
+        e for e in gen.stream(ids, sampling, None, None, choices) if isinstance(e, Completion)
+    )
+    assert any(want.text.startswith(c) for c in choices)
+    beside, held = Collector(), Collector()
+    scheduler.submit(gen.encode("something else"), sampling, None, beside)
+    scheduler.submit(ids, sampling, None, held, choices=choices)
+    assert held.completion().token_ids == want.token_ids
+    assert (
+        beside.completion().token_ids
+        == gen.complete(gen.encode("something else"), sampling).token_ids
+    )
