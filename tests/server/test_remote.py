@@ -104,3 +104,30 @@ def test_an_unreachable_or_refusing_server_is_one_clear_error(tiny, serve) -> No
     remote = connect(running.url, api_key="k")
     with pytest.raises(ServerError, match="context"):
         list(remote.stream("x" * 200, SamplingSettings(max_new_tokens=8)))
+
+
+def test_ask_generates_on_a_server_given_or_found(tiny, serve, capsys, monkeypatch, tmp_path):
+    from model.discovery import announce
+    from tui.backend import generator_for
+    from tui.cli import main
+
+    answer = "Paris is the capital of France."
+    running = serve(ScriptedGenerator(tiny("qwen2"), [answer] * 4))
+    question = ["ask", "--offline", "What is the capital of France?"]
+    assert main([*question, "--server", running.root]) == 0
+    out = capsys.readouterr()
+    assert answer in out.out and f"generating on {running.url}" in out.err
+    monkeypatch.setenv("EDGEAGENT_CACHE", str(tmp_path))
+    with announce(running.url, "embedded", needs_key=False):  # the default settings' model
+        assert main([*question, "--server", "auto"]) == 0
+        out = capsys.readouterr()
+        assert answer in out.out and "generating on the local server" in out.err
+    said: list[str] = []
+    here = object()  # stands for the model loaded in-process
+    assert generator_for(Settings(), "auto", None, said.append, lambda s: here) is here
+    assert "no local server" in said[-1] and "loading the model in this process" in said[-1]
+    with announce(running.url, "smollm2", needs_key=False):
+        assert generator_for(Settings(), "auto", None, said.append, lambda s: here) is here
+        assert "runs smollm2, not embedded" in said[-1]
+    assert main([*question, "--server", "http://127.0.0.1:9"]) == 2
+    assert "cannot reach the server" in capsys.readouterr().err
