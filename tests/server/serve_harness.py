@@ -80,7 +80,8 @@ class Spawned:
     endless tiny qwen2 model; for measuring throughput against clients in the test process."""
 
     def __init__(self, slots: int, queue: int) -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
         cmd = [sys.executable, __file__, str(slots), str(queue)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         assert self.proc.stdout is not None
