@@ -14,7 +14,8 @@ token are exactly the one-sequence ones. Models the lean forward does not cover 
 Gemma 3) fall back to one sequence at a time.
 
 Not here: streaming deltas, cancellation, cache reuse between calls, `choices` (the agent loop
-needs all of those and runs one sequence through `model.generate`).
+needs all of those and runs one sequence through `model.generate`; the server's scheduler,
+`model.serving`, streams and cancels on these same `Slots`).
 """
 
 from __future__ import annotations
@@ -74,11 +75,13 @@ class Slots:
 
     @torch.inference_mode()
     def step(self, tokens: Sequence[int], busy: Sequence[bool]) -> torch.Tensor:
-        """One token for every slot (idle slots get any token and stay where they are); the
-        next logits, a row per slot."""
-        d, span = self.decoder, int(self.lengths.max()) + 1
+        """One token for each of the first `len(tokens)` slots (idle ones get any token and
+        stay where they are); the next logits, a row per slot stepped. A caller that keeps its
+        busy slots at the front steps only those: the later slots' buffers are not read."""
+        d, n = self.decoder, len(tokens)
+        span = int(self.lengths[:n].max()) + 1
         self._reserve(span, self.keys[0].dtype)
-        rows, at = torch.arange(self.size, device=d.device), self.lengths.to(d.device)
+        rows, at = torch.arange(n, device=d.device), self.lengths[:n].to(d.device)
         h = d.body.embed_tokens(torch.tensor(tokens, device=d.device).unsqueeze(1))
         cos, sin = d.body.rotary_emb(h, at.unsqueeze(1))
         # Row r sees its own positions up to the new token's, none of its neighbours' longer tail.
@@ -90,15 +93,15 @@ class Slots:
             self.values[i][rows, :, at] = v[:, :, 0]
             out = F.scaled_dot_product_attention(
                 q,
-                self.keys[i][:, :, :span],
-                self.values[i][:, :, :span],
+                self.keys[i][:n, :, :span],
+                self.values[i][:n, :, :span],
                 attn_mask=mask,
                 scale=attn.scaling,
                 enable_gqa=True,
             )
-            h = h + attn.o_proj(out.transpose(1, 2).reshape(self.size, 1, -1))
+            h = h + attn.o_proj(out.transpose(1, 2).reshape(n, 1, -1))
             h = h + fast._mlp(layer.mlp, fast._norm(layer.post_attention_layernorm, h))
-        self.lengths += torch.tensor(busy, dtype=torch.long)
+        self.lengths[:n] += torch.tensor(busy, dtype=torch.long)
         return d.head(fast._norm(d.body.norm, h)).squeeze(1).float().cpu()
 
     def _reserve(self, needed: int, dtype: torch.dtype) -> None:

@@ -13,6 +13,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Episodes the tests run go to a throwaway log, not the user's.
 os.environ["EDGEAGENT_LOG"] = os.path.join(tempfile.mkdtemp(prefix="edgeagent-test-"), "log.jsonl")
+# A developer's running `edgeagent serve` must not answer for the tests' in-process models.
+os.environ["EDGEAGENT_SERVER"] = "none"
 
 _tiny_cache: dict[str, object] = {}
 

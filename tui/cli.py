@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 
 from agent.settings import SettingsError
 from tui import commands
+from tui.backend import add_server_flags
 from tui.flags import add_agent_flags, add_settings_flags
+from tui.serve import add_serve_parser
 from tui.training import add_train_parser
 
 
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plain", action="store_true", help="a plain line chat, without the app")
     add_agent_flags(p)
     add_settings_flags(p)
+    add_server_flags(p)
     p.set_defaults(func=commands.cmd_chat)
 
     p = sub.add_parser("ask", help="answer one question, with tools unless --offline")
@@ -46,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_agent_flags(p)
     add_settings_flags(p)
+    add_server_flags(p)
     p.set_defaults(func=commands.cmd_ask)
 
     model = sub.add_parser("model", help="inspect or prepare a model").add_subparsers(
@@ -98,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_eval)
 
     add_train_parser(sub)
+    add_serve_parser(sub)
 
     p = sub.add_parser("index", help="index a folder of .md/.txt/.html for offline search")
     p.add_argument("dir")

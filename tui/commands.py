@@ -44,18 +44,26 @@ def load_model(settings: Settings) -> Any:
     )
 
 
+def make_generator(settings: Settings, args: argparse.Namespace) -> Any:
+    """The generator `--server` asks for (`tui.backend`), else the model loaded here."""
+    from model.generate import Generator
+    from tui.backend import generator_for
+
+    here = lambda s: Generator(load_model(s))  # noqa: E731
+    return generator_for(settings, args.server, args.server_key, say, here)
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from agent.attach import load_attachment, run_with_attachment
     from agent.loop import run_episode
     from agent.toolbox import toolbox
-    from model.generate import Generator
 
     settings = settings_from(args)
     # Bad paths and unusable files fail here, in a second, not after the model has loaded.
     settings = checked_corpus(settings)
     text = load_attachment(args.attach, settings) if args.attach else None
     log = trajectory_log(settings)
-    generator = Generator(load_model(settings))
+    generator = make_generator(settings, args)
     question = " ".join(args.question)
     if text is not None:
         events = run_with_attachment(generator, question, text, settings, log=log)
@@ -148,14 +156,19 @@ def cmd_chat(args: argparse.Namespace) -> int:
     settings = checked_corpus(settings_from(args))
     chat = store.load(args.resume or None) if args.resume is not None else None
     if args.plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
-        return plain_chat(settings, chat)
-    from tui.app import ChatApp
+        return plain_chat(settings, chat, args)
+    from tui.app import ChatApp, load_generator
+    from tui.backend import generator_for
 
-    ChatApp(settings, chat=chat).run()
+    def loader(settings: Settings, progress: Any) -> Any:
+        here = lambda s: load_generator(s, progress)  # noqa: E731
+        return generator_for(settings, args.server, args.server_key, progress, here)
+
+    ChatApp(settings, chat=chat, loader=loader).run()
     return 0
 
 
-def plain_chat(settings: Settings, chat: Any = None) -> int:
+def plain_chat(settings: Settings, chat: Any = None, args: Any = None) -> int:
     """A line chat with no tools, for pipes and terminals the app cannot drive. A resumed
     conversation (`chat`, a tui.store.Chat) is read back and its new turns saved to it."""
     from agent.conversation import Conversation
@@ -163,7 +176,8 @@ def plain_chat(settings: Settings, chat: Any = None) -> int:
 
     settings = settings.model_copy(update={"offline": True})
     earlier = chat.exchanges() if chat is not None else []
-    conversation = Conversation(Generator(load_model(settings)), settings, earlier)
+    generator = make_generator(settings, args) if args else Generator(load_model(settings))
+    conversation = Conversation(generator, settings, earlier)
     if chat is not None:
         say(f"edgeagent: resuming conversation {chat.id} ({len(chat.turns)} turns) as a plain "
             "chat, offline with no tools; Ctrl-D to leave.")  # fmt: skip

@@ -1,0 +1,88 @@
+"""`edgeagent serve`: load the model once and answer OpenAI chat-completions requests over HTTP.
+
+Loopback by default; any other address needs an API key, since the model, the prompts and the
+machine's CPU would otherwise be open to the network. While it runs, the server announces its
+URL in the cache (`model.discovery`), where `ask`, the app and `eval` look for it.
+
+Not here: the HTTP app (`server.app`), the scheduler (`model.serving`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import signal
+from typing import Any
+
+from agent.settings import SettingsError
+from tui.commands import load_model, say
+from tui.flags import add_settings_flags, settings_from
+
+DEFAULT_PORT = 8741
+
+
+def add_serve_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="a resident OpenAI-compatible server for the model")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--api-key", default=os.environ.get("EDGEAGENT_API_KEY"),
+                   help="required on every request (Bearer); needed to bind a non-loopback "
+                   "address (default: $EDGEAGENT_API_KEY)")  # fmt: skip
+    p.add_argument("--slots", type=int, default=8, help="requests decoded together")
+    p.add_argument("--queue", type=int, default=16, help="requests waiting; more get a 429")
+    p.add_argument("--context", type=int, default=4096, help="prompt plus reply, in tokens")
+    p.add_argument("--max-request-tokens", type=int, default=2048,
+                   help="the largest max_tokens a request may ask for")  # fmt: skip
+    add_settings_flags(p)
+    p.set_defaults(func=cmd_serve)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from model.discovery import announce
+    from model.generate import Generator
+    from model.serving import Scheduler
+    from server.app import ServeOptions, create_app
+
+    settings = settings_from(args)
+    if not is_loopback(args.host) and not args.api_key:
+        raise SettingsError(f"binding {args.host} (not loopback) needs --api-key")
+    if min(args.slots, args.queue, args.context, args.max_request_tokens) < 1:
+        raise SettingsError("--slots, --queue, --context and --max-request-tokens must be >= 1")
+    lm = load_model(settings)
+    scheduler = Scheduler(Generator(lm), slots=args.slots, max_queue=args.queue)
+    options = ServeOptions(
+        api_key=args.api_key,
+        context=args.context,
+        max_tokens=args.max_request_tokens,
+        sampling=settings.sampling,
+        guard=settings.guard,
+    )
+    app = create_app(lm, scheduler, options)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{shown}:{args.port}/v1"
+    say(f"edgeagent: serving {lm.name} at {url} ({scheduler.slots} slots); Ctrl-C stops")
+    # uvicorn re-raises the signal that stopped it once it has shut down; as an exception,
+    # not the default handler's instant exit, so the announcement is taken down on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        with announce(url, lm.name, needs_key=args.api_key is not None):
+            uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        scheduler.close()
+    return 0
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
