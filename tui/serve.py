@@ -53,7 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from model.discovery import announce
     from model.generate import Generator
     from model.serving import Scheduler
-    from server.app import ServeOptions, create_app
+    from tui.server.app import ServeOptions, create_app
 
     settings = settings_from(args)
     if not is_loopback(args.host) and not args.api_key:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from model.guard import GuardSettings
 from model.sampling import SamplingSettings
 from model.serving import Event, QueueFull, Scheduler, SchedulerClosed, Ticket
-from server.schema import ApiError
+from tui.server.schema import ApiError
 
 
 class ServeOptions(BaseModel):

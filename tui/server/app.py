@@ -31,10 +31,10 @@ from model.generate import Completion, Delta
 from model.loader import LoadedModel
 from model.sampling import SamplingSettings
 from model.serving import Event, Scheduler, Ticket
-from server.intake import ServeOptions, check_bounds, enqueue, read_body
-from server.native import add_native_routes
-from server.reply import Reply, ReplyText, finish_reason, forced_prefix, split, sse
-from server.schema import ApiError, ChatRequest, parse_request, to_messages
+from tui.server.intake import ServeOptions, check_bounds, enqueue, read_body
+from tui.server.native import add_native_routes
+from tui.server.reply import Reply, ReplyText, finish_reason, forced_prefix, split, sse
+from tui.server.schema import ApiError, ChatRequest, parse_request, to_messages
 
 
 class Prepared(BaseModel):

@@ -26,8 +26,8 @@ from model.guard import GuardSettings
 from model.loader import LoadedModel
 from model.sampling import SamplingSettings
 from model.serving import Event, Scheduler, Ticket
-from server.intake import ServeOptions, check_bounds, enqueue, read_body
-from server.schema import ApiError, Strict, as_api_error
+from tui.server.intake import ServeOptions, check_bounds, enqueue, read_body
+from tui.server.schema import ApiError, Strict, as_api_error
 
 
 class GenerateRequest(Strict):

@@ -11,13 +11,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import uvicorn
 
 from model.generate import Generator
 from model.loader import LoadedModel
 from model.serving import Scheduler
-from server.app import ServeOptions, create_app
+from tui.server.app import ServeOptions, create_app
 
 
 class Running:
@@ -80,7 +81,7 @@ class Spawned:
     endless tiny qwen2 model; for measuring throughput against clients in the test process."""
 
     def __init__(self, slots: int, queue: int) -> None:
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        root = str(Path(__file__).resolve().parents[3])  # the repository: tests/tui/server/..
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
         cmd = [sys.executable, __file__, str(slots), str(queue)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)

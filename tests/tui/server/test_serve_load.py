@@ -15,8 +15,8 @@ from serve_harness import Spawned, endless, wait_until
 
 from model.generate import Generator
 from model.guard import GuardSettings
-from server.app import ServeOptions, prepare
-from server.schema import ChatRequest
+from tui.server.app import ServeOptions, prepare
+from tui.server.schema import ChatRequest
 
 CLIENTS, TOKENS = 16, 48
 QUESTIONS = [f"Question {i}: what is {i} times {i + 3}?" for i in range(CLIENTS)]

@@ -14,8 +14,8 @@ from serve_harness import Running, endless, servers, wait_until
 
 from model.generate import Completion, Generator
 from model.scripted import ScriptedGenerator
-from server.app import prepare
-from server.schema import ChatRequest
+from tui.server.app import prepare
+from tui.server.schema import ChatRequest
 
 
 @pytest.fixture
