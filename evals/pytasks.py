@@ -16,8 +16,8 @@ Details per case: `steps` (model turns), `tool_calls`, `repeated_identical_calls
 the same name and arguments as an earlier one of the episode), `result_as_code` (python calls
 whose code is only an earlier call's output, as in `python('391')`), `empty_answer` (the
 model's closing turn said nothing and called nothing), `answered_by`, `outcome`,
-`finish_reason` (of the last turn), `tool_errors`, `codes` (each call's code, cut to
-`CODE_CHARS`), `tokens`, `family`, `check` and `why`.
+`finish_reason` (of the last turn), `tool_errors`, `codes` (each call's code, or its arguments
+as JSON where it sent no code; cut to `CODE_CHARS`), `tokens`, `family`, `check` and `why`.
 
 Not here: the tasks (`evals.pytasks_data`), what counts as right (`evals.pytasks_check`).
 """
@@ -109,7 +109,9 @@ def tool_use(traj: Trajectory) -> dict[str, Any]:
             repeated += key in seen
             seen.add(key)
             code = str(done.call.arguments.get("code", ""))
-            codes.append(code[:CODE_CHARS])
+            # No code: what it sent instead (a 0.5B model copies the tool's schema as arguments).
+            shown = code if "code" in done.call.arguments else json.dumps(done.call.arguments)
+            codes.append(shown[:CODE_CHARS])
             result_as_code += bool(outputs) and _bare(code) in outputs
             errors += done.error is not None
             if done.text.strip():

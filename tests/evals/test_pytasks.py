@@ -176,6 +176,9 @@ def test_repeated_calls_and_results_fed_back_are_counted(tiny: Any) -> None:
     d = result.details
     assert (d["repeated_identical_calls"], d["result_as_code"]) == (0, 1)
     assert not result.correct  # "I printed it." states nothing
+    schema = '<tool_call>{"name": "python", "arguments": {"type": "object"}}</tool_call>'
+    result, _ = run(tiny, [schema, f"It is {case.expected}."])  # its schema, not code
+    assert result.details["codes"] == ['{"type": "object"}'] and result.details["tool_errors"] == 1
 
 
 def test_an_empty_reply_is_recorded_and_the_fallback_is_wrong(tiny: Any) -> None:
