@@ -7,7 +7,8 @@ included, with the loss on the reply only. Every example carries `meta["source"]
 "reference"`, so a report counts them apart from the model's own successful episodes.
 
 - `bfcl`: the expected calls, each parameter given its first allowed value (an optional one
-  whose allowed values are only "" is left out), rendered by the template as tool calls; the
+  whose allowed values are only "" is left out), written as the model writes calls
+  (`natural_calls`: bare JSON lines for Qwen2.5-Coder; else the template's rendering); the
   calls are checked by the eval's own scorer before they are kept, so a reference is always
   scored right. An irrelevance case's reference is one sentence saying no function fits.
 - `doomloop`: the enumeration families only (count, spell, alphabet, primes, tables, ...), where
@@ -25,6 +26,7 @@ Not here: rollouts (`evals.rollouts`), the losses (`model.sft`), choosing the mi
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -37,7 +39,7 @@ from evals.ast_check import NO_CALL_CATEGORIES
 from evals.common import EvalCase
 from evals.doomprompts import answer_ok
 from evals.pytasks_check import Task, judge
-from model.chat import render
+from model.chat import ToolFormat, render
 from model.loader import LoadedModel
 from model.messages import Message, ToolCall
 from model.scripted import ScriptedGenerator
@@ -95,8 +97,26 @@ def bfcl_example(lm: LoadedModel, case: EvalCase) -> TrainExample | None:
     messages = bfcl.build_messages(case)
     tools = [bfcl.to_tool(f) for f in case.data["functions"]]
     prompt = render(lm.tokenizer, messages, tools, lm.tool_format)
-    ids = reply_ids(lm, prompt, messages, reply, tools)
+    natural = natural_calls(lm, reply.tool_calls)
+    if natural is not None:
+        ids: list[int] | None = encode(lm, natural) + [end_id(lm)]
+    else:
+        ids = reply_ids(lm, prompt, messages, reply, tools)
     return _example(encode(lm, prompt), ids, case) if ids else None
+
+
+def natural_calls(lm: LoadedModel, calls: list[ToolCall]) -> str | None:
+    """Calls as the model writes them unprompted, where that differs from its template and our
+    parser reads it; None: the template's rendering. Qwen2.5-Coder writes bare JSON, one call
+    a line: at the start of a reply its `<tool_call>` token has log-probability about -23,
+    and that token's embedding is nearly `<|im_start|>`'s (cosine 0.92), so an epoch of LoRA
+    on tagged replies taught it to open replies with `<|im_start|>` (measured; see
+    evals/TRAINING.md). The agent's parser (`model.chat.parse`) reads bare JSON lines."""
+    if not calls or lm.tool_format is not ToolFormat.HERMES:
+        return None
+    return "\n".join(
+        json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False) for c in calls
+    )
 
 
 def pytools_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> list[TrainExample]:
@@ -107,7 +127,8 @@ def pytools_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> lis
     task = Task.model_validate(case.data)
     code = ToolCall(name="python", arguments={"code": task.code})
     call = Message(role="assistant", tool_calls=[code])
-    script = [turn_text(lm, call), f"The answer is {task.answer}."]
+    script = [natural_calls(lm, call.tool_calls) or turn_text(lm, call),
+              f"The answer is {task.answer}."]  # fmt: skip
     episode = pytasks.episode_settings(settings)
     generator = ScriptedGenerator(lm, list(script), end_id=end_id(lm))
     with toolbox(episode, question=case.prompt) as tools:
