@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from textual.widgets import Collapsible, Markdown, Static
 
 from agent.log import default_log_path, find
 from agent.settings import Settings, load_settings
 from model.generate import Generator
-from model.loader import ModelLoadError
+from model.loader import ModelLoadError, load
 from model.scripted import ScriptedGenerator
 from tui import store
 from tui.app import ChatApp
@@ -240,3 +241,24 @@ async def test_a_full_log_and_an_unwritable_chats_folder_only_warn(
         "cannot save the conversation",
         "cannot write the trajectory log /dev/full",
     ]
+
+
+@pytest.mark.slow
+async def test_the_shipped_model_computes_with_python_in_two_steps(tmp_path) -> None:
+    """The trainer issue's check, on the real default model with its shipped adapter: one
+    python call, then the answer."""
+    settings = load_settings(None, {"agent.tools": ["python"], "model.dtype": "bfloat16"})
+    lm = load(settings.model.spec, adapter=settings.model.adapter, dtype="bfloat16")
+    assert lm.adapter, "the default model ships with an adapter"
+    app = ChatApp(settings, generator=Generator(lm), chats_dir=tmp_path / "chats")
+    async with app.run_test() as pilot:
+        await submit(pilot, "Compute 17 * 23 with python and tell me the result")
+        for _ in range(100):  # the real model's episode outlives the first settle
+            if texts(app, ".final"):
+                break
+            await settle(pilot)
+            await pilot.pause(0.2)
+        (final,) = texts(app, ".final")
+        assert "391" in final
+    (turn,) = store.load(None, tmp_path / "chats").turns
+    assert len(find(default_log_path(), turn.episode_id).steps) <= 2
