@@ -117,7 +117,7 @@ def run_model(
     categories: str | None = None,
     dtype: str = "float32",
     batch: int = 8,
-    adapter: str | None = "default",
+    adapter: str | None = "none",
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--categories", help="bfcl: only these categories or groups (live, non-live)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--batch", type=int, default=8, help="BFCL cases decoded at once")
-    p.add_argument("--adapter", default="default", help="default (shipped), none, or a folder")
+    p.add_argument("--adapter", default="none", help="none, default (shipped), or a folder")
     args = p.parse_args(argv)
     limits = parse_limits(args.limits)
     tests = test_cases()
