@@ -147,8 +147,11 @@ def turn_text(lm: LoadedModel, reply: Message) -> str:
 
 
 def end_id(lm: LoadedModel) -> int:
-    """The token the chat template ends an assistant turn with."""
-    return _bare_reply(lm, Message(role="assistant", content="X"))[-1]
+    """The token that ends an assistant turn: the template's end marker where it is one of the
+    model's stop tokens (Qwen's `<|im_end|>`), else the model's first stop token (a template
+    that writes its markers as plain text, as the tiny test models' does)."""
+    after = _bare_reply(lm, Message(role="assistant", content="X"))
+    return next((t for t in after if t in lm.stop_token_ids), sorted(lm.stop_token_ids)[0])
 
 
 def _bare_reply(lm: LoadedModel, reply: Message) -> list[int]:
