@@ -129,7 +129,7 @@ class ChatApp(App[None]):
 
     def status(self, **figures: Any) -> None:
         m = self.settings.model
-        model = m.spec + (f" + {Path(m.adapter).name}" if m.adapter else "")
+        model = m.spec + (f" + {Path(m.adapter).name}" if m.adapter not in (None, "none") else "")
         self.query_one(StatusBar).show(model, self.settings.offline, **figures)
 
     async def notice(self, text: str) -> None:
