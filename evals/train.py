@@ -78,7 +78,9 @@ class TrainSettings(BaseModel):
     save_steps: int = Field(default=1, ge=0)
     batch_size: int = Field(default=8, ge=1, description="SFT: examples per optimizer step")
     max_steps: int | None = Field(default=None, ge=1, description="SFT: stop after N steps")
-    context_grad: bool = Field(default=True, description="SFT: False drops the prompt's gradient")
+    context_grad: int | None = Field(
+        default=None, ge=0, description="SFT: prompt tokens with a gradient; None: all (exact)"
+    )
     seed: int = 0
 
 

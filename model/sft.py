@@ -5,12 +5,15 @@ An example is a token sequence and a mask (`model.train_data`); nothing is re-to
 loss of a batch is the mean negative log-likelihood over all its masked tokens, examples fed
 one at a time (no padding: lengths vary tenfold) and their gradients accumulated.
 
-`context_grad=False` is the CPU setting: everything before the first trained token's position
-is read under `no_grad` (with the adapter on, as at inference), and only the rest runs with a
-gradient, attending to that prefix through the key/value cache. The gradient through the
-prompt's own keys and values is dropped; the position that predicts the first trained token
-is in the gradient part, so the decision to call a tool or not is trained. On two cores it
-halves a step on a 600-token prompt with a 50-token reply. True (the default) is exact.
+`context_grad=N` is the CPU setting: the prompt is read under `no_grad` (with the adapter on,
+as at inference) up to its last N tokens, and only the rest runs with a gradient, attending to
+that prefix through the key/value cache. The gradient through the prefix's own keys and values
+is dropped. N=0 keeps only the position that predicts the first trained token, which is
+cheapest (half a step's time on a 600-token prompt with a 50-token reply, two cores) but too
+weak for a decision that depends on the prompt: an adapter trained so on BFCL learnt to decline
+every call rather than to tell when no function fits (evals/TRAINING.md). A few hundred
+tokens cover the user's question, where that is decided, while the long tool schemas before
+it stay without a gradient. None (the default) is exact.
 
 Not here: choosing examples (the caller), building them (`model.train_data`,
 `evals.references`), attaching the adapter (`model.lora.attach`).
@@ -37,19 +40,22 @@ class SftSettings(BaseModel):
     epochs: int = Field(default=1, ge=1)
     batch_size: int = Field(default=8, ge=1, description="examples per optimizer step")
     max_grad_norm: float = Field(default=1.0, gt=0)
-    context_grad: bool = Field(default=True, description="False: no gradient through the prompt")
+    context_grad: int | None = Field(
+        default=None, ge=0, description="prompt tokens with a gradient; None: all (exact)"
+    )
     max_steps: int | None = Field(default=None, ge=1, description="stop after N steps")
     save_steps: int = Field(default=0, ge=0, description="checkpoint every N steps; 0: never")
     seed: int = 0
 
 
-def example_loss(model: Any, example: TrainExample, context_grad: bool = True) -> torch.Tensor:
-    """The summed negative log-likelihood of the example's masked tokens."""
+def example_loss(model: Any, example: TrainExample, context_grad: int | None = None) -> torch.Tensor:
+    """The summed negative log-likelihood of the example's masked tokens; the gradient flows
+    through the last `context_grad` prompt tokens only (None: all)."""
     device = device_of(model)
     ids = torch.tensor([example.input_ids], device=device)
     mask = torch.tensor(example.mask[1:], device=device, dtype=torch.bool)
     first = example.mask.index(1)  # position `first - 1` predicts the first trained token
-    cut = first - 1 if not context_grad and first > 1 else 0
+    cut = 0 if context_grad is None else max(0, first - 1 - context_grad)
     past = None
     if cut:
         with torch.no_grad():

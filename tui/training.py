@@ -46,8 +46,9 @@ def add_train_parser(sub: Any) -> None:
                    "this many tokens")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8, help="sft: examples per step")
     p.add_argument("--max-steps", type=int, help="sft: stop after N optimizer steps")
-    p.add_argument("--no-context-grad", action="store_true", help="sft: no gradient through "
-                   "the prompt (about 2x faster on CPU; see model.sft)")  # fmt: skip
+    p.add_argument("--context-grad", type=int, metavar="N", help="sft: a gradient through the "
+                   "prompt's last N tokens only (0: none, about 2x faster on CPU; default: "
+                   "all; see model.sft)")  # fmt: skip
     p.add_argument("--save-steps", type=int, default=1, help="checkpoint every N steps")
     p.add_argument("--resume", action="store_true", help="go on from the latest checkpoint")
     add_settings_flags(p)
@@ -78,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         batch_size=args.batch_size,
         max_steps=args.max_steps,
-        context_grad=not args.no_context_grad,
+        context_grad=args.context_grad,
         save_steps=args.save_steps,
     )
     settings = settings_from(args)
