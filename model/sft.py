@@ -48,7 +48,9 @@ class SftSettings(BaseModel):
     seed: int = 0
 
 
-def example_loss(model: Any, example: TrainExample, context_grad: int | None = None) -> torch.Tensor:
+def example_loss(
+    model: Any, example: TrainExample, context_grad: int | None = None
+) -> torch.Tensor:
     """The summed negative log-likelihood of the example's masked tokens; the gradient flows
     through the last `context_grad` prompt tokens only (None: all)."""
     device = device_of(model)
