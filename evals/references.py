@@ -17,7 +17,10 @@ included, with the loss on the reply only. Every example carries `meta["source"]
   working would teach guessing), and so is the python-tool family (`pytools` does those).
 - `pytools`: a real agent episode with the python tool whose two model turns are scripted
   (the task's reference call, then "The answer is ...") and everything else real: the loop's
-  prompts, the sandbox's output. Kept when the judge accepts the reply.
+  prompts, the sandbox's output. Kept when the judge accepts the reply. And a second episode
+  of the same task whose first call is broken (an extra or missing parenthesis, no code), its
+  error shown by the real sandbox, then the fixed call and the answer: only those two trained,
+  so the model learns to fix a failed call rather than to answer from an error.
 
 Test-split cases never become examples: `examples` loads the train split itself.
 
@@ -27,6 +30,7 @@ Not here: rollouts (`evals.rollouts`), the losses (`model.sft`), choosing the mi
 from __future__ import annotations
 
 import json
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +38,7 @@ from typing import Any
 from agent.loop import run
 from agent.settings import Settings
 from agent.toolbox import toolbox
+from agent.trajectory import Trajectory
 from evals import bfcl, doomloop, pytasks, runner
 from evals.ast_check import NO_CALL_CATEGORIES
 from evals.common import EvalCase
@@ -43,7 +48,7 @@ from model.chat import ToolFormat, render
 from model.loader import LoadedModel
 from model.messages import Message, ToolCall
 from model.scripted import ScriptedGenerator
-from model.train_data import TrainExample, examples_from_trajectory
+from model.train_data import TrainExample, examples_from_steps
 
 NO_FIT = "None of the available functions can do this, so I will not call any of them."
 
@@ -120,25 +125,53 @@ def natural_calls(lm: LoadedModel, calls: list[ToolCall]) -> str | None:
 
 
 def pytools_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> list[TrainExample]:
-    """A real agent episode with the python tool in which the model's two turns are scripted
-    (the reference call, then the answer) and everything else is real: the prompts the loop
-    builds, the sandbox's output, the frame around it. Kept only when the tool printed the
-    answer and the suite's judge accepts the reply."""
+    """A real agent episode with the python tool in which the model's turns are scripted (the
+    reference call, then the answer) and everything else is real: the prompts the loop builds,
+    the sandbox's output, the frame around it. Kept only when the tool printed the answer and
+    the suite's judge accepts the reply. Then the same task recovering from a broken first call
+    (`broken_call`): that call and its error are context, not trained; the fixed call and the
+    answer after them are."""
     task = Task.model_validate(case.data)
-    code = ToolCall(name="python", arguments={"code": task.code})
-    call = Message(role="assistant", tool_calls=[code])
-    script = [natural_calls(lm, call.tool_calls) or turn_text(lm, call),
-              f"The answer is {task.answer}."]  # fmt: skip
+    meta = {"source": "reference", "suite": case.suite, "case": case.id, "category": case.category}
+    out = []
+    for broken in (None, broken_call(task, case.id)):
+        traj = scripted_episode(lm, case, settings, task, broken)
+        printed = [r.text for s in traj.steps for r in s.tool_runs if r.error is None]
+        if (
+            not printed
+            or task.answer not in printed[0]
+            or not judge(task, traj.final_answer or "")[0]
+        ):
+            continue
+        steps = traj.steps[1:] if broken else traj.steps  # the broken call is not imitated
+        out += [TrainExample(e.input_ids, e.mask, {**e.meta, **meta, "recovery": bool(broken)})
+                for e in examples_from_steps(steps, {"trajectory": traj.id})]  # fmt: skip
+    return out
+
+
+def scripted_episode(lm: LoadedModel, case: EvalCase, settings: Settings, task: Task,
+                     broken: ToolCall | None) -> Trajectory:  # fmt: skip
+    calls = [c for c in (broken, ToolCall(name="python", arguments={"code": task.code})) if c]
+    script = [call_text(lm, c) for c in calls] + [f"The answer is {task.answer}."]
     episode = pytasks.episode_settings(settings)
     generator = ScriptedGenerator(lm, list(script), end_id=end_id(lm))
     with toolbox(episode, question=case.prompt) as tools:
-        traj = run(generator, case.prompt, tools, episode)
-    printed = [r.text for s in traj.steps for r in s.tool_runs]
-    if not printed or task.answer not in printed[0] or not judge(task, traj.final_answer or "")[0]:
-        return []
-    meta = {"source": "reference", "suite": case.suite, "case": case.id, "category": case.category}
-    return [TrainExample(e.input_ids, e.mask, {**e.meta, **meta})
-            for e in examples_from_trajectory(traj)]  # fmt: skip
+        return run(generator, case.prompt, tools, episode)
+
+
+def call_text(lm: LoadedModel, call: ToolCall) -> str:
+    return natural_calls(lm, [call]) or turn_text(lm, Message(role="assistant", tool_calls=[call]))
+
+
+def broken_call(task: Task, seed: str) -> ToolCall:
+    """The reference call broken as small models break theirs (seen in our python-tool runs):
+    an extra closing parenthesis, a missing one, or no code at all. Which one is fixed by the
+    case id, so every run builds the same examples."""
+    code = task.code.strip()
+    kinds: list[dict[str, Any]] = [{"code": code + ")"}, {}]
+    if code.endswith(")"):
+        kinds.append({"code": code[:-1]})
+    return ToolCall(name="python", arguments=kinds[zlib.crc32(seed.encode()) % len(kinds)])
 
 
 def turn_text(lm: LoadedModel, reply: Message) -> str:

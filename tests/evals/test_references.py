@@ -8,6 +8,7 @@ import pytest
 from agent.settings import Settings
 from evals import bfcl, references, runner
 from evals.common import split_of
+from evals.pytasks_check import Task
 from model.chat import parse
 from model.tiny import tiny_model
 
@@ -74,3 +75,22 @@ def test_pytools_reference_is_a_real_episode_with_the_call_and_the_answer_traine
     assert '"name": "python"' in trained and "The answer is" in trained  # both turns trained
     text = lm.tokenizer.decode(of_case[-1].input_ids)
     assert "tool output" in text  # the loop's own frame around the real sandbox output
+
+
+def test_pytools_recovery_trains_the_fix_after_a_real_error_not_the_broken_call(lm) -> None:
+    found = references.examples(lm, "pytools", Settings(), per_category=1)
+    recovery = [e for e in found if e.meta["recovery"]]
+    assert recovery and any(not e.meta["recovery"] for e in found)
+    first = recovery[0]
+    context = lm.tokenizer.decode(
+        [t for t, m in zip(first.input_ids, first.mask, strict=True) if not m]
+    )
+    trained = " ".join(_reply_text(lm, e) for e in recovery if e.meta["case"] == first.meta["case"])
+    case = next(c for c in runner.load_suite_cases("pytools", "train", None, None)
+                if c.id == first.meta["case"])  # fmt: skip
+    broken = references.call_text(
+        lm, references.broken_call(Task.model_validate(case.data), case.id)
+    )
+    assert broken in context and broken not in trained  # the broken call: seen, not imitated
+    assert "rror" in context.split(broken, 1)[1]  # followed by the real complaint
+    assert '"name": "python"' in trained and "The answer is" in trained
