@@ -60,16 +60,33 @@ RATIO_LOOP = 0.5  # share of repeated 4-grams in a turn cut off by the token lim
 SYSTEM = "You are a helpful assistant. Work through problems step by step, then give the answer."
 
 
-def load_cases(split: Split, limit: int | None = None, data: Any = None) -> list[EvalCase]:
-    """The fixed prompts of `split`, families interleaved, off and on next to each other.
-    `data` is accepted for the common interface and ignored: the set is generated."""
+def load_cases(
+    split: Split, limit: int | None = None, data: Any = None, categories: tuple[str, ...] = ()
+) -> list[EvalCase]:
+    """The fixed prompts of `split`, families interleaved, off and on next to each other;
+    `categories` (from `expand`) keeps only the families and arms it names. `data` is accepted
+    for the common interface and ignored: the set is generated."""
+    families = [f for f in FAMILIES if f in categories] or list(FAMILIES)
+    methods = [m for m in METHODS if m in categories] or list(METHODS)
     cases: list[EvalCase] = []
     for index in range(max(PROMPTS.values())):
-        for family in FAMILIES:
+        for family in families:
             base = f"{family}-{index}"
             if index < PROMPTS[family] and in_split(base, split):
-                cases += [case_of(family, index, method) for method in METHODS]
+                cases += [case_of(family, index, method) for method in methods]
     return cases[:limit] if limit is not None else cases
+
+
+def expand(names: str) -> tuple[str, ...]:
+    """Comma-separated families and arms (off: guard off, on: guard on), checked."""
+    picked = tuple(n.strip() for n in names.split(",") if n.strip())
+    unknown = sorted(set(picked) - set(FAMILIES) - set(METHODS))
+    if unknown:
+        raise ValueError(
+            f"unknown doom-loop families or arms {unknown}; known: {', '.join(FAMILIES)}, "
+            f"or the arms {', '.join(METHODS)}"
+        )
+    return picked
 
 
 def case_of(family: str, index: int, method: str) -> EvalCase:

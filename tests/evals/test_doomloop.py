@@ -51,6 +51,16 @@ def test_cases_are_fixed_many_paired_and_split_disjoint() -> None:
     assert tool.category == "tool:agent-off" and tool.data["agent"]
 
 
+def test_categories_pick_families_and_arms() -> None:
+    off = runner.load_suite_cases("doomloop", "test", None, None, "off")
+    both = runner.load_suite_cases("doomloop", "test", None, None)
+    assert {c.id for c in off} == {c.id for c in both if c.id.endswith(":off")}
+    count = runner.load_suite_cases("doomloop", "test", 3, None, "count,on")
+    assert len(count) == 3 and all(
+        c.id.startswith("count-") and c.id.endswith(":on") for c in count
+    )
+
+
 def test_generators_are_deterministic_and_prompts_unique() -> None:
     """The same prompts, answers and checks in another process with another hash seed, and
     no prompt twice (a duplicate would waste a case, or sit in both splits)."""
