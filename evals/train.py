@@ -21,7 +21,8 @@ same prompt (`prompt_of`), the best acceptable one (`evals.rewards.acceptable`: 
 no loop, no repeated call) chosen and the worst rejected, so a looping, repeating or empty
 episode is never chosen, and is the one rejected when the group has one.
 
-Not here: the losses (`model.sft`, `model.dpo`, `model.grpo`), the CLI and progress bars (`tui`).
+Not here: the losses (`model.train.sft`, `model.train.dpo`, `model.train.grpo`), the CLI and
+progress bars (`tui`).
 """
 
 from __future__ import annotations
@@ -41,19 +42,19 @@ from evals.common import split_of
 from evals.compare import compare
 from evals.rewards import acceptable, verifiable
 from evals.rollouts import Group, collect
-from model import distributed
-from model.dpo import DpoSettings, PreferencePair, train_dpo
 from model.generate import Generator
-from model.grpo import GrpoSettings, Rollout, grpo_step
-from model.lora import (
+from model.train import distributed
+from model.train.data import NOT_FOR_SFT, TrainExample, batches, examples_from_trajectory
+from model.train.dpo import DpoSettings, PreferencePair, train_dpo
+from model.train.grpo import GrpoSettings, Rollout, grpo_step
+from model.train.lora import (
     latest_checkpoint,
     optimizer_for,
     restore_checkpoint,
     save_adapter,
     save_checkpoint,
 )
-from model.sft import SftSettings, train_sft
-from model.train_data import NOT_FOR_SFT, TrainExample, batches, examples_from_trajectory
+from model.train.sft import SftSettings, train_sft
 
 Method = Literal["sft", "dpo", "rl"]
 # Ends that say nothing about the model's behaviour: our failure, a dead process, the user's

@@ -48,7 +48,7 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--max-steps", type=int, help="sft: stop after N optimizer steps")
     p.add_argument("--context-grad", type=int, metavar="N", help="sft: a gradient through the "
                    "prompt's last N tokens only (0: none, about 2x faster on CPU; default: "
-                   "all; see model.sft)")  # fmt: skip
+                   "all; see model.train.sft)")  # fmt: skip
     p.add_argument("--save-steps", type=int, default=1, help="checkpoint every N steps")
     p.add_argument("--resume", action="store_true", help="go on from the latest checkpoint")
     add_settings_flags(p)
@@ -60,9 +60,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from evals import references, runner
     from evals import train as t
     from evals.rollouts import ROLLOUT_SUITES
-    from model import distributed
     from model.generate import Generator
-    from model.lora import LoraSettings, attach, load_trainable
+    from model.train import distributed
+    from model.train.lora import LoraSettings, attach, load_trainable
     from tui.commands import load_model, say
 
     if args.suite not in ROLLOUT_SUITES:
@@ -201,7 +201,7 @@ def _rollouts(generator: Any, cases: list, settings: Any, ts: Any, log: Any, out
     from tqdm import tqdm
 
     from evals.rollouts import collect
-    from model import distributed
+    from model.train import distributed
 
     cases = distributed.shard(cases)  # each process its share; all train on every group
     bar = tqdm(total=len(cases), desc="rollouts", file=sys.stderr, unit="case",
@@ -229,7 +229,7 @@ def _evaluate(
 ) -> dict[str, Any] | None:
     """Run the eval suites into `out`, or read them back from an earlier run of this command."""
     from evals import runner
-    from model import distributed
+    from model.train import distributed
 
     if not evals or not distributed.is_main():
         return None
@@ -251,7 +251,7 @@ class _Bar:
     def __init__(self) -> None:
         from tqdm import tqdm
 
-        from model import distributed
+        from model.train import distributed
 
         main = distributed.is_main()
         self.bar = tqdm(desc="train", file=sys.stderr, unit="step", disable=not main)

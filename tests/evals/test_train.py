@@ -19,10 +19,10 @@ from evals import train as t
 from evals.common import split_of
 from evals.rewards import verifiable
 from evals.rollouts import collect
-from model.lora import attach, latest_checkpoint, trainable_parameters
 from model.messages import Message
 from model.scripted import ScriptedGenerator
 from model.tiny import tiny_model
+from model.train.lora import attach, latest_checkpoint, trainable_parameters
 from tests.evals.test_rollouts import add_case, call
 from tools.base import Tool, ToolResult
 from tui.cli import main

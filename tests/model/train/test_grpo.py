@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.grpo import GrpoSettings, Rollout, advantages, grpo_step
-from model.logprobs import sampled_logps, sequence_logps
-from model.lora import LoraSettings, attach, optimizer_for
 from model.tiny import tiny_model
-from model.train_data import TrainExample, collate
+from model.train.data import TrainExample, collate
+from model.train.grpo import GrpoSettings, Rollout, advantages, grpo_step
+from model.train.logprobs import sampled_logps, sequence_logps
+from model.train.lora import LoraSettings, attach, optimizer_for
 
 pytest.importorskip("peft")
 

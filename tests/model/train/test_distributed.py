@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from model import distributed
+from model.train import distributed
 
 pytest.importorskip("peft")
 
 JOB = Path(__file__).with_name("distributed_job.py")
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 def _free_port() -> int:

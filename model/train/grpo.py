@@ -20,7 +20,7 @@ rollouts are multi-turn agent episodes with tool calls run in between, sampled b
 whose tool-output tokens must be masked.
 
 Not here: collecting rollouts and computing rewards (the agent loop, `evals.rewards`), building
-examples (`model.train_data`).
+examples (`model.train.data`).
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from model import distributed
-from model.logprobs import reference_logps, sampled_logps
-from model.train_data import TrainExample, collate
-from model.train_loop import optimizer_step, training
+from model.train import distributed
+from model.train.data import TrainExample, collate
+from model.train.logprobs import reference_logps, sampled_logps
+from model.train.loop import optimizer_step, training
 
 
 class GrpoSettings(BaseModel):

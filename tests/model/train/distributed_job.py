@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from model import distributed
-from model.dpo import DpoSettings, PreferencePair, train_dpo
-from model.grpo import Rollout, grpo_step
-from model.lora import LoraSettings, attach, optimizer_for
 from model.tiny import tiny_model
-from model.train_data import TrainExample
+from model.train import distributed
+from model.train.data import TrainExample
+from model.train.dpo import DpoSettings, PreferencePair, train_dpo
+from model.train.grpo import Rollout, grpo_step
+from model.train.lora import LoraSettings, attach, optimizer_for
 
 
 def example(seed: int, sampled: int) -> TrainExample:

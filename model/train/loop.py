@@ -1,15 +1,15 @@
-"""The outer loop of the hand-written trainers (DPO, offline GRPO): batches, steps, checkpoints.
+"""The outer loop of the trainers (SFT, DPO, offline GRPO): batches, steps, checkpoints.
 
-One optimizer step per batch. The batches are a fixed seeded list (`model.train_data.batches`),
+One optimizer step per batch. The batches are a fixed seeded list (`model.train.data.batches`),
 so a resumed run restores the adapter and optimizer from `OUT/checkpoint-N/` and goes on with
-batch N + 1. The final adapter goes to `OUT/adapter/`, as with SFT.
+batch N + 1. The final adapter goes to `OUT/adapter/`.
 
-Under several processes (`model.distributed`) each process computes its share of a batch and
-the gradients are summed before the step, so every process steps alike; only the first writes
-checkpoints and the adapter.
+Under several processes (`model.train.distributed`) each process computes its share of a batch
+and the gradients are summed before the step, so every process steps alike; only the first
+writes checkpoints and the adapter.
 
-Not here: the losses (`model.dpo`, `model.grpo`); SFT, whose loop is the Hugging Face Trainer's;
-collecting rollouts for online RL (the agent loop; the caller then calls `grpo_step` itself).
+Not here: the losses (`model.train.sft`, `model.train.dpo`, `model.train.grpo`); collecting
+rollouts for online RL (the agent loop; the caller then calls `grpo_step` itself).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from model import distributed
-from model.lora import (
+from model.train import distributed
+from model.train.lora import (
     Progress,
     latest_checkpoint,
     optimizer_for,
