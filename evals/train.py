@@ -44,16 +44,10 @@ from evals.rewards import acceptable, verifiable
 from evals.rollouts import Group, collect
 from model.generate import Generator
 from model.train import distributed
-from model.train.data import NOT_FOR_SFT, TrainExample, batches, examples_from_trajectory
+from model.train.data import NOT_FOR_SFT, TrainExample, examples_from_trajectory
 from model.train.dpo import DpoSettings, PreferencePair, train_dpo
-from model.train.grpo import GrpoSettings, Rollout, grpo_step
-from model.train.lora import (
-    latest_checkpoint,
-    optimizer_for,
-    restore_checkpoint,
-    save_adapter,
-    save_checkpoint,
-)
+from model.train.grpo import GrpoSettings, Rollout, train_grpo
+from model.train.lora import Progress
 from model.train.sft import SftSettings, train_sft
 
 Method = Literal["sft", "dpo", "rl"]
@@ -201,8 +195,12 @@ def preference_pairs(
 
 
 def rollout_groups(groups: Iterable[Group]) -> list[list[Rollout]]:
+    """Each group's episodes as GRPO's rollouts; `collect` samples a group's first greedily."""
     return [
-        [Rollout(examples_from_trajectory(t), t.rewards.get("total", 0.0)) for t in g.rollouts]
+        [
+            Rollout(examples_from_trajectory(t), t.rewards.get("total", 0.0), greedy=i == 0)
+            for i, t in enumerate(g.rollouts)
+        ]
         for g in groups
     ]
 
@@ -217,34 +215,25 @@ def train_rl(
     resume: bool = False,
     report: Report | None = None,
 ) -> list[dict[str, float]]:
-    """Online GRPO: each step samples fresh groups of rollouts with the current adapter, through
-    the agent loop, and takes one optimizer step on them. Returns the per-step figures."""
-    model = generator.lm.model
-    gs = GrpoSettings(learning_rate=ts.learning_rate or GrpoSettings().learning_rate)
-    optimizer = optimizer_for(model, gs.learning_rate)
-    start = latest_checkpoint(out) if resume else None
-    done = int(restore_checkpoint(model, optimizer, start)["global_step"]) if start else 0
-    history = []
-    for step, batch in enumerate(batches(cases, ts.prompts_per_step, ts.epochs, ts.seed), 1):
-        if step <= done:
-            continue
-        # Under several processes each collects its share of the cases; all train on all groups.
-        mine = distributed.shard(batch)
-        groups = collect(generator, mine, settings, ts.k, ts.temperature, log, ts.seed + step)
-        groups = distributed.gather(groups)
-        stats = grpo_step(model, optimizer, rollout_groups(groups), gs)
-        generator.reset()  # the cached keys and values came from the weights before this step
-        greedy = [g.rewards[0] for g in groups]
-        stats = {"step": float(step), **stats, "greedy_reward": sum(greedy) / len(greedy)}
-        history.append(stats)
-        write_history(out, [stats])
-        if report:
-            report("train", stats)
-        if ts.save_steps and step % ts.save_steps == 0 and distributed.is_main():
-            save_checkpoint(model, optimizer, step, out)
-    if distributed.is_main():
-        save_adapter(model, out / "adapter")
-    distributed.barrier()
+    """Online GRPO (`model.train.grpo.train_grpo`): each step samples fresh groups of rollouts
+    of its cases with the current adapter, through the agent loop, and takes one optimizer step
+    on them. Returns the per-step figures."""
+    history, progress = _recorder(out, report)
+
+    def sample(share: list, step: int) -> list[list[Rollout]]:
+        generator.reset()  # the cached keys and values came from the weights before the step
+        groups = collect(generator, share, settings, ts.k, ts.temperature, log, ts.seed + step)
+        return rollout_groups(groups)
+
+    gs = GrpoSettings(
+        learning_rate=ts.learning_rate or GrpoSettings().learning_rate,
+        prompts_per_step=ts.prompts_per_step,
+        epochs=ts.epochs,
+        save_steps=ts.save_steps,
+        seed=ts.seed,
+    )
+    train_grpo(generator.lm.model, cases, sample, out, gs, resume, progress)
+    generator.reset()
     return history
 
 
@@ -260,14 +249,7 @@ def train_offline(
 ) -> list[dict[str, float]]:
     """SFT or DPO on scored episodes (fresh rollouts or the log's); SFT also on `extra`
     examples (the data sets' reference answers). Returns per-step figures."""
-    history: list[dict[str, float]] = []
-
-    def progress(stats: dict[str, float]) -> None:
-        history.append(dict(stats))
-        write_history(out, [stats])
-        if report:
-            report("train", stats)
-
+    history, progress = _recorder(out, report)
     lm = generator.lm
     if method == "sft":
         examples = sft_examples(episodes, ts.min_reward, ts.min_own_reward) + list(extra)
@@ -299,6 +281,20 @@ def train_offline(
         train_dpo(lm.model, pairs, out, s, resume, progress)
     generator.reset()
     return history
+
+
+def _recorder(out: Path, report: Report | None) -> tuple[list[dict[str, float]], Progress]:
+    """The figures of every step as they come, and the progress callback that records them:
+    kept in memory, appended to OUT/history.jsonl, passed on to `report`."""
+    history: list[dict[str, float]] = []
+
+    def progress(stats: dict[str, float]) -> None:
+        history.append(dict(stats))
+        write_history(out, [stats])
+        if report:
+            report("train", stats)
+
+    return history, progress
 
 
 def episodes_of(groups: Iterable[Group]) -> list[Trajectory]:
