@@ -57,7 +57,7 @@ def add_train_parser(sub: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from agent.log import TrajectoryLog, default_log_path
-    from evals import references, runner
+    from evals import references, runner, selection
     from evals import train as t
     from evals.rollouts import ROLLOUT_SUITES
     from model.generate import Generator
@@ -119,9 +119,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         episodes = _episodes(args, generator, cases, settings, ts, log_path, out)
         extra = [e for suite, n in wanted.items()
                  for e in references.examples(lm, suite, settings, n, args.max_length)]  # fmt: skip
-        own = sum(t.is_own(e) for e in episodes)
+        own = sum(selection.is_own(e) for e in episodes)
         data = {"episodes": len(episodes), "own episodes": own, "source": str(log_path),
-                **{f"reference {k}": v for k, v in t.count_by(extra).items()}}  # fmt: skip
+                **{f"reference {k}": v for k, v in selection.count_by(extra).items()}}  # fmt: skip
         try:
             t.train_offline(args.method, generator, episodes, ts, out, args.resume,
                             bar.report, extra)  # fmt: skip
@@ -159,10 +159,11 @@ def _episodes(
     """What SFT or DPO trains on: the log's episodes of this model (scored rollouts and own
     episodes), the rollouts a stopped run already collected, or fresh rollouts."""
     from agent.log import TrajectoryLog, read_trajectories
+    from evals import selection
     from evals import train as t
 
     if args.from_log:
-        return t.usable(read_trajectories(log_path), ts.suite, generator.lm.spec)
+        return selection.usable(read_trajectories(log_path), ts.suite, generator.lm.spec)
     if args.resume and (out / "rollouts.jsonl").is_file():
         ids = {i for line in (out / "rollouts.jsonl").open() for i in json.loads(line)["ids"]}
         return [e for e in read_trajectories(log_path) if e.id in ids]

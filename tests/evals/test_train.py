@@ -1,6 +1,6 @@
 """The training flow on a tiny random model: episodes from scripted rollouts through the real
-agent loop, SFT/DPO selection, one online GRPO step, resume, the report; and `--from-log` on a
-log that mixes eval rollouts with the user's own chat episodes."""
+agent loop, one online GRPO step, resume, DPO and the report; and `--from-log` on a log that
+mixes eval rollouts with the user's own chat episodes."""
 
 from __future__ import annotations
 
@@ -14,65 +14,20 @@ from pydantic import BaseModel
 from agent.log import TrajectoryLog, read_trajectories
 from agent.loop import run
 from agent.settings import Settings
-from agent.trajectory import Step, Trajectory
+from evals import selection as sel
 from evals import train as t
-from evals.common import split_of
-from evals.rewards import verifiable
 from evals.rollouts import collect
-from model.messages import Message
 from model.scripted import ScriptedGenerator
 from model.tiny import tiny_model
 from model.train.lora import attach, latest_checkpoint, trainable_parameters
 from tests.evals.test_rollouts import add_case, call
+from tests.evals.test_selection import ids_in
 from tools.base import Tool, ToolResult
 from tui.cli import main
 from tui.training import eval_limits
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RIGHT, WRONG, NONE = call({"a": 2, "b": 3}), call({"a": 2, "b": 4}), "I cannot."
-
-
-def ids_in(split: str, n: int) -> list[str]:
-    return [i for i in (f"simple_python_{k}" for k in range(200)) if split_of(i) == split][:n]
-
-
-def scored(case: str, total: float, outcome: str = "answer", sampled: int = 3) -> Trajectory:
-    step = Step(
-        index=0,
-        prompt_ids=[5, 6, 7],
-        completion_ids=list(range(10, 10 + sampled)),
-        completion_text="",
-        finish_reason="eos",
-        temperature=1.0,
-    )
-    return Trajectory(
-        task="q",
-        outcome=outcome,  # type: ignore[arg-type]
-        steps=[step],
-        rewards={"total": total},
-        meta={"suite": "bfcl", "case": case},
-    )
-
-
-def test_usable_never_keeps_a_test_split_case() -> None:
-    (train,), (test,) = ids_in("train", 1), ids_in("test", 1)
-    episodes = [scored(train, 1.0), scored(test, 1.0), Trajectory(task="chat", outcome="answer")]
-    assert [e.meta["case"] for e in t.usable(episodes, "bfcl")] == [train]
-    assert t.usable(episodes, "searchqa") == []
-
-
-def test_sft_keeps_answered_episodes_that_clear_the_bar() -> None:
-    episodes = [scored("a", 1.3), scored("b", 0.3), scored("c", 1.3, outcome="step_limit")]
-    examples = t.sft_examples(episodes, min_reward=1.0)
-    assert len(examples) == 1 and examples[0].mask == [0, 0, 0, 1, 1, 1]
-
-
-def test_pairs_take_each_cases_best_and_worst_when_apart() -> None:
-    a = [scored("a", 0.3, sampled=4), scored("a", 1.3, sampled=2), scored("a", 0.1, sampled=5)]
-    b = [scored("b", 1.3), scored("b", 1.25)]  # too close to prefer one
-    pairs = t.preference_pairs(t.groups_by_case(a + b), min_gap=0.1)
-    assert len(pairs) == 1
-    assert pairs[0].chosen.sampled == 2 and pairs[0].rejected.sampled == 5
 
 
 def test_one_online_rl_step_moves_the_adapter_and_resumes(tmp_path: Path) -> None:
@@ -154,52 +109,6 @@ def lookup(q: str) -> str:
     return f"<tool_call>{json.dumps({'name': 'lookup', 'arguments': {'q': q}})}</tool_call>"
 
 
-def own(task: str, steps: list[Step], outcome: str = "answer", answer: str = "4") -> Trajectory:
-    traj = Trajectory(task=task, outcome=outcome, final_answer=answer, steps=steps)  # type: ignore[arg-type]
-    return traj.model_copy(update={"rewards": verifiable(traj)})
-
-
-def own_step(index: int, sampled: int, finish_reason: str = "eos") -> Step:
-    return Step(
-        index=index,
-        prompt_ids=[5, 6, 7],
-        completion_ids=list(range(10, 10 + sampled)),
-        completion_text="",
-        finish_reason=finish_reason,
-        temperature=1.0,
-    )
-
-
-def test_a_flawed_own_episode_is_never_chosen_even_when_it_scores_higher() -> None:
-    clean = own("q", [own_step(0, 20)])
-    noisy = own("q", [own_step(0, 40)]).model_copy(update={"rewards": {**clean.rewards}})
-    noisy.rewards["total"] = 0.6  # acceptable, but low: its tokens repeat (say)
-    resampled = own("q", [own_step(0, 3, "doom_loop"), own_step(1, 5)])
-    empty = own("q", [own_step(0, 7)], answer="")
-    assert resampled.rewards["total"] > noisy.rewards["total"]  # the shaping alone misranks
-    pairs = t.preference_pairs(t.groups_by_prompt([noisy, resampled, clean]), 0.1, t.own_acceptable)
-    # The flawed one is rejected against the better acceptable one, whatever the gap.
-    assert [(p.chosen.sampled, p.rejected.sampled) for p in pairs] == [(20, 5)]
-    # Only flawed episodes: nothing to prefer. Two acceptable ones too close: no pair.
-    assert t.preference_pairs(t.groups_by_prompt([resampled, empty]), 0.1, t.own_acceptable) == []
-    near = clean.model_copy(update={"rewards": {**clean.rewards, "total": 0.95}})
-    assert t.preference_pairs(t.groups_by_prompt([clean, near]), 0.1, t.own_acceptable) == []
-
-
-def test_own_episodes_group_by_the_users_side_of_the_conversation() -> None:
-    def chat(*users: str, mode: str = "online") -> Trajectory:
-        messages = [Message(role="system", content="s")]
-        for text in users:
-            messages += [Message(role="user", content=text), Message(role="assistant", content="a")]
-        messages.append(Message(role="user", content="keep going"))  # the loop's follow-up
-        return Trajectory(task=users[-1], messages=messages, mode=mode)  # type: ignore[arg-type]
-
-    episodes = [chat("2+2?"), chat("2+2?"), chat("hi", "2+2?"), chat("2+2?", mode="offline")]
-    assert [len(g) for g in t.groups_by_prompt(episodes)] == [2, 1, 1]
-    assert t.prompt_of(episodes[2]) == ("online", "hi", "2+2?")
-    assert t.groups_by_prompt([scored("simple_python_1", 1.0)]) == []  # a case's, not own
-
-
 def test_from_log_trains_on_the_right_own_and_eval_episodes(tmp_path: Path) -> None:
     """Own episodes through the real loop and rollouts of a train- and a test-split case, all
     in one log: read back, what SFT keeps and what DPO pairs."""
@@ -224,21 +133,21 @@ def test_from_log_trains_on_the_right_own_and_eval_episodes(tmp_path: Path) -> N
     logged = read_trajectories(tmp_path / "log.jsonl")
     assert len(logged) == 9
 
-    episodes = t.usable(logged, "bfcl", lm.spec)
-    assert t.usable(logged, "bfcl", "another-model") == []  # another tokenizer's ids
+    episodes = sel.usable(logged, "bfcl", lm.spec)
+    assert sel.usable(logged, "bfcl", "another-model") == []  # another tokenizer's ids
     assert all(e.meta.get("case") != test for e in episodes)
     names = {v: k for k, v in ids.items()}
-    own = {names[e.id]: e.rewards for e in episodes if t.is_own(e)}
+    own = {names[e.id]: e.rewards for e in episodes if sel.is_own(e)}
     assert sorted(own) == sorted(scripts)
     assert own["good"]["total"] == own["other"]["total"] == 1.0
     assert all(own[k]["total"] < 1.0 for k in ("repeated", "empty", "looping"))
-    assert [t.is_own(e) for e in episodes].count(False) == 2  # the train case's two rollouts
+    assert [sel.is_own(e) for e in episodes].count(False) == 2  # the train case's two rollouts
 
-    kept = {e.meta["trajectory"] for e in t.sft_examples(episodes, min_reward=1.0)}
-    assert kept == {ids["good"], ids["other"]} | {e.id for e in episodes if not t.is_own(e)
+    kept = {e.meta["trajectory"] for e in sel.sft_examples(episodes, min_reward=1.0)}
+    assert kept == {ids["good"], ids["other"]} | {e.id for e in episodes if not sel.is_own(e)
                                                    and e.rewards["task"] == 1.0}  # fmt: skip
-    groups = t.groups_by_prompt(episodes)
-    (pair,) = t.preference_pairs(groups, 0.1, t.own_acceptable)
+    groups = sel.groups_by_prompt(episodes)
+    (pair,) = sel.preference_pairs(groups, 0.1, sel.own_acceptable)
     assert pair.chosen.meta["trajectory"] == ids["good"]
     assert pair.rejected.meta["trajectory"] == ids["looping"]
 
