@@ -14,7 +14,7 @@ Two suites make rollouts:
 - `searchqa`: a real episode with web search over the local corpus and page fetch over HTTP.
 
 Not here: the losses (`model.train.sft`, `model.train.dpo`, `model.train.grpo`), choosing pairs
-(`evals.train`).
+(`evals.selection`).
 """
 
 from __future__ import annotations

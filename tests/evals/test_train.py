@@ -1,11 +1,14 @@
 """The training flow on a tiny random model: episodes from scripted rollouts through the real
-agent loop, one online GRPO step, resume, DPO and the report; and `--from-log` on a log that
-mixes eval rollouts with the user's own chat episodes."""
+agent loop, one online GRPO step, resume, DPO; the whole run from fresh rollouts to the report
+and its resume; and `--from-log` on a log that mixes eval rollouts with the user's own chat
+episodes."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -17,6 +20,7 @@ from agent.settings import Settings
 from evals import selection as sel
 from evals import train as t
 from evals.rollouts import collect
+from evals.train_report import read_history
 from model.scripted import ScriptedGenerator
 from model.tiny import tiny_model
 from model.train.lora import attach, latest_checkpoint, trainable_parameters
@@ -45,10 +49,10 @@ def test_one_online_rl_step_moves_the_adapter_and_resumes(tmp_path: Path) -> Non
     assert latest_checkpoint(tmp_path) is not None
     # Resumed with the step done, nothing is sampled again: the script is empty.
     assert t.train_rl(ScriptedGenerator(lm, []), cases, Settings(), ts, tmp_path, resume=True) == []
-    assert t.read_history(tmp_path) == history  # written as the step ended, kept for the curve
+    assert read_history(tmp_path) == history  # written as the step ended, kept for the curve
 
 
-def test_dpo_from_rollouts_trains_and_reports(tmp_path: Path) -> None:
+def test_dpo_from_rollouts_trains(tmp_path: Path) -> None:
     lm = tiny_model()
     lm.model = attach(lm.model)
     gen = ScriptedGenerator(lm, [RIGHT, WRONG, NONE])
@@ -56,30 +60,71 @@ def test_dpo_from_rollouts_trains_and_reports(tmp_path: Path) -> None:
     ts = t.TrainSettings(learning_rate=1e-3, save_steps=0)
     history = t.train_offline("dpo", gen, t.episodes_of(groups), ts, tmp_path)
     assert len(history) == 1 and abs(history[0]["loss"] - 0.6931) < 1e-3  # log 2 at the start
-    assert t.read_history(tmp_path) == history
-    assert t.plot_curve(history, "dpo", tmp_path / "curve.png")
-    assert (tmp_path / "curve.png").stat().st_size > 1000
-    run = {
-        "model": "tiny",
-        "date": "d",
-        "commit": "c",
-        "summary": {
-            "doomloop": {
-                "categories": {
-                    "arith:off": {"accuracy": 0.5, "cases": 2, "loop_ratio": 0.5},
-                    "logic:off": {"accuracy": 0.5, "cases": 2, "loop_ratio": 0.0},
-                    "arith:on": {"accuracy": 1.0, "cases": 4, "loop_ratio": 0.0},
-                }
-            }
-        },
-    }
-    assert t.loop_ratios(run) == {"off": 0.25, "on": 0.0}
-    for name in ("before", "after"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "run.json").write_text(json.dumps(run))
-    args = ("dpo", ts, "edgeagent train dpo", {"episodes": 3})
-    text = t.report_markdown(*args, tmp_path / "before", tmp_path / "after")
-    assert "| off | 25.0% | 25.0% |" in text and "curve.png" in text
+    assert read_history(tmp_path) == history
+
+
+class Seen:
+    """A `Watch` that records what the run told it, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def evaluating(self, label: str, suite: str, cases: list) -> None:
+        self.events.append(f"eval {label} {suite}")
+
+    def collecting(self, cases: int) -> Callable[[Any], None]:
+        self.events.append(f"collect {cases}")
+        return lambda group: self.events.append(f"group {len(group.rollouts)}")
+
+    def training(self) -> Callable[[str, dict], None]:
+        self.events.append("training")
+        return lambda phase, stats: self.events.append(f"{phase} {stats['step']:.0f}")
+
+    def trained(self) -> None:
+        self.events.append("trained")
+
+
+def test_the_whole_run_from_fresh_rollouts_to_the_report_then_resumed(tmp_path: Path) -> None:
+    lm = tiny_model()
+    t.make_trainable(lm, "default", rank=4)  # "default" is the shipped adapter: not a start
+    assert trainable_parameters(lm.model)
+    job = t.Job(method="dpo", out=tmp_path / "run", log_path=tmp_path / "log.jsonl",
+                command="edgeagent train dpo")  # fmt: skip
+    job.out.mkdir()
+    ts = t.TrainSettings(k=2, learning_rate=1e-3)
+    cases = [add_case(i) for i in ids_in("train", 1)]
+    seen = Seen()
+    gen = ScriptedGenerator(lm, [RIGHT, WRONG, NONE])
+    text = t.run_training(gen, Settings(), ts, job, cases, {}, seen)
+    assert seen.events == ["training", "collect 1", "group 3", "train 1", "trained"]
+    assert text == (job.out / "report.md").read_text()
+    assert "Data: episodes 3, own episodes 0" in text and "Test split" not in text  # no evals
+    (row,) = [json.loads(line) for line in (job.out / "rollouts.jsonl").open()]
+    assert row["case"] == cases[0].id and len(row["ids"]) == 3
+    assert {e.id for e in read_trajectories(job.log_path)} == set(row["ids"])
+    assert (job.out / "curve.png").is_file() and lm.adapter == str(job.out / "adapter")
+    assert len(read_history(job.out)) == 1
+
+    # Resumed: the listed episodes come back from the log (the script is empty: nothing is
+    # sampled) and the step done is not taken again.
+    resumed = job.model_copy(update={"resume": True})
+    again = t.run_training(ScriptedGenerator(lm, []), Settings(), ts, resumed, cases, {})
+    assert again is not None and "Data: episodes 3," in again
+    assert len(read_history(job.out)) == 1
+
+    # From the log, with a bar no episode clears: nothing to train on, said in one line.
+    sft = job.model_copy(update={"method": "sft", "from_log": True, "out": tmp_path / "sft"})
+    with pytest.raises(t.NoData, match="nothing to imitate"):
+        t.run_training(gen, Settings(), ts.model_copy(update={"min_reward": 9.0}), sft, [], {})
+
+
+def test_an_eval_already_run_is_read_back_not_run_again(tmp_path: Path) -> None:
+    run = {"model": "tiny", "summary": {"bfcl": {"accuracy": 0.5}}}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    gen = ScriptedGenerator(tiny_model(), [])  # an empty script: any eval would fail
+    evals = {"bfcl": [add_case()]}
+    assert t.evaluate(gen, Settings(), evals, tmp_path, "before", Seen()) == run
+    assert t.evaluate(gen, Settings(), {}, tmp_path, "before", Seen()) is None  # no suites
 
 
 def test_train_cli_refuses_bad_input_in_one_line(capsys, tmp_path: Path) -> None:
