@@ -24,7 +24,8 @@ included, with the loss on the reply only. Every example carries `meta["source"]
 
 Test-split cases never become examples: `examples` loads the train split itself.
 
-Not here: rollouts (`evals.rollouts`), the losses (`model.sft`), choosing the mix (the caller).
+Not here: rollouts (`evals.rollouts`), the losses (`model.train.sft`), choosing the mix (the
+caller).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from model.chat import ToolFormat, render
 from model.loader import LoadedModel
 from model.messages import Message, ToolCall
 from model.scripted import ScriptedGenerator
-from model.train_data import TrainExample, examples_from_steps
+from model.train.data import TrainExample, examples_from_steps
 
 NO_FIT = "None of the available functions can do this, so I will not call any of them."
 

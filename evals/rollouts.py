@@ -13,7 +13,8 @@ Two suites make rollouts:
   the calls are the answer, scored by BFCL's AST rules. The prompt is the eval's own prompt.
 - `searchqa`: a real episode with web search over the local corpus and page fetch over HTTP.
 
-Not here: the losses (`model.sft`, `model.dpo`, `model.grpo`), choosing pairs (`evals.train`).
+Not here: the losses (`model.train.sft`, `model.train.dpo`, `model.train.grpo`), choosing pairs
+(`evals.selection`).
 """
 
 from __future__ import annotations

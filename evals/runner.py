@@ -136,7 +136,7 @@ def run_all(
     cases: dict[str, list[EvalCase]],
     out: Path,
     meta: dict[str, Any],
-    progress_for: Callable[[str, list[EvalCase]], Progress] | None = None,
+    progress_for: Callable[[str, list[EvalCase]], Progress | None] | None = None,
     resume: bool = False,
 ) -> dict[str, Any]:
     """Every suite's cases into `out`, then run.json, summary.md and the plots; returns the

@@ -1,65 +1,66 @@
 """Training runs on the agent's own episodes: SFT on the good ones, DPO on each case's best and
-worst, GRPO online over fresh groups; with an eval before and after, and a report.
+worst, GRPO online over fresh groups; with an eval before and after, and a report. The whole
+of `edgeagent train` but the flags and the progress bars.
 
-The flow of `edgeagent train sft|dpo|rl`: evaluate the base model on the test split (skipped
-when `OUT/eval-before` holds a finished run, so a resumed run does not redo it), attach a LoRA
-adapter, get episodes (fresh rollouts on the train split through the real agent loop, or the
+The flow of `edgeagent train sft|dpo|rl` (`run_training`, once the model is loaded with a
+trainable adapter, `make_trainable`): evaluate the model on the test split (skipped when
+`OUT/eval-before` holds a finished run, so a resumed run does not redo it), get episodes (fresh
+rollouts on the train split through the real agent loop, listed in `OUT/rollouts.jsonl`, or the
 episodes already in the trajectory log), train, evaluate again, write `OUT/report.md`,
-`OUT/curve.png` and `OUT/history.jsonl`. The adapter is `OUT/adapter/`, loadable everywhere
-with `--adapter`.
+`OUT/curve.png` and `OUT/history.jsonl` (`evals.train_report`). The adapter is
+`OUT/adapter/`, loadable everywhere with `--adapter`.
 
 It lives in `evals/` rather than `model/` because it runs the agent loop and the scorers,
-which `model/` may not import; the losses, adapters and checkpoints are `model/`'s. Test-split
-cases never reach training: rollouts draw from the train split only, and logged episodes of a
-test-split case are dropped.
+which `model/` may not import; the losses, the loop, adapters and checkpoints are
+`model.train`'s, and online RL hands its rollout collector to `model.train.grpo.train_grpo` as
+a callable. Test-split cases never reach training: rollouts draw from the train split only,
+and logged episodes of a test-split case are dropped (`evals.selection`).
 
-From the log come two kinds of episode: eval rollouts, scored against their case
-(`meta["case"]`, `rewards` set when collected), and the user's own chat and ask episodes, which
-have no reference answer and are scored here by `evals.rewards.verifiable` (1.0 when flawless).
-SFT keeps own episodes at `min_own_reward` (flawless by default); DPO pairs own episodes of the
-same prompt (`prompt_of`), the best acceptable one (`evals.rewards.acceptable`: its own answer,
-no loop, no repeated call) chosen and the worst rejected, so a looping, repeating or empty
-episode is never chosen, and is the one rejected when the group has one.
-
-Not here: the losses (`model.sft`, `model.dpo`, `model.grpo`), the CLI and progress bars (`tui`).
+Not here: the losses (`model.train.sft`, `model.train.dpo`, `model.train.grpo`), choosing
+episodes (`evals.selection`), rollouts and references (`evals.rollouts`, `evals.references`),
+the report (`evals.train_report`), the CLI and progress bars (`tui.training`).
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from agent.log import TrajectoryLog, read_trajectories
 from agent.settings import Settings
 from agent.trajectory import LogSink, Trajectory
-from evals import runner
-from evals.common import split_of
-from evals.compare import compare
-from evals.rewards import acceptable, verifiable
+from evals import references, runner
 from evals.rollouts import Group, collect
-from model import distributed
-from model.dpo import DpoSettings, PreferencePair, train_dpo
-from model.generate import Generator
-from model.grpo import GrpoSettings, Rollout, grpo_step
-from model.lora import (
-    latest_checkpoint,
-    optimizer_for,
-    restore_checkpoint,
-    save_adapter,
-    save_checkpoint,
+from evals.selection import (
+    count_by,
+    groups_by_case,
+    groups_by_prompt,
+    is_own,
+    own_acceptable,
+    preference_pairs,
+    sft_examples,
+    usable,
 )
-from model.sft import SftSettings, train_sft
-from model.train_data import NOT_FOR_SFT, TrainExample, batches, examples_from_trajectory
+from evals.train_report import Method, plot_curve, read_history, report_markdown, write_history
+from model.generate import Generator
+from model.loader import LoadedModel
+from model.train import distributed
+from model.train.data import TrainExample, examples_from_trajectory
+from model.train.dpo import DpoSettings, train_dpo
+from model.train.grpo import GrpoSettings, Rollout, train_grpo
+from model.train.lora import LoraSettings, Progress, attach, load_trainable
+from model.train.sft import SftSettings, train_sft
 
-Method = Literal["sft", "dpo", "rl"]
-# Ends that say nothing about the model's behaviour: our failure, a dead process, the user's
-# Esc. Own episodes that ended so are not trained on.
-NOT_BEHAVIOUR = frozenset({"error", "interrupted", "cancelled"})
 Report = Callable[[str, dict[str, Any]], None]  # (phase, figures) as training goes
+NO_START = (None, "none", "default")  # adapter settings that mean: train from the base model
+
+
+class NoData(ValueError):
+    """Nothing to train on (no episode good enough, no pair apart); one line for the user."""
 
 
 class TrainSettings(BaseModel):
@@ -84,124 +85,204 @@ class TrainSettings(BaseModel):
     seed: int = 0
 
 
+class Job(BaseModel):
+    """What one `edgeagent train` was asked for besides the training settings."""
+
+    method: Method
+    out: Path = Field(description="run folder: adapter, checkpoints, evals, report")
+    log_path: Path = Field(description="the trajectory log rollouts go to and --from-log reads")
+    from_log: bool = Field(default=False, description="SFT/DPO on the log's episodes")
+    resume: bool = Field(default=False, description="go on from the latest checkpoint")
+    references: dict[str, int | None] = Field(
+        default_factory=dict, description="SFT: suite -> reference cases per category (all)"
+    )
+    max_length: int | None = Field(default=None, description="longest reference example")
+    command: str = Field(default="", description="the command line, for the report")
+
+
+class Watch(Protocol):
+    """What a run shows as it goes; the CLI draws progress bars (`tui.training`)."""
+
+    def evaluating(self, label: str, suite: str, cases: list) -> runner.Progress | None:
+        """A callback for each finished case of `suite` in the eval `label` ("before")."""
+
+    def collecting(self, cases: int) -> Callable[[Group], None] | None:
+        """A callback for each case's group of rollouts, `cases` of them on this process."""
+
+    def training(self) -> Report | None:
+        """Training is about to start; a callback for each optimizer step's figures."""
+
+    def trained(self) -> None:
+        """Training is over (the eval after it comes next)."""
+
+
+class Quiet:
+    """A `Watch` that shows nothing."""
+
+    def evaluating(self, label: str, suite: str, cases: list) -> runner.Progress | None:
+        return None
+
+    def collecting(self, cases: int) -> Callable[[Group], None] | None:
+        return None
+
+    def training(self) -> Report | None:
+        return None
+
+    def trained(self) -> None:
+        return None
+
+
 def train_cases(ts: TrainSettings) -> list:
     return runner.load_suite_cases(ts.suite, "train", ts.limit, None)
 
 
-def usable(
-    trajectories: Iterable[Trajectory], suite: str | None = None, model: str | None = None
+def eval_cases(names: Iterable[str], limits: dict[str, int]) -> dict[str, list]:
+    """The test-split cases of each eval suite; `limits` per suite, the default under ""."""
+    return {n: runner.load_suite_cases(n, "test", limits.get(n, limits[""]), None) for n in names}
+
+
+def load_settings(settings: Settings) -> Settings:
+    """The settings to load the model to train with: no adapter merged in, and never quantized
+    (LoRA trains on float weights, and a quantized layer has none)."""
+    model = settings.model.model_copy(update={"adapter": None, "quant": "none"})
+    return settings.model_copy(update={"model": model})
+
+
+def make_trainable(lm: LoadedModel, start: str | None, rank: int) -> None:
+    """Give `lm` its trainable adapter, in place: training starts from the base model (the
+    shipped adapter is what a run reproduces) with a fresh adapter of `rank`, or goes on from
+    the adapter folder `start`. A fresh adapter changes nothing until trained, so "before" is
+    the model as given."""
+    folder = start if start not in NO_START else None
+    lm.model = (
+        load_trainable(lm.model, folder) if folder else attach(lm.model, LoraSettings(rank=rank))
+    )
+
+
+def run_training(
+    generator: Generator,
+    settings: Settings,
+    ts: TrainSettings,
+    job: Job,
+    cases: list,
+    evals: dict[str, list],
+    watch: Watch | None = None,
+) -> str | None:
+    """`edgeagent train` on a model with its trainable adapter: the eval before, the episodes,
+    training, the eval after, the curve and the report. Returns the report; None on every
+    process but the first, which alone evaluates and writes. Raises `NoData` with nothing to
+    train on."""
+    w, out = watch or Quiet(), job.out
+    before = evaluate(generator, settings, evals, out / "eval-before", "before", w)
+    report = w.training()
+    if job.method == "rl":
+        log = TrajectoryLog(job.log_path)
+        train_rl(generator, cases, settings, ts, out, log, job.resume, report)
+        data: dict[str, Any] = {"cases": len(cases), "rollouts per case": ts.k + 1}
+    else:
+        episodes = episodes_for(generator, cases, settings, ts, job, w)
+        extra = reference_examples(generator.lm, settings, job)
+        own = sum(is_own(e) for e in episodes)
+        data = {"episodes": len(episodes), "own episodes": own, "source": str(job.log_path),
+                **{f"reference {k}": v for k, v in count_by(extra).items()}}  # fmt: skip
+        train_offline(job.method, generator, episodes, ts, out, job.resume, report, extra)
+    w.trained()
+    if not distributed.is_main():
+        return None
+    adapter = str(out / "adapter")
+    generator.lm.adapter = adapter
+    model = settings.model.model_copy(update={"adapter": adapter})
+    after_settings = settings.model_copy(update={"model": model})
+    after = evaluate(generator, after_settings, evals, out / "eval-after", "after", w, fresh=True)
+    plot_curve(read_history(out), job.method, out / "curve.png")
+    folders = (out / "eval-before", out / "eval-after") if before and after else (None, None)
+    text = report_markdown(job.method, ts.suite, ts, job.command, data, *folders)
+    (out / "report.md").write_text(text)
+    return text
+
+
+def evaluate(
+    generator: Generator,
+    settings: Settings,
+    evals: dict[str, list],
+    out: Path,
+    label: str,
+    watch: Watch,
+    fresh: bool = False,
+) -> dict[str, Any] | None:
+    """Run the eval suites into `out`, or read them back from an earlier run of this job (not
+    when `fresh`); None with no suites, and on every process but the first."""
+    if not evals or not distributed.is_main():
+        return None
+    if not fresh and (out / "run.json").is_file():
+        return runner.read_run(out)
+    generator.reset()
+    limits = ",".join(f"{name}={len(cases)}" for name, cases in evals.items())
+    meta = runner.run_meta(settings, "test", limits, None)
+    bars = lambda name, cases: watch.evaluating(label, name, cases)  # noqa: E731
+    return runner.run_all(generator, settings, evals, out, meta, bars)
+
+
+def episodes_for(
+    generator: Generator,
+    cases: list,
+    settings: Settings,
+    ts: TrainSettings,
+    job: Job,
+    watch: Watch,
 ) -> list[Trajectory]:
-    """Logged episodes that may be trained on: the scored rollouts of `suite`'s cases, never one
-    of a test-split case, and the own episodes (no case) with their `verifiable` rewards (a
-    copy). `model`: only episodes of that model spec (another tokenizer's ids are noise)."""
-    out = []
-    for t in trajectories:
-        if model is not None and t.model != model:
-            continue
-        if is_own(t):
-            if t.mode != "sub" and t.outcome not in NOT_BEHAVIOUR and t.steps:
-                out.append(t.model_copy(update={"rewards": verifiable(t)}))
-            continue
-        if not t.rewards or split_of(str(t.meta["case"])) == "test":
-            continue
-        if suite and t.meta.get("suite") != suite:
-            continue
-        out.append(t)
-    return out
+    """What SFT or DPO trains on: the log's episodes of this model (scored rollouts and own
+    episodes), the rollouts a stopped run already collected, or fresh rollouts."""
+    if job.from_log:
+        return usable(read_trajectories(job.log_path), ts.suite, generator.lm.spec)
+    listed = job.out / "rollouts.jsonl"
+    if job.resume and listed.is_file():
+        ids = {i for line in listed.open() for i in json.loads(line)["ids"]}
+        return [e for e in read_trajectories(job.log_path) if e.id in ids]
+    log = TrajectoryLog(job.log_path)
+    return episodes_of(collect_rollouts(generator, cases, settings, ts, log, job.out, watch))
 
 
-def is_own(t: Trajectory) -> bool:
-    """An ordinary chat or ask episode, not an eval case's rollout."""
-    return not t.meta.get("case")
+def reference_examples(lm: LoadedModel, settings: Settings, job: Job) -> list[TrainExample]:
+    """The data sets' reference answers SFT also trains on (`evals.references`)."""
+    return [
+        e
+        for suite, n in job.references.items()
+        for e in references.examples(lm, suite, settings, n, job.max_length)
+    ]
 
 
-def sft_examples(
-    trajectories: Iterable[Trajectory], min_reward: float, min_own_reward: float = 1.0
-) -> list[TrainExample]:
-    """Every sequence of every answered episode whose reward reaches `min_reward` (an own
-    episode's, `min_own_reward`)."""
-    out = []
-    for t in trajectories:
-        bar = min_own_reward if is_own(t) else min_reward
-        if t.outcome == "answer" and t.rewards.get("total", 0.0) >= bar:
-            out += examples_from_trajectory(t, exclude=NOT_FOR_SFT)
-    return out
-
-
-def count_by(examples: Iterable[TrainExample]) -> dict[str, int]:
-    """Examples per suite and category ("bfcl/parallel"), for the report's data counts."""
-    found: dict[str, int] = defaultdict(int)
-    for e in examples:
-        found[f"{e.meta.get('suite')}/{str(e.meta.get('category', '')).split(':')[0]}"] += 1
-    return dict(sorted(found.items()))
-
-
-def groups_by_case(trajectories: Iterable[Trajectory]) -> list[list[Trajectory]]:
-    """Logged episodes of the same eval case, in the order first seen."""
-    found: dict[str, list[Trajectory]] = defaultdict(list)
-    for t in trajectories:
-        if case := t.meta.get("case"):
-            found[f"{t.meta.get('suite')}/{case}"].append(t)
-    return list(found.values())
-
-
-def prompt_of(t: Trajectory) -> tuple[str, ...]:
-    """What makes two own episodes answers to the same prompt: the mode, then the user's
-    messages up to the episode's question (one, the question, unless it continued a chat)."""
-    users: list[str] = []
-    for m in t.messages:
-        if m.role == "user":
-            users.append(m.content)
-            if m.content == t.task:
-                return (t.mode, *users)
-    return (t.mode, t.task)  # RLM mode: the model read the question inside more text
-
-
-def groups_by_prompt(trajectories: Iterable[Trajectory]) -> list[list[Trajectory]]:
-    """Own episodes of the same prompt, in the order first seen."""
-    found: dict[tuple[str, ...], list[Trajectory]] = defaultdict(list)
-    for t in trajectories:
-        if is_own(t):
-            found[prompt_of(t)].append(t)
-    return list(found.values())
-
-
-def own_acceptable(t: Trajectory) -> bool:
-    return acceptable(t.rewards)
-
-
-def _last_sequence(t: Trajectory) -> TrainExample | None:
-    """The episode's own last sequence (its final turns): what a preference compares. Sub-episodes
-    (a focused read) are separate prompts with separate answers, left out of pairs."""
-    examples = examples_from_trajectory(t, include_sub_episodes=False)
-    return examples[-1] if examples else None
-
-
-def preference_pairs(
-    groups: Iterable[Sequence[Trajectory]],
-    min_gap: float,
-    eligible: Callable[[Trajectory], bool] = lambda t: True,
-) -> list[PreferencePair]:
-    """Per group, the best-scored eligible episode chosen and the worst rejected, ineligible ones
-    ranked below every eligible one. An ineligible worst is rejected against any eligible best;
-    two eligible ones need to differ by at least `min_gap`. A looping rollout scores low (no
-    answer, repetition penalty), so loops are what gets rejected."""
-    pairs = []
-    for group in groups:
-        ranked = sorted(group, key=lambda t: (eligible(t), t.rewards.get("total", 0.0)))
-        worst, best = ranked[0], ranked[-1]
-        gap = best.rewards.get("total", 0.0) - worst.rewards.get("total", 0.0)
-        if not eligible(best) or (eligible(worst) and gap < min_gap):
-            continue
-        chosen, rejected = _last_sequence(best), _last_sequence(worst)
-        if chosen and rejected and chosen.sampled and rejected.sampled:
-            pairs.append(PreferencePair(chosen, rejected))
-    return pairs
+def collect_rollouts(
+    generator: Generator,
+    cases: list,
+    settings: Settings,
+    ts: TrainSettings,
+    log: LogSink,
+    out: Path,
+    watch: Watch,
+) -> list[Group]:
+    """Fresh groups of rollouts of `cases`, listed in OUT/rollouts.jsonl (which episodes this
+    run trains on, for `--resume`). Each process collects its share; all get every group."""
+    mine = distributed.shard(cases)
+    progress = watch.collecting(len(mine))
+    groups = collect(generator, mine, settings, ts.k, ts.temperature, log, ts.seed, progress)
+    groups = distributed.gather(groups)
+    if not distributed.is_main():
+        return groups
+    with (out / "rollouts.jsonl").open("w") as f:
+        for g in groups:
+            row = {"case": g.case.id, "ids": [r.id for r in g.rollouts], "rewards": g.rewards}
+            f.write(json.dumps(row) + "\n")
+    return groups
 
 
 def rollout_groups(groups: Iterable[Group]) -> list[list[Rollout]]:
+    """Each group's episodes as GRPO's rollouts; `collect` samples a group's first greedily."""
     return [
-        [Rollout(examples_from_trajectory(t), t.rewards.get("total", 0.0)) for t in g.rollouts]
+        [
+            Rollout(examples_from_trajectory(t), t.rewards.get("total", 0.0), greedy=i == 0)
+            for i, t in enumerate(g.rollouts)
+        ]
         for g in groups
     ]
 
@@ -216,34 +297,25 @@ def train_rl(
     resume: bool = False,
     report: Report | None = None,
 ) -> list[dict[str, float]]:
-    """Online GRPO: each step samples fresh groups of rollouts with the current adapter, through
-    the agent loop, and takes one optimizer step on them. Returns the per-step figures."""
-    model = generator.lm.model
-    gs = GrpoSettings(learning_rate=ts.learning_rate or GrpoSettings().learning_rate)
-    optimizer = optimizer_for(model, gs.learning_rate)
-    start = latest_checkpoint(out) if resume else None
-    done = int(restore_checkpoint(model, optimizer, start)["global_step"]) if start else 0
-    history = []
-    for step, batch in enumerate(batches(cases, ts.prompts_per_step, ts.epochs, ts.seed), 1):
-        if step <= done:
-            continue
-        # Under several processes each collects its share of the cases; all train on all groups.
-        mine = distributed.shard(batch)
-        groups = collect(generator, mine, settings, ts.k, ts.temperature, log, ts.seed + step)
-        groups = distributed.gather(groups)
-        stats = grpo_step(model, optimizer, rollout_groups(groups), gs)
-        generator.reset()  # the cached keys and values came from the weights before this step
-        greedy = [g.rewards[0] for g in groups]
-        stats = {"step": float(step), **stats, "greedy_reward": sum(greedy) / len(greedy)}
-        history.append(stats)
-        write_history(out, [stats])
-        if report:
-            report("train", stats)
-        if ts.save_steps and step % ts.save_steps == 0 and distributed.is_main():
-            save_checkpoint(model, optimizer, step, out)
-    if distributed.is_main():
-        save_adapter(model, out / "adapter")
-    distributed.barrier()
+    """Online GRPO (`model.train.grpo.train_grpo`): each step samples fresh groups of rollouts
+    of its cases with the current adapter, through the agent loop, and takes one optimizer step
+    on them. Returns the per-step figures."""
+    history, progress = _recorder(out, report)
+
+    def sample(share: list, step: int) -> list[list[Rollout]]:
+        generator.reset()  # the cached keys and values came from the weights before the step
+        groups = collect(generator, share, settings, ts.k, ts.temperature, log, ts.seed + step)
+        return rollout_groups(groups)
+
+    gs = GrpoSettings(
+        learning_rate=ts.learning_rate or GrpoSettings().learning_rate,
+        prompts_per_step=ts.prompts_per_step,
+        epochs=ts.epochs,
+        save_steps=ts.save_steps,
+        seed=ts.seed,
+    )
+    train_grpo(generator.lm.model, cases, sample, out, gs, resume, progress)
+    generator.reset()
     return history
 
 
@@ -259,19 +331,12 @@ def train_offline(
 ) -> list[dict[str, float]]:
     """SFT or DPO on scored episodes (fresh rollouts or the log's); SFT also on `extra`
     examples (the data sets' reference answers). Returns per-step figures."""
-    history: list[dict[str, float]] = []
-
-    def progress(stats: dict[str, float]) -> None:
-        history.append(dict(stats))
-        write_history(out, [stats])
-        if report:
-            report("train", stats)
-
+    history, progress = _recorder(out, report)
     lm = generator.lm
     if method == "sft":
         examples = sft_examples(episodes, ts.min_reward, ts.min_own_reward) + list(extra)
         if not examples:
-            raise ValueError(f"no episode scored {ts.min_reward} or more: nothing to imitate")
+            raise NoData(f"no episode scored {ts.min_reward} or more: nothing to imitate")
         s = SftSettings(
             learning_rate=ts.learning_rate or SftSettings().learning_rate,
             epochs=ts.epochs,
@@ -287,7 +352,7 @@ def train_offline(
             groups_by_prompt(episodes), ts.min_gap, own_acceptable
         )
         if not pairs:
-            raise ValueError("no case or prompt had a best and a worst episode apart: no pairs")
+            raise NoData("no case or prompt had a best and a worst episode apart: no pairs")
         s = DpoSettings(
             learning_rate=ts.learning_rate or DpoSettings().learning_rate,
             epochs=ts.epochs,
@@ -300,93 +365,19 @@ def train_offline(
     return history
 
 
+def _recorder(out: Path, report: Report | None) -> tuple[list[dict[str, float]], Progress]:
+    """The figures of every step as they come, and the progress callback that records them:
+    kept in memory, appended to OUT/history.jsonl, passed on to `report`."""
+    history: list[dict[str, float]] = []
+
+    def progress(stats: dict[str, float]) -> None:
+        history.append(dict(stats))
+        write_history(out, [stats])
+        if report:
+            report("train", stats)
+
+    return history, progress
+
+
 def episodes_of(groups: Iterable[Group]) -> list[Trajectory]:
     return [t for g in groups for t in g.rollouts]
-
-
-def write_history(out: Path, history: list[dict[str, float]]) -> None:
-    """Append figures to OUT/history.jsonl as each step ends, so a stopped run keeps them and
-    its resumed run's curve shows every step (the first process only)."""
-    if not distributed.is_main():
-        return
-    with (out / "history.jsonl").open("a") as f:
-        for row in history:
-            f.write(json.dumps(row) + "\n")
-
-
-def read_history(out: Path) -> list[dict[str, float]]:
-    path = out / "history.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def plot_curve(history: list[dict[str, float]], method: Method, path: Path) -> bool:
-    """Reward per step (RL) or loss and margin per step (SFT, DPO); False with nothing to plot."""
-    keys = {"rl": ["reward", "greedy_reward"], "dpo": ["loss", "margin"], "sft": ["loss"]}[method]
-    rows = [r for r in history if "step" in r]
-    if not rows:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key in keys:
-        points = [(r["step"], r[key]) for r in rows if key in r]
-        if points:
-            ax.plot(*zip(*points, strict=True), marker="o", label=key)
-    ax.set_xlabel("optimizer step")
-    ax.set_title(f"{method}: " + ", ".join(keys))
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
-
-
-def loop_ratios(run: dict[str, Any]) -> dict[str, float]:
-    """The doom-loop ratio of an eval run's doomloop suite per guard setting (its categories are
-    FAMILY:off and FAMILY:on), over all families."""
-    rows = run.get("summary", {}).get("doomloop", {}).get("categories", {})
-    looped: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for category, row in rows.items():
-        if "loop_ratio" in row:
-            guard = category.rpartition(":")[2]
-            looped[guard][0] += row["loop_ratio"] * row["cases"]
-            looped[guard][1] += row["cases"]
-    return {guard: n / cases for guard, (n, cases) in looped.items() if cases}
-
-
-def report_markdown(
-    method: Method,
-    ts: TrainSettings,
-    commands: str,
-    data: dict[str, Any],
-    before: Path | None,
-    after: Path | None,
-) -> str:
-    """The report; `before` and `after` are eval run folders, compared case by case."""
-    lines = [
-        f"# Training report: {method} on {ts.suite} (train split)",
-        "",
-        f"Command: `{commands}`",
-        "",
-        "Settings: `" + ts.model_dump_json() + "`",
-        "",
-        "Data: " + ", ".join(f"{k} {v}" for k, v in data.items()),
-        "",
-        "![curve](curve.png)",
-        "",
-    ]
-    if before and after:
-        lines += ["## Test split, before and after", "", compare(before, after), ""]
-        off_on = (loop_ratios(runner.read_run(before)), loop_ratios(runner.read_run(after)))
-        if off_on[0] or off_on[1]:
-            lines += ["## Doom-loop ratio", "", "| guard | before | after |", "|---|---|---|"]
-            for c in sorted(set(off_on[0]) | set(off_on[1])):
-                b, a = (f"{x[c]:.1%}" if c in x else "–" for x in off_on)
-                lines.append(f"| {c} | {b} | {a} |")
-            lines.append("")
-    return "\n".join(lines)

@@ -12,7 +12,7 @@ so inference costs what it costs without an adapter, and no peft import is neede
 only the trainer's). Not supported here, and refused with a one-line error: adapters that
 are not plain LoRA on linear layers (DoRA, rank patterns per layer, bias training).
 
-Not here: training an adapter or attaching a trainable one (`model.lora`).
+Not here: training an adapter or attaching a trainable one (`model.train.lora`).
 """
 
 from __future__ import annotations

@@ -25,9 +25,10 @@ from typing import Any, Literal
 import torch
 
 from model import adapter as adapters
-from model import distributed, embedded
+from model import embedded
 from model.chat import ToolFormat, detect_format
 from model.quant import Int4Linear, Int8Linear, Quant, load_saved, quantize, save, saved_path
+from model.train import distributed
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 TEMPLATES = Path(__file__).parent / "templates"

@@ -38,8 +38,8 @@ SPECIAL_TOKENS = [
 # stop strings and detokenization meet real variety. But it saturates attention (query-key
 # logits of about 16 standard deviations), so a LoRA adapter barely moves where it attends.
 # The usual 0.02 fails the other way: the output head (tied to the frozen embedding) then has
-# rows of norm 0.16, too small for any confident prediction. 0.1 trains (tests/model/
-# test_sft_learns.py).
+# rows of norm 0.16, too small for any confident prediction. 0.1 trains
+# (tests/model/train/test_sft_learns.py).
 WIDE_INIT = 0.5
 LEARNABLE_INIT = 0.1
 TEMPLATE_OF: dict[str, str] = {

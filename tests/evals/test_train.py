@@ -1,11 +1,14 @@
 """The training flow on a tiny random model: episodes from scripted rollouts through the real
-agent loop, SFT/DPO selection, one online GRPO step, resume, the report; and `--from-log` on a
-log that mixes eval rollouts with the user's own chat episodes."""
+agent loop, one online GRPO step, resume, DPO; the whole run from fresh rollouts to the report
+and its resume; and `--from-log` on a log that mixes eval rollouts with the user's own chat
+episodes."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,65 +17,21 @@ from pydantic import BaseModel
 from agent.log import TrajectoryLog, read_trajectories
 from agent.loop import run
 from agent.settings import Settings
-from agent.trajectory import Step, Trajectory
+from evals import selection as sel
 from evals import train as t
-from evals.common import split_of
-from evals.rewards import verifiable
 from evals.rollouts import collect
-from model.lora import attach, latest_checkpoint, trainable_parameters
-from model.messages import Message
+from evals.train_report import read_history
 from model.scripted import ScriptedGenerator
 from model.tiny import tiny_model
+from model.train.lora import attach, latest_checkpoint, trainable_parameters
 from tests.evals.test_rollouts import add_case, call
+from tests.evals.test_selection import ids_in
 from tools.base import Tool, ToolResult
 from tui.cli import main
 from tui.training import eval_limits
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RIGHT, WRONG, NONE = call({"a": 2, "b": 3}), call({"a": 2, "b": 4}), "I cannot."
-
-
-def ids_in(split: str, n: int) -> list[str]:
-    return [i for i in (f"simple_python_{k}" for k in range(200)) if split_of(i) == split][:n]
-
-
-def scored(case: str, total: float, outcome: str = "answer", sampled: int = 3) -> Trajectory:
-    step = Step(
-        index=0,
-        prompt_ids=[5, 6, 7],
-        completion_ids=list(range(10, 10 + sampled)),
-        completion_text="",
-        finish_reason="eos",
-        temperature=1.0,
-    )
-    return Trajectory(
-        task="q",
-        outcome=outcome,  # type: ignore[arg-type]
-        steps=[step],
-        rewards={"total": total},
-        meta={"suite": "bfcl", "case": case},
-    )
-
-
-def test_usable_never_keeps_a_test_split_case() -> None:
-    (train,), (test,) = ids_in("train", 1), ids_in("test", 1)
-    episodes = [scored(train, 1.0), scored(test, 1.0), Trajectory(task="chat", outcome="answer")]
-    assert [e.meta["case"] for e in t.usable(episodes, "bfcl")] == [train]
-    assert t.usable(episodes, "searchqa") == []
-
-
-def test_sft_keeps_answered_episodes_that_clear_the_bar() -> None:
-    episodes = [scored("a", 1.3), scored("b", 0.3), scored("c", 1.3, outcome="step_limit")]
-    examples = t.sft_examples(episodes, min_reward=1.0)
-    assert len(examples) == 1 and examples[0].mask == [0, 0, 0, 1, 1, 1]
-
-
-def test_pairs_take_each_cases_best_and_worst_when_apart() -> None:
-    a = [scored("a", 0.3, sampled=4), scored("a", 1.3, sampled=2), scored("a", 0.1, sampled=5)]
-    b = [scored("b", 1.3), scored("b", 1.25)]  # too close to prefer one
-    pairs = t.preference_pairs(t.groups_by_case(a + b), min_gap=0.1)
-    assert len(pairs) == 1
-    assert pairs[0].chosen.sampled == 2 and pairs[0].rejected.sampled == 5
 
 
 def test_one_online_rl_step_moves_the_adapter_and_resumes(tmp_path: Path) -> None:
@@ -90,10 +49,10 @@ def test_one_online_rl_step_moves_the_adapter_and_resumes(tmp_path: Path) -> Non
     assert latest_checkpoint(tmp_path) is not None
     # Resumed with the step done, nothing is sampled again: the script is empty.
     assert t.train_rl(ScriptedGenerator(lm, []), cases, Settings(), ts, tmp_path, resume=True) == []
-    assert t.read_history(tmp_path) == history  # written as the step ended, kept for the curve
+    assert read_history(tmp_path) == history  # written as the step ended, kept for the curve
 
 
-def test_dpo_from_rollouts_trains_and_reports(tmp_path: Path) -> None:
+def test_dpo_from_rollouts_trains(tmp_path: Path) -> None:
     lm = tiny_model()
     lm.model = attach(lm.model)
     gen = ScriptedGenerator(lm, [RIGHT, WRONG, NONE])
@@ -101,30 +60,71 @@ def test_dpo_from_rollouts_trains_and_reports(tmp_path: Path) -> None:
     ts = t.TrainSettings(learning_rate=1e-3, save_steps=0)
     history = t.train_offline("dpo", gen, t.episodes_of(groups), ts, tmp_path)
     assert len(history) == 1 and abs(history[0]["loss"] - 0.6931) < 1e-3  # log 2 at the start
-    assert t.read_history(tmp_path) == history
-    assert t.plot_curve(history, "dpo", tmp_path / "curve.png")
-    assert (tmp_path / "curve.png").stat().st_size > 1000
-    run = {
-        "model": "tiny",
-        "date": "d",
-        "commit": "c",
-        "summary": {
-            "doomloop": {
-                "categories": {
-                    "arith:off": {"accuracy": 0.5, "cases": 2, "loop_ratio": 0.5},
-                    "logic:off": {"accuracy": 0.5, "cases": 2, "loop_ratio": 0.0},
-                    "arith:on": {"accuracy": 1.0, "cases": 4, "loop_ratio": 0.0},
-                }
-            }
-        },
-    }
-    assert t.loop_ratios(run) == {"off": 0.25, "on": 0.0}
-    for name in ("before", "after"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "run.json").write_text(json.dumps(run))
-    args = ("dpo", ts, "edgeagent train dpo", {"episodes": 3})
-    text = t.report_markdown(*args, tmp_path / "before", tmp_path / "after")
-    assert "| off | 25.0% | 25.0% |" in text and "curve.png" in text
+    assert read_history(tmp_path) == history
+
+
+class Seen:
+    """A `Watch` that records what the run told it, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def evaluating(self, label: str, suite: str, cases: list) -> None:
+        self.events.append(f"eval {label} {suite}")
+
+    def collecting(self, cases: int) -> Callable[[Any], None]:
+        self.events.append(f"collect {cases}")
+        return lambda group: self.events.append(f"group {len(group.rollouts)}")
+
+    def training(self) -> Callable[[str, dict], None]:
+        self.events.append("training")
+        return lambda phase, stats: self.events.append(f"{phase} {stats['step']:.0f}")
+
+    def trained(self) -> None:
+        self.events.append("trained")
+
+
+def test_the_whole_run_from_fresh_rollouts_to_the_report_then_resumed(tmp_path: Path) -> None:
+    lm = tiny_model()
+    t.make_trainable(lm, "default", rank=4)  # "default" is the shipped adapter: not a start
+    assert trainable_parameters(lm.model)
+    job = t.Job(method="dpo", out=tmp_path / "run", log_path=tmp_path / "log.jsonl",
+                command="edgeagent train dpo")  # fmt: skip
+    job.out.mkdir()
+    ts = t.TrainSettings(k=2, learning_rate=1e-3)
+    cases = [add_case(i) for i in ids_in("train", 1)]
+    seen = Seen()
+    gen = ScriptedGenerator(lm, [RIGHT, WRONG, NONE])
+    text = t.run_training(gen, Settings(), ts, job, cases, {}, seen)
+    assert seen.events == ["training", "collect 1", "group 3", "train 1", "trained"]
+    assert text == (job.out / "report.md").read_text()
+    assert "Data: episodes 3, own episodes 0" in text and "Test split" not in text  # no evals
+    (row,) = [json.loads(line) for line in (job.out / "rollouts.jsonl").open()]
+    assert row["case"] == cases[0].id and len(row["ids"]) == 3
+    assert {e.id for e in read_trajectories(job.log_path)} == set(row["ids"])
+    assert (job.out / "curve.png").is_file() and lm.adapter == str(job.out / "adapter")
+    assert len(read_history(job.out)) == 1
+
+    # Resumed: the listed episodes come back from the log (the script is empty: nothing is
+    # sampled) and the step done is not taken again.
+    resumed = job.model_copy(update={"resume": True})
+    again = t.run_training(ScriptedGenerator(lm, []), Settings(), ts, resumed, cases, {})
+    assert again is not None and "Data: episodes 3," in again
+    assert len(read_history(job.out)) == 1
+
+    # From the log, with a bar no episode clears: nothing to train on, said in one line.
+    sft = job.model_copy(update={"method": "sft", "from_log": True, "out": tmp_path / "sft"})
+    with pytest.raises(t.NoData, match="nothing to imitate"):
+        t.run_training(gen, Settings(), ts.model_copy(update={"min_reward": 9.0}), sft, [], {})
+
+
+def test_an_eval_already_run_is_read_back_not_run_again(tmp_path: Path) -> None:
+    run = {"model": "tiny", "summary": {"bfcl": {"accuracy": 0.5}}}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    gen = ScriptedGenerator(tiny_model(), [])  # an empty script: any eval would fail
+    evals = {"bfcl": [add_case()]}
+    assert t.evaluate(gen, Settings(), evals, tmp_path, "before", Seen()) == run
+    assert t.evaluate(gen, Settings(), {}, tmp_path, "before", Seen()) is None  # no suites
 
 
 def test_train_cli_refuses_bad_input_in_one_line(capsys, tmp_path: Path) -> None:
@@ -154,52 +154,6 @@ def lookup(q: str) -> str:
     return f"<tool_call>{json.dumps({'name': 'lookup', 'arguments': {'q': q}})}</tool_call>"
 
 
-def own(task: str, steps: list[Step], outcome: str = "answer", answer: str = "4") -> Trajectory:
-    traj = Trajectory(task=task, outcome=outcome, final_answer=answer, steps=steps)  # type: ignore[arg-type]
-    return traj.model_copy(update={"rewards": verifiable(traj)})
-
-
-def own_step(index: int, sampled: int, finish_reason: str = "eos") -> Step:
-    return Step(
-        index=index,
-        prompt_ids=[5, 6, 7],
-        completion_ids=list(range(10, 10 + sampled)),
-        completion_text="",
-        finish_reason=finish_reason,
-        temperature=1.0,
-    )
-
-
-def test_a_flawed_own_episode_is_never_chosen_even_when_it_scores_higher() -> None:
-    clean = own("q", [own_step(0, 20)])
-    noisy = own("q", [own_step(0, 40)]).model_copy(update={"rewards": {**clean.rewards}})
-    noisy.rewards["total"] = 0.6  # acceptable, but low: its tokens repeat (say)
-    resampled = own("q", [own_step(0, 3, "doom_loop"), own_step(1, 5)])
-    empty = own("q", [own_step(0, 7)], answer="")
-    assert resampled.rewards["total"] > noisy.rewards["total"]  # the shaping alone misranks
-    pairs = t.preference_pairs(t.groups_by_prompt([noisy, resampled, clean]), 0.1, t.own_acceptable)
-    # The flawed one is rejected against the better acceptable one, whatever the gap.
-    assert [(p.chosen.sampled, p.rejected.sampled) for p in pairs] == [(20, 5)]
-    # Only flawed episodes: nothing to prefer. Two acceptable ones too close: no pair.
-    assert t.preference_pairs(t.groups_by_prompt([resampled, empty]), 0.1, t.own_acceptable) == []
-    near = clean.model_copy(update={"rewards": {**clean.rewards, "total": 0.95}})
-    assert t.preference_pairs(t.groups_by_prompt([clean, near]), 0.1, t.own_acceptable) == []
-
-
-def test_own_episodes_group_by_the_users_side_of_the_conversation() -> None:
-    def chat(*users: str, mode: str = "online") -> Trajectory:
-        messages = [Message(role="system", content="s")]
-        for text in users:
-            messages += [Message(role="user", content=text), Message(role="assistant", content="a")]
-        messages.append(Message(role="user", content="keep going"))  # the loop's follow-up
-        return Trajectory(task=users[-1], messages=messages, mode=mode)  # type: ignore[arg-type]
-
-    episodes = [chat("2+2?"), chat("2+2?"), chat("hi", "2+2?"), chat("2+2?", mode="offline")]
-    assert [len(g) for g in t.groups_by_prompt(episodes)] == [2, 1, 1]
-    assert t.prompt_of(episodes[2]) == ("online", "hi", "2+2?")
-    assert t.groups_by_prompt([scored("simple_python_1", 1.0)]) == []  # a case's, not own
-
-
 def test_from_log_trains_on_the_right_own_and_eval_episodes(tmp_path: Path) -> None:
     """Own episodes through the real loop and rollouts of a train- and a test-split case, all
     in one log: read back, what SFT keeps and what DPO pairs."""
@@ -224,21 +178,21 @@ def test_from_log_trains_on_the_right_own_and_eval_episodes(tmp_path: Path) -> N
     logged = read_trajectories(tmp_path / "log.jsonl")
     assert len(logged) == 9
 
-    episodes = t.usable(logged, "bfcl", lm.spec)
-    assert t.usable(logged, "bfcl", "another-model") == []  # another tokenizer's ids
+    episodes = sel.usable(logged, "bfcl", lm.spec)
+    assert sel.usable(logged, "bfcl", "another-model") == []  # another tokenizer's ids
     assert all(e.meta.get("case") != test for e in episodes)
     names = {v: k for k, v in ids.items()}
-    own = {names[e.id]: e.rewards for e in episodes if t.is_own(e)}
+    own = {names[e.id]: e.rewards for e in episodes if sel.is_own(e)}
     assert sorted(own) == sorted(scripts)
     assert own["good"]["total"] == own["other"]["total"] == 1.0
     assert all(own[k]["total"] < 1.0 for k in ("repeated", "empty", "looping"))
-    assert [t.is_own(e) for e in episodes].count(False) == 2  # the train case's two rollouts
+    assert [sel.is_own(e) for e in episodes].count(False) == 2  # the train case's two rollouts
 
-    kept = {e.meta["trajectory"] for e in t.sft_examples(episodes, min_reward=1.0)}
-    assert kept == {ids["good"], ids["other"]} | {e.id for e in episodes if not t.is_own(e)
+    kept = {e.meta["trajectory"] for e in sel.sft_examples(episodes, min_reward=1.0)}
+    assert kept == {ids["good"], ids["other"]} | {e.id for e in episodes if not sel.is_own(e)
                                                    and e.rewards["task"] == 1.0}  # fmt: skip
-    groups = t.groups_by_prompt(episodes)
-    (pair,) = t.preference_pairs(groups, 0.1, t.own_acceptable)
+    groups = sel.groups_by_prompt(episodes)
+    (pair,) = sel.preference_pairs(groups, 0.1, sel.own_acceptable)
     assert pair.chosen.meta["trajectory"] == ids["good"]
     assert pair.rejected.meta["trajectory"] == ids["looping"]
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from model import adapter as adapters
-from model.lora import LoraSettings, attach, save_adapter
 from model.tiny import tiny_model
+from model.train.lora import LoraSettings, attach, save_adapter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

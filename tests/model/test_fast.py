@@ -54,7 +54,7 @@ def test_lean_forward_runs_quantized_layers() -> None:
 
 
 def test_lean_forward_runs_lora_wrapped_layers() -> None:
-    from model.lora import attach
+    from model.train.lora import attach
 
     lm = tiny_model("llama")
     lm.model = attach(lm.model).eval()  # eval: LoRA dropout off, as when generating

@@ -60,7 +60,7 @@ def test_quantized_weights_are_smaller() -> None:
 def test_loader_quantizes_by_setting_and_merges_an_adapter_first(tmp_path) -> None:
     pytest.importorskip("peft")
     from model.loader import load
-    from model.lora import attach, save_adapter
+    from model.train.lora import attach, save_adapter
 
     lm = tiny_model("qwen2")
     folder = tmp_path / "model"

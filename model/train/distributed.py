@@ -14,8 +14,8 @@ whole batch, and `sum_gradients` adds the slices up. The optimizer then steps on
 gradient everywhere, which is the gradient one process would get from the whole batch, so N
 processes take the same steps as one (up to the order of float additions).
 
-Not here: the losses and loops (`model.dpo`, `model.grpo`, `model.train_loop`); SFT, whose
-Hugging Face Trainer runs data-parallel by itself under the same launchers.
+Not here: the losses (`model.train.sft`, `model.train.dpo`, `model.train.grpo`) and the loop
+(`model.train.loop`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from model.loader import load
-from model.lora import (
+from model.tiny import tiny_model
+from model.train.lora import (
     LoraSettings,
     attach,
     latest_checkpoint,
@@ -18,7 +19,6 @@ from model.lora import (
     save_checkpoint,
     target_modules,
 )
-from model.tiny import tiny_model
 
 pytest.importorskip("peft")
 
@@ -105,7 +105,7 @@ def test_a_fresh_or_resumed_adapter_generates_without_dropout(tmp_path: Path) ->
             if "lora_B" in name:
                 p.normal_(0, 0.5)  # a fresh adapter adds zero, dropout or not
         assert torch.equal(model(ids).logits, model(ids).logits)
-    from model.lora import load_trainable
+    from model.train.lora import load_trainable
 
     save_adapter(model, tmp_path / "a")
     resumed = load_trainable(tiny_model("llama").model, tmp_path / "a")

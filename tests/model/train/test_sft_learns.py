@@ -14,7 +14,7 @@ learn). Copying a prompt token into the reply, the first idea, did not learn at 
 within 10 s (at most 1 of 32 held-out copies right).
 
 Not here: the data of real training runs (`evals.train`), the losses' exact values
-(`tests/model/test_sft.py`).
+(`tests/model/train/test_sft.py`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 import torch
 
-from model.lora import LoraSettings, attach
-from model.sft import SftSettings, example_loss, train_sft
 from model.tiny import LEARNABLE_INIT, tiny_model
-from model.train_data import TrainExample
+from model.train.data import TrainExample
+from model.train.lora import LoraSettings, attach
+from model.train.sft import SftSettings, example_loss, train_sft
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

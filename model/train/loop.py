@@ -1,15 +1,18 @@
-"""The outer loop of the hand-written trainers (DPO, offline GRPO): batches, steps, checkpoints.
+"""The one loop of every trainer (SFT, DPO, GRPO offline and online): batches, steps,
+checkpoints, resume.
 
-One optimizer step per batch. The batches are a fixed seeded list (`model.train_data.batches`),
+One optimizer step per batch. The batches are a fixed seeded list (`model.train.data.batches`),
 so a resumed run restores the adapter and optimizer from `OUT/checkpoint-N/` and goes on with
-batch N + 1. The final adapter goes to `OUT/adapter/`, as with SFT.
+batch N + 1. The final adapter goes to `OUT/adapter/`. A batch is whatever the method's step
+function takes: examples (SFT), pairs (DPO), or the prompts of one online RL step, whose
+rollouts the step function samples with the current adapter before it steps (`train_grpo`).
 
-Under several processes (`model.distributed`) each process computes its share of a batch and
-the gradients are summed before the step, so every process steps alike; only the first writes
-checkpoints and the adapter.
+Under several processes (`model.train.distributed`) each process computes its share of a batch
+and the gradients are summed before the step, so every process steps alike; only the first
+writes checkpoints and the adapter.
 
-Not here: the losses (`model.dpo`, `model.grpo`); SFT, whose loop is the Hugging Face Trainer's;
-collecting rollouts for online RL (the agent loop; the caller then calls `grpo_step` itself).
+Not here: the losses and step functions (`model.train.sft`, `model.train.dpo`,
+`model.train.grpo`); collecting rollouts (the agent loop, passed in by `evals.train`).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from model import distributed
-from model.lora import (
+from model.train import distributed
+from model.train.lora import (
     Progress,
     latest_checkpoint,
     optimizer_for,
@@ -31,14 +34,15 @@ from model.lora import (
     save_checkpoint,
 )
 
-T = TypeVar("T")
-StepFn = Callable[[Any, torch.optim.Optimizer, Sequence[T]], dict[str, float]]
+B = TypeVar("B")
+# (model, optimizer, batch) -> the step's figures; it takes the optimizer step itself.
+StepFn = Callable[[Any, torch.optim.Optimizer, B], dict[str, float]]
 
 
 def fit(
     model: Any,
-    batches: list[list[T]],
-    step_fn: StepFn[T],
+    batches: Sequence[B],
+    step_fn: StepFn[B],
     output_dir: str | Path,
     learning_rate: float,
     save_steps: int = 0,

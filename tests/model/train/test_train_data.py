@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import torch
 
 from agent.trajectory import Step, Trajectory
-from model.train_data import (
+from model.train.data import (
     IGNORE,
     NOT_FOR_SFT,
     TrainExample,

@@ -1,9 +1,10 @@
 """A training job for `test_distributed.py`: run alone, or by torchrun as N processes.
 
 It trains a LoRA adapter on a tiny model, two DPO steps (through `train_dpo`, so checkpoints
-and the final adapter are written as in a real run) then one GRPO step, and saves each
-process's adapter weights and step figures to OUT/rank-R.pt. Not collected by pytest (no
-`test_` prefix); the test launches it.
+and the final adapter are written as in a real run) then one online GRPO step (through
+`train_grpo`, each process collecting the groups of its share of the prompts), and saves each
+process's adapter weights, step figures and collected prompts to OUT/rank-R.pt. Not collected
+by pytest (no `test_` prefix); the test launches it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from pathlib import Path
 
 import torch
 
-from model import distributed
-from model.dpo import DpoSettings, PreferencePair, train_dpo
-from model.grpo import Rollout, grpo_step
-from model.lora import LoraSettings, attach, optimizer_for
 from model.tiny import tiny_model
-from model.train_data import TrainExample
+from model.train import distributed
+from model.train.data import TrainExample
+from model.train.dpo import DpoSettings, PreferencePair, train_dpo
+from model.train.grpo import GrpoSettings, Rollout, train_grpo
+from model.train.lora import LoraSettings, attach
 
 
 def example(seed: int, sampled: int) -> TrainExample:
@@ -41,9 +42,19 @@ def main(out: Path) -> None:
         [Rollout([example(200 + 3 * g + i, 2 + i)], float(i == g % 3)) for i in range(3)]
         for g in range(3)
     ]
-    stats.append(grpo_step(model, optimizer_for(model, 1e-2), groups))
+    collected: list[int] = []
+
+    def collect(share: list[int], step: int) -> list[list[Rollout]]:
+        collected.extend(share)
+        return [groups[g] for g in share]
+
+    grpo = GrpoSettings(learning_rate=1e-2, prompts_per_step=3)
+    stats.append(train_grpo(model, [0, 1, 2], collect, out / "rl", grpo))
     lora = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
-    torch.save({"lora": lora, "stats": stats}, out / f"rank-{distributed.rank()}.pt")
+    torch.save(
+        {"lora": lora, "stats": stats, "collected": collected},
+        out / f"rank-{distributed.rank()}.pt",
+    )
     if distributed.active():
         torch.distributed.destroy_process_group()
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from model.grpo import GrpoSettings, Rollout, advantages, grpo_step
-from model.logprobs import sampled_logps, sequence_logps
-from model.lora import LoraSettings, attach, optimizer_for
 from model.tiny import tiny_model
-from model.train_data import TrainExample, collate
+from model.train.data import TrainExample, collate
+from model.train.grpo import GrpoSettings, Rollout, advantages, grpo_step, train_grpo
+from model.train.logprobs import sampled_logps, sequence_logps
+from model.train.lora import LoraSettings, attach, latest_checkpoint, optimizer_for
 
 pytest.importorskip("peft")
 
@@ -70,3 +72,27 @@ def test_kl_to_the_reference_is_zero_at_first_and_grows_after_updates() -> None:
     assert first["kl"] == pytest.approx(0.0, abs=1e-6)
     second = grpo_step(model, optimizer, groups, settings)
     assert second["kl"] > 0
+
+
+def test_online_training_samples_each_step_with_the_adapter_it_has_then(tmp_path: Path) -> None:
+    """`train_grpo` on the shared loop: `collect` is asked for each step's prompts in turn,
+    after the step before has moved the adapter; a resumed run samples only the steps left."""
+    model = lora_model()
+    seen: list[tuple[int, list[str], float]] = []
+
+    def collect(share: list[str], step: int) -> list[list[Rollout]]:
+        seen.append((step, share, logp(model, GOOD)))  # the policy this step samples from
+        return [[Rollout([GOOD], 1.0, greedy=True), Rollout([BAD], 0.0)] for _ in share]
+
+    s = GrpoSettings(learning_rate=1e-2, prompts_per_step=2, save_steps=1)
+    last = train_grpo(model, ["a", "b", "c"], collect, tmp_path / "run", s)
+    assert [step for step, _, _ in seen] == [1, 2]
+    assert sorted(p for _, share, _ in seen for p in share) == ["a", "b", "c"]
+    assert seen[1][2] > seen[0][2]  # step 2 sampled from the adapter step 1 trained
+    assert last["step"] == 2 and last["greedy_reward"] == 1.0 and last["reward"] == 0.5
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()
+    assert latest_checkpoint(tmp_path / "run") == tmp_path / "run" / "checkpoint-2"
+
+    seen.clear()
+    resumed = train_grpo(lora_model(), ["a", "b", "c"], collect, tmp_path / "run", s, True)
+    assert seen == [] and resumed == {"step": 2.0}  # every step done: nothing sampled again

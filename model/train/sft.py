@@ -1,7 +1,7 @@
 """Supervised fine-tuning of a LoRA adapter: the loss on the trained tokens only, on the same
-loop as DPO (`model.train_loop.fit`: seeded batches, checkpoints, resume, several processes).
+loop as DPO (`model.train.loop.fit`: seeded batches, checkpoints, resume, several processes).
 
-An example is a token sequence and a mask (`model.train_data`); nothing is re-tokenized. The
+An example is a token sequence and a mask (`model.train.data`); nothing is re-tokenized. The
 loss of a batch is the mean negative log-likelihood over all its masked tokens, examples fed
 one at a time (no padding: lengths vary tenfold) and their gradients accumulated.
 
@@ -15,8 +15,8 @@ every call rather than to tell when no function fits (evals/TRAINING.md). A few 
 tokens cover the user's question, where that is decided, while the long tool schemas before
 it stay without a gradient. None (the default) is exact.
 
-Not here: choosing examples (the caller), building them (`model.train_data`,
-`evals.references`), attaching the adapter (`model.lora.attach`).
+Not here: choosing examples (the caller), building them (`model.train.data`,
+`evals.references`), attaching the adapter (`model.train.lora.attach`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from model import distributed
-from model.logprobs import device_of
-from model.lora import Progress
-from model.train_data import TrainExample, batches
-from model.train_loop import fit, optimizer_step, training
+from model.train import distributed
+from model.train.data import TrainExample, batches
+from model.train.logprobs import device_of
+from model.train.loop import fit, optimizer_step, training
+from model.train.lora import Progress
 
 
 class SftSettings(BaseModel):

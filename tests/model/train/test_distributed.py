@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from model import distributed
+from model.train import distributed
 
 pytest.importorskip("peft")
 
 JOB = Path(__file__).with_name("distributed_job.py")
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 def _free_port() -> int:
@@ -55,6 +55,10 @@ def test_two_processes_take_the_steps_one_process_takes(tmp_path: Path) -> None:
         assert got["grad_norm"] == pytest.approx(want["grad_norm"], rel=1e-4)  # summed, not mean
     run = tmp_path / "two" / "run"
     assert (run / "checkpoint-2" / "optimizer.pt").is_file() and (run / "adapter").is_dir()
+    # Online GRPO: each process sampled its own share of the prompts, and all trained on all.
+    shares = [r["collected"] for r in ranks]
+    assert all(shares) and sorted(shares[0] + shares[1]) == sorted(alone["collected"]) == [0, 1, 2]
+    assert (tmp_path / "two" / "rl" / "adapter").is_dir()
 
 
 def test_one_process_shards_nothing() -> None:

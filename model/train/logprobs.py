@@ -5,7 +5,8 @@ disabled (`PeftModel.disable_adapter()`), so no second copy of the weights is ev
 logits from the first sampled token on are computed (`logits_to_keep`): in a multi-turn episode
 the long prompt needs no vocabulary projection, which is most of the memory of a forward pass.
 
-Not here: the losses built on these (`model.dpo`, `model.grpo`); SFT uses the model's own loss.
+Not here: the losses built on these (`model.train.dpo`, `model.train.grpo`); SFT computes its own
+(`model.train.sft`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import torch
 
-from model.train_data import Batch
+from model.train.data import Batch
 
 
 def device_of(model: Any) -> torch.device:

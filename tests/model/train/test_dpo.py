@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.dpo import DpoSettings, PreferencePair, dpo_step, pair_loss, train_dpo
-from model.logprobs import reference_logps, sampled_logps, sequence_logps
-from model.lora import LoraSettings, attach, optimizer_for
 from model.tiny import tiny_model
-from model.train_data import TrainExample, collate
+from model.train.data import TrainExample, collate
+from model.train.dpo import DpoSettings, PreferencePair, dpo_step, pair_loss, train_dpo
+from model.train.logprobs import reference_logps, sampled_logps, sequence_logps
+from model.train.lora import LoraSettings, attach, optimizer_for
 
 pytest.importorskip("peft")
 

@@ -10,10 +10,10 @@ import torch
 from peft import get_peft_model_state_dict
 from safetensors.torch import load_file
 
-from model.lora import LoraSettings, attach
-from model.sft import SftSettings, example_loss, train_sft
 from model.tiny import tiny_model
-from model.train_data import TrainExample
+from model.train.data import TrainExample
+from model.train.lora import LoraSettings, attach
+from model.train.sft import SftSettings, example_loss, train_sft
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -19,24 +19,33 @@ completions itself from a text prompt and scores them with reward functions over
 rollouts are multi-turn agent episodes with tool calls run in between, sampled by the agent loop,
 whose tool-output tokens must be masked.
 
-Not here: collecting rollouts and computing rewards (the agent loop, `evals.rewards`), building
-examples (`model.train_data`).
+Online training (`train_grpo`) runs on the shared loop (`model.train.loop.fit`): each batch is
+a step's prompts, and the step first asks the `collect` callable it was given for one group of
+rollouts per prompt, sampled by the current adapter, then steps on them. Under several
+processes each collects the groups of its share of the prompts and all train on every group.
+
+Not here: collecting rollouts and computing rewards (the agent loop and `evals.rewards`, behind
+the callable `evals.train` passes in), building examples (`model.train.data`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from statistics import fmean, pstdev
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from pydantic import BaseModel, Field
 
-from model import distributed
-from model.logprobs import reference_logps, sampled_logps
-from model.train_data import TrainExample, collate
-from model.train_loop import optimizer_step, training
+from model.train import distributed
+from model.train.data import TrainExample, batches, collate
+from model.train.logprobs import reference_logps, sampled_logps
+from model.train.loop import fit, optimizer_step, training
+from model.train.lora import Progress
+
+P = TypeVar("P")  # a prompt: whatever `collect` samples episodes of (an eval case, say)
 
 
 class GrpoSettings(BaseModel):
@@ -45,12 +54,22 @@ class GrpoSettings(BaseModel):
     scale_rewards: bool = Field(default=True, description="divide by the group's reward std")
     eps: float = Field(default=1e-4, gt=0)
     max_grad_norm: float = Field(default=1.0, gt=0)
+    prompts_per_step: int = Field(default=4, ge=1, description="online: prompts per step")
+    epochs: int = Field(default=1, ge=1, description="online: passes over the prompts")
+    save_steps: int = Field(default=0, ge=0, description="checkpoint every N steps; 0: never")
+    seed: int = 0
 
 
 @dataclass
 class Rollout:
     examples: list[TrainExample]  # the episode's sequences (one, unless a prompt re-tokenized)
     reward: float
+    greedy: bool = False  # sampled at temperature 0: trained on alike, and reported apart
+
+
+# (this process's share of a step's prompts, the step number) -> one group of rollouts per
+# prompt, sampled with the adapter as it is now; the step number lets it seed the sampling.
+Collect = Callable[[list[P], int], list[list[Rollout]]]
 
 
 def advantages(rewards: Sequence[float], scale: bool = True, eps: float = 1e-4) -> list[float]:
@@ -101,7 +120,8 @@ def grpo_step(
 ) -> dict[str, float]:
     """One optimizer step over groups of rollouts (each group: K rollouts of one prompt). Under
     several processes each gets all groups and trains on a share. Returns the loss, mean KL per
-    token, reward mean, tokens trained and groups skipped."""
+    token, reward mean, tokens trained and groups skipped (and the greedy rollouts' mean
+    reward, when there are greedy rollouts)."""
     s = settings or GrpoSettings()
     weighted = _weighted(groups, s)
     tokens = sum(e.sampled for e, _ in weighted)
@@ -114,6 +134,8 @@ def grpo_step(
         "kl": 0.0,
         "grad_norm": 0.0,
     }
+    if greedy := [r.reward for g in groups for r in g if r.greedy]:
+        stats["greedy_reward"] = fmean(greedy)  # the policy's own best guess, without sampling
     if not tokens:
         return stats
     with training(model):
@@ -125,3 +147,29 @@ def grpo_step(
         stats["grad_norm"] = optimizer_step(model, optimizer, s.max_grad_norm)
     stats["loss"], stats["kl"] = distributed.total(stats["loss"]), distributed.total(stats["kl"])
     return stats
+
+
+def train_grpo(
+    model: Any,
+    prompts: Sequence[P],
+    collect: Collect[P],
+    output_dir: str | Path,
+    settings: GrpoSettings | None = None,
+    resume: bool | str | Path = False,
+    progress: Progress | None = None,
+) -> dict[str, float]:
+    """Online GRPO on `model` (a PeftModel), in place: each step takes `prompts_per_step`
+    prompts, has `collect` sample their groups with the current adapter and steps on them; the
+    final adapter is OUT/adapter. `resume` as in `fit`: steps already done collect nothing."""
+    s = settings or GrpoSettings()
+    numbered = list(enumerate(batches(prompts, s.prompts_per_step, s.epochs, s.seed), start=1))
+
+    def step(
+        m: Any, optimizer: torch.optim.Optimizer, batch: tuple[int, list[P]]
+    ) -> dict[str, float]:
+        number, share = batch
+        # Each process samples the groups of its share of the prompts; all train on every group.
+        groups = distributed.gather(collect(distributed.shard(share), number))
+        return grpo_step(m, optimizer, groups, s)
+
+    return fit(model, numbered, step, output_dir, s.learning_rate, s.save_steps, resume, progress)

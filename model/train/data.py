@@ -13,7 +13,7 @@ anything with `prompt_ids` and `completion_ids` (and, for trajectories, `steps` 
 `sub_episodes`). `model/` never imports `agent`.
 
 Not here: choosing which episodes to train on (a reward threshold, pairs, groups: the caller),
-scoring, or the losses (`model.sft`, `model.dpo`, `model.grpo`).
+scoring, or the losses (`model.train.sft`, `model.train.dpo`, `model.train.grpo`).
 """
 
 from __future__ import annotations

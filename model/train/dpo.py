@@ -12,7 +12,7 @@ prompt and two completions and trains on every completion token: it has no way t
 output inside a multi-turn completion, and it re-tokenizes text we already hold as exact ids.
 
 Not here: choosing pairs (the caller: same prompt, higher reward chosen), building examples
-(`model.train_data`), the outer loop and checkpoints (`model.train_loop`).
+(`model.train.data`), the outer loop and checkpoints (`model.train.loop`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, Field
 
-from model import distributed
-from model.logprobs import reference_logps, sampled_logps, sequence_logps
-from model.lora import Progress
-from model.train_data import TrainExample, batches, collate
-from model.train_loop import fit, optimizer_step, training
+from model.train import distributed
+from model.train.data import TrainExample, batches, collate
+from model.train.logprobs import reference_logps, sampled_logps, sequence_logps
+from model.train.loop import fit, optimizer_step, training
+from model.train.lora import Progress
 
 
 class DpoSettings(BaseModel):

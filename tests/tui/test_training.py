@@ -1,0 +1,33 @@
+"""The progress bars of `edgeagent train` (the run itself is tested in tests/evals/test_train.py):
+each bar shows its figures and ends when its work does, nothing left open."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from tui.training import _Bars, reference_spec
+
+
+def test_the_bars_show_rollouts_and_steps_and_close(capsys: pytest.CaptureFixture[str]) -> None:
+    bars = _Bars()
+    report = bars.training()
+    progress = bars.collecting(2)
+    progress(SimpleNamespace(rewards=[1.0, 0.25]))
+    progress(SimpleNamespace(rewards=[0.5, 0.75]))
+    report("train", {"step": 1.0, "loss": 0.6931, "tokens": 12.0})
+    bars.trained()
+    err = capsys.readouterr().err
+    assert "rollouts: 100%" in err and "best=0.75, greedy=0.50" in err
+    assert "train: 1step" in err and "loss=0.693" in err and "tokens" not in err
+    assert bars.bar.disable or bars.bar.n == 1
+    bars.collecting(0)  # no case to collect: the bar ends at once
+    assert "rollouts: 0case" in capsys.readouterr().err
+
+
+def test_reference_spec_reads_suites_and_counts() -> None:
+    assert reference_spec("none") == {}
+    assert reference_spec("bfcl=60,pytools") == {"bfcl": 60, "pytools": None}
+    with pytest.raises(ValueError, match="--references takes"):
+        reference_spec("latency")
