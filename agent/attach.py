@@ -35,7 +35,7 @@ from agent.rlm import (
 from agent.settings import Settings
 from agent.toolbox import toolbox
 from agent.trajectory import Trajectory
-from model.generate import Generator
+from model.stream import Generator
 from tools.base import ToolError
 from tools.fetch import fetch_text
 from tools.sandbox import Sandbox

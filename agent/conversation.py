@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from agent.incar import offline_answer
 from agent.settings import Settings
 from model.chat import render
-from model.generate import Completion, Delta, Generator
 from model.messages import Message
+from model.stream import Completion, Delta, Generator
 
 
 class Conversation:

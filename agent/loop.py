@@ -37,8 +37,8 @@ from agent.settings import Settings
 from agent.trajectory import LogSink, Outcome, Step, Trajectory
 from agent.turn import TurnSpec, generate
 from model.chat import parse
-from model.generate import Generator
 from model.messages import Message
+from model.stream import Generator
 from tools.base import Tool
 
 WRAP_UP = (

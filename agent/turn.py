@@ -17,8 +17,8 @@ from agent.events import Token
 from agent.settings import Settings
 from agent.trajectory import Step
 from model.chat import ToolFormat, parse, render
-from model.generate import Completion, Delta, Generator
 from model.messages import Message
+from model.stream import Completion, Delta, Generator
 from tools.base import Tool
 
 # Where a call ends in each format: stopping there keeps a small model from repeating it.

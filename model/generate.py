@@ -11,7 +11,8 @@ buffer); other architectures through transformers' forward with a `DynamicCache`
 Our own loop rather than `model.generate` because we need the cache between calls, per-token
 cancellation from another thread, stop strings that never leak into the stream, and the
 doom-loop guard, all in one place. One sequence at a time: evals that complete many independent
-prompts use `model.batch`.
+prompts use `model.batch`. The interface and its stream types are `model.stream`'s (torch-free,
+what the agent imports); they are re-exported here for the in-process callers.
 """
 
 from __future__ import annotations
@@ -19,46 +20,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel
 
 from model import fast
 from model.guard import GuardSettings, RepetitionGuard
-from model.loader import LoadedModel
+from model.loaded import LoadedModel
 from model.sampling import SamplingSettings
-
-FinishReason = Literal["eos", "stop", "length", "doom_loop", "cancelled"]
-
-
-class Delta(BaseModel):
-    text: str
-    token_ids: list[int]
-
-
-class Completion(BaseModel):
-    text: str
-    token_ids: list[int]  # every token the model sampled, stop tokens included
-    finish_reason: FinishReason
-    prompt_tokens: int
-    reused_tokens: int  # prompt tokens whose KV came from the previous call
-    ttft_s: float
-    decode_s: float
-    forward_s: float = 0.0  # of ttft_s + decode_s, the time spent inside the model's forward
-
-    @property
-    def doom_loop(self) -> bool:
-        return self.finish_reason == "doom_loop"
-
-    @property
-    def tokens_per_s(self) -> float:
-        n = len(self.token_ids) - 1
-        return n / self.decode_s if n > 0 and self.decode_s > 0 else 0.0
+from model.stream import Completion, Delta, FinishReason, complete
 
 
 class Generator:
-    """Owns one model's KV cache between calls; use from one thread at a time."""
+    """Owns one model's KV cache between calls; use from one thread at a time. The in-process
+    implementation of `model.stream.Generator`."""
 
     def __init__(self, lm: LoadedModel, lean: bool = True) -> None:
         """`lean=False` keeps transformers' forward even where `model.fast` applies (the
@@ -142,10 +117,7 @@ class Generator:
         guard: GuardSettings | None = None,
     ) -> Completion:
         """The whole completion at once, for callers that do not stream."""
-        for event in self.stream(prompt, sampling, guard):
-            if isinstance(event, Completion):
-                return event
-        raise AssertionError("stream ended without a Completion")  # unreachable
+        return complete(self, prompt, sampling, guard)
 
     def _token_source(
         self, ids: list[int], sampling: SamplingSettings, options: list[list[int]]

@@ -18,7 +18,6 @@ import contextlib
 import errno
 import hashlib
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,32 +26,12 @@ import torch
 from model import adapter as adapters
 from model import embedded
 from model.chat import ToolFormat, detect_format
-from model.quant import Int4Linear, Int8Linear, Quant, load_saved, quantize, save, saved_path
+from model.loaded import LoadedModel, ModelLoadError, Quant
+from model.quant import Int4Linear, Int8Linear, load_saved, quantize, save, saved_path
 from model.train import distributed
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 TEMPLATES = Path(__file__).parent / "templates"
-
-
-class ModelLoadError(Exception):
-    """The spec cannot be loaded; the message is one line that says what to do instead."""
-
-
-@dataclass
-class LoadedModel:
-    model: Any  # a transformers PreTrainedModel (or a peft wrapper around one)
-    tokenizer: Any
-    spec: str
-    source: Path | None  # the folder the weights came from, if any
-    tool_format: ToolFormat
-    adapter: str | None = None
-    quant: Quant = "none"
-    load_seconds: float = 0.0
-    stop_token_ids: set[int] = field(default_factory=set)
-
-    @property
-    def name(self) -> str:
-        return self.spec + (f"+{Path(self.adapter).name}" if self.adapter else "")
 
 
 def load(

@@ -28,14 +28,14 @@ from __future__ import annotations
 import functools
 import hashlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from model import fast
+from model.loaded import Quant
 
-Quant = Literal["none", "int8", "int4"]
 GROUP = 32
 # Rows at or above this go through a float matmul (int8) : the packed kernel is a matrix-vector
 # product at heart, and a prompt's many rows are better served by a GEMM.

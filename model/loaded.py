@@ -1,0 +1,41 @@
+"""What a loaded model is, without torch: its weights (or none), tokenizer, tool format and ends.
+
+`LoadedModel` is what the agent reads (`generator.lm`): the tokenizer it renders and counts
+with, the tool-call format, the spec and adapter it names in the log. In-process the weights
+are a transformers model (`model.loader`); on the client of a server there are none and the
+tokenizer is the light one (`model.tokenizer`). Kept apart from the loader so that a client
+reading these fields never imports torch.
+
+Not here: loading (`model.loader`), generating (`model.generate`, `model.remote`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from model.chat import ToolFormat
+
+Quant = Literal["none", "int8", "int4"]
+
+
+class ModelLoadError(Exception):
+    """The spec cannot be loaded; the message is one line that says what to do instead."""
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # a transformers PreTrainedModel (or a peft wrapper around one); None remotely
+    tokenizer: Any
+    spec: str
+    source: Path | None  # the folder the weights came from, if any
+    tool_format: ToolFormat
+    adapter: str | None = None
+    quant: Quant = "none"
+    load_seconds: float = 0.0
+    stop_token_ids: set[int] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.spec + (f"+{Path(self.adapter).name}" if self.adapter else "")
