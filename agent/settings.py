@@ -3,7 +3,7 @@
 Precedence, lowest first: the defaults below, the TOML file (`--config PATH`, else
 $EDGEAGENT_CONFIG, else ~/.config/edgeagent/config.toml if it exists), then `--set key=value`
 and the named CLI flags. The resolved object is saved into every trajectory, so a run can be
-reproduced from its log. Each package defines its own section (sampling in `model.generate`,
+reproduced from its log. Each package defines its own section (sampling in `model.sampling`,
 the guard in `model.guard`, ...); this module only composes them.
 
 TOML example:
@@ -25,9 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from model.guard import GuardSettings
 from model.sampling import SamplingSettings
-from tools.fetch import FetchSettings
-from tools.sandbox import SandboxSettings
-from tools.search import SearchSettings
+from tools.settings import FetchSettings, SandboxSettings, SearchSettings
 
 TOOL_NAMES = {"search": "web_search", "fetch": "fetch_page", "python": "python"}
 

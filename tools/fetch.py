@@ -56,6 +56,7 @@ from tools.bounded import (
     deadline_transport,
     decoded,
 )
+from tools.settings import FetchSettings
 
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 TEXT_TYPES = {"text/plain", "text/markdown", "text/x-markdown", "text/csv", "application/json"}
@@ -63,21 +64,6 @@ REDIRECTS = {301, 302, 303, 307, 308}
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class FetchSettings(BaseModel):
-    """Limits and allowlists for fetch_page; the app composes this into its settings."""
-
-    max_chars: int = Field(8000, ge=200, description="characters shown to the model")
-    max_bytes: int = Field(3_000_000, ge=1024, description="stop reading after this many bytes")
-    connect_timeout: float = Field(5.0, gt=0)
-    read_timeout: float = Field(10.0, gt=0)
-    deadline: float = Field(25.0, gt=0, description="seconds for the whole fetch, all hops")
-    max_redirects: int = Field(5, ge=0)
-    include_links: bool = Field(False, description="keep [text](url) links in the markdown")
-    allow_hosts: list[str] = Field(default_factory=list, description="'host' or 'host:port'")
-    allow_file_roots: list[Path] = Field(default_factory=list)
-    user_agent: str = "Mozilla/5.0 (compatible; edgeagent/0.1)"
 
 
 class FetchedPage(BaseModel):

@@ -47,7 +47,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from tools.base import Tool, ToolResult
 from tools.sandbox_guards import ALLOWED_MODULES
@@ -62,38 +62,10 @@ from tools.sandbox_process import (
     network_isolation,
     parse_message,
 )
+from tools.settings import SandboxSettings
 
 _RESERVED_NAMES = frozenset({"FINAL", "print", "printed"})
 _MAX_ERROR_CHARS = 1000
-
-
-class SandboxSettings(BaseModel):
-    """Limits for one sandbox; the defaults suit a small model's scratch computations."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    timeout_s: float = Field(10.0, gt=0, description="wall clock per run, callbacks excluded")
-    cpu_s: int = Field(5, ge=1, description="CPU seconds per run (RLIMIT_CPU soft limit)")
-    cpu_total_s: int = Field(600, ge=1, description="CPU seconds over the child's life")
-    memory_mb: int = Field(512, ge=64, description="address space of the child (RLIMIT_AS)")
-    output_chars: int = Field(10_000, ge=100, description="printed output kept per run")
-    flood_chars: int = Field(1_000_000, ge=1000, description="printed output that aborts a run")
-    final_chars: int = Field(100_000, ge=100, description="longest FINAL answer kept")
-    max_callbacks: int = Field(20, ge=0, description="callback calls per run")
-    max_callbacks_total: int = Field(200, ge=0, description="callback calls per sandbox")
-    max_message_bytes: int = Field(16 * 2**20, ge=2**16, description="longest protocol line")
-    open_files: int = Field(32, ge=8, description="RLIMIT_NOFILE of the child")
-    startup_timeout_s: float = Field(30.0, gt=0)
-    isolate_network: bool = Field(True, description="use `unshare -n` where permitted")
-
-    @model_validator(mode="after")
-    def _results_fit_in_a_message(self) -> SandboxSettings:
-        # A result carries up to output_chars + final_chars characters, 6 bytes each at worst
-        # in JSON ("\u0001"); a limit below that would turn long outputs into protocol errors.
-        needed = 6 * (self.output_chars + self.final_chars) + 2**16
-        if self.max_message_bytes < needed:
-            raise ValueError(f"max_message_bytes must be at least {needed} for these limits")
-        return self
 
 
 class SandboxOutcome(BaseModel):

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from ddgs.exceptions import DDGSException, RatelimitException
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.base import Tool, ToolError, ToolResult
 from tools.index import LocalIndex, SearchHit, build_index
+from tools.settings import SearchSettings
 
 __all__ = [
     "DdgsBackend",
@@ -43,23 +43,6 @@ NO_INDEX = (
     "web search is offline and no local search index is configured; "
     "run `edgeagent index DIR` to index a folder of documents, then set its index path"
 )
-
-
-class SearchSettings(BaseModel):
-    """Which search backend to use and how; the app composes this into its settings."""
-
-    backend: Literal["auto", "ddgs", "local"] = "auto"
-    index_path: Path | None = None
-    corpus_dir: Path | None = None  # indexed in memory at start when index_path does not exist
-    base_url: str | None = None  # serve local hits as {base_url}/{relative path}, not file://
-    snippet_chars: int = Field(300, ge=40)
-    ddgs_backends: list[str] = Field(default_factory=lambda: ["auto", "duckduckgo", "brave"])
-    ddgs_timeout: int = Field(5, ge=1)
-    region: str = "us-en"
-    safesearch: Literal["on", "moderate", "off"] = "moderate"
-    ratelimit_retries: int = Field(1, ge=0, le=5)
-    backoff_s: float = Field(1.0, ge=0, description="first wait after a rate limit; doubles")
-    max_backoff_s: float = Field(4.0, ge=0, description="no single wait is longer than this")
 
 
 class SearchBackend(Protocol):
