@@ -72,6 +72,7 @@ def create_app(lm: LoadedModel, scheduler: Scheduler, options: ServeOptions) -> 
     async def health() -> dict[str, Any]:
         return {
             "status": "ok",
+            "id": options.server_id,
             "model": lm.name,
             "slots": scheduler.slots,
             "busy": scheduler.busy,

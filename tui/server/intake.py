@@ -8,9 +8,10 @@ Not here: what a request means (`server.schema`), the answers' shapes (`server.r
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from fastapi import Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from model.guard import GuardSettings
 from model.sampling import SamplingSettings
@@ -28,6 +29,8 @@ class ServeOptions(BaseModel):
     sampling: SamplingSettings = SamplingSettings()  # defaults for what a request leaves out
     guard: GuardSettings | None = None
     disconnect_poll_s: float = 0.25  # how often a plain request checks its client is there
+    # New at every start: what a client keys the tokenizer it keeps on disk by (model.served).
+    server_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -1,11 +1,12 @@
-"""Our own routes beside the OpenAI ones, for edgeagent's front ends (`model.remote`): the
-model's tokenizer and tool format, and raw generation from prompt token ids.
+"""Our own routes beside the OpenAI ones, for edgeagent's front ends (`model.remote`): what
+a client renders with, encoding, and raw generation from prompt token ids.
 
 The agent loop renders its prompts, parses tool calls and logs token ids itself, so all it
 needs from a server is what `Generator.stream` gives in-process: text deltas with their token
-ids, then the Completion, with the same sampling settings, guard and `choices`. The tokenizer
-is handed out whole so that a client renders and counts exactly as the server's model would,
-whatever model the server was started with.
+ids, then the Completion, with the same sampling settings, guard and `choices`, plus the
+prompt's ids from the model's own tokenizer (`/tokenize`). `/model` is small (the chat
+template, special tokens, tool format, end tokens and the server's start id, `model.served`);
+the whole tokenizer (`/tokenizer`, megabytes) is for a client that encodes or decodes itself.
 
 Not here: the OpenAI API (`server.app`).
 """
@@ -21,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field, ValidationError
 
+from model import served
 from model.generate import Completion, Delta
 from model.guard import GuardSettings
 from model.loader import LoadedModel
@@ -37,24 +39,34 @@ class GenerateRequest(Strict):
     choices: list[str] = Field(default_factory=list, max_length=64)
 
 
+class TokenizeRequest(Strict):
+    text: str
+
+
 def add_native_routes(
     app: FastAPI, lm: LoadedModel, scheduler: Scheduler, options: ServeOptions
 ) -> None:
     vocab = len(lm.tokenizer)
+    info = served.describe(lm, options.server_id)
 
     @app.get("/v1/edgeagent/model")
     async def model() -> dict[str, Any]:
-        tok = lm.tokenizer
-        return {
-            "name": lm.name,
-            "spec": lm.spec,
-            "adapter": lm.adapter,
-            "tool_format": lm.tool_format.value,
-            "stop_token_ids": sorted(lm.stop_token_ids),
-            "tokenizer": tok.backend_tokenizer.to_str(),
-            "special_tokens": tok.special_tokens_map,
-            "chat_template": tok.chat_template,
-        }
+        return info.model_dump(mode="json")
+
+    @app.get("/v1/edgeagent/tokenizer")
+    async def tokenizer() -> dict[str, Any]:
+        text = await asyncio.to_thread(lm.tokenizer.backend_tokenizer.to_str)
+        return {"id": options.server_id, "tokenizer": text}
+
+    @app.post("/v1/edgeagent/tokenize")
+    async def tokenize(request: Request) -> dict[str, Any]:
+        body = await read_body(request, options.max_body_bytes)
+        try:
+            req = TokenizeRequest.model_validate_json(body)
+        except ValidationError as e:
+            raise as_api_error(e) from None
+        ids = await asyncio.to_thread(_encode, lm, req.text)  # a long text must not stall others
+        return {"ids": ids}
 
     @app.post("/v1/edgeagent/generate")
     async def generate(request: Request) -> StreamingResponse:
@@ -71,6 +83,10 @@ def add_native_routes(
         return StreamingResponse(
             _lines(scheduler, ticket, events), media_type="application/x-ndjson"
         )
+
+
+def _encode(lm: LoadedModel, text: str) -> list[int]:
+    return lm.tokenizer(text, add_special_tokens=False)["input_ids"]  # as Generator.encode
 
 
 async def _lines(
