@@ -140,25 +140,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    from agent.attach import AttachError
-    from agent.log import LogError
-    from model.loader import ModelLoadError
-    from tools.index import IndexBuildError
-    from tui.store import StoreError
-
-    expected = (ModelLoadError, SettingsError, LogError, AttachError, StoreError, IndexBuildError)
     try:
         return func(args)
-    except expected as e:
-        print(f"edgeagent: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a path or disk problem no nearer check words better: still one line
-        where = f": {e.filename}" if e.filename else ""
-        print(f"edgeagent: error: {e.strerror or e}{where}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+    except Exception as e:
+        if isinstance(e, expected_errors()):
+            print(f"edgeagent: error: {e}", file=sys.stderr)
+            return 2
+        if isinstance(e, OSError):  # a path or disk problem no nearer check words better
+            where = f": {e.filename}" if e.filename else ""
+            print(f"edgeagent: error: {e.strerror or e}{where}", file=sys.stderr)
+            return 2
+        raise
+
+
+def expected_errors() -> tuple[type[Exception], ...]:
+    """The errors that are one line for the user. Imported only once a command has failed, so
+    a command that succeeds imports no module it did not use (`ask` on a server: no tools)."""
+    from agent.attach import AttachError
+    from agent.log import LogError
+    from model.loaded import ModelLoadError
+    from tools.index import IndexBuildError
+    from tui.store import StoreError
+
+    return (ModelLoadError, SettingsError, LogError, AttachError, StoreError, IndexBuildError)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ stdout, so `edgeagent ask ... > answer.txt` keeps just the answer."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Iterable
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ from agent.events import Done, Event, Notice, StepDone, Token, ToolEnd, ToolStar
 from agent.frame import unframed
 from agent.settings import Settings
 from agent.trajectory import ToolRun, Trajectory
+from model.stream import Completion, Generator
+from tools.base import Tool
 from tui.flags import csv, settings_from
 
 
@@ -44,32 +48,38 @@ def load_model(settings: Settings) -> Any:
     )
 
 
-def make_generator(settings: Settings, args: argparse.Namespace) -> Any:
+def make_generator(settings: Settings, args: argparse.Namespace) -> Generator:
     """The generator `--server` asks for (`tui.backend`), else the model loaded here."""
-    from model.generate import Generator
     from tui.backend import generator_for
 
-    here = lambda s: Generator(load_model(s))  # noqa: E731
-    return generator_for(settings, args.server, args.server_key, say, here)
+    return generator_for(settings, args.server, args.server_key, say, load_generator)
+
+
+def load_generator(settings: Settings) -> Generator:
+    """The model loaded in this process and its generator: torch and transformers, which a
+    client of a server never imports."""
+    from model.generate import Generator as InProcess
+
+    return InProcess(load_model(settings))
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from agent.attach import load_attachment, run_with_attachment
     from agent.loop import run_episode
-    from agent.toolbox import toolbox
 
     settings = settings_from(args)
     # Bad paths and unusable files fail here, in a second, not after the model has loaded.
     settings = checked_corpus(settings)
-    text = load_attachment(args.attach, settings) if args.attach else None
+    text = attachment(args.attach, settings) if args.attach else None
     log = trajectory_log(settings)
     generator = make_generator(settings, args)
     question = " ".join(args.question)
     if text is not None:
+        from agent.attach import run_with_attachment
+
         events = run_with_attachment(generator, question, text, settings, log=log)
         traj, last_streamed = show_events(events, quiet=args.json)
     else:
-        with toolbox(settings, question=question) as tools:
+        with episode_tools(settings, question) as tools:
             events = run_episode(
                 generator,
                 question,
@@ -88,13 +98,29 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0 if traj.outcome == "answer" else 1
 
 
+def attachment(where: str, settings: Settings) -> str:
+    from agent.attach import load_attachment
+
+    return load_attachment(where, settings)
+
+
+def episode_tools(settings: Settings, question: str) -> ContextManager[dict[str, Tool]]:
+    """The tools of one episode (`agent.toolbox`). Offline there are none, and then their
+    modules (the fetch tool's HTML extraction, the sandbox, search) are not even imported."""
+    if settings.offline:
+        return contextlib.nullcontext({})
+    from agent.toolbox import toolbox
+
+    return toolbox(settings, question=question)
+
+
 def checked_corpus(settings: Settings) -> Settings:
     """With --corpus (and tools on), the folder's index, built now if missing or stale: a
     missing or empty folder, or a cache the index cannot be written to, is an IndexBuildError."""
-    from agent.toolbox import ensure_index
-
     if settings.offline or settings.search.corpus_dir is None:
         return settings
+    from agent.toolbox import ensure_index
+
     return ensure_index(settings)
 
 
@@ -172,11 +198,10 @@ def plain_chat(settings: Settings, chat: Any = None, args: Any = None) -> int:
     """A line chat with no tools, for pipes and terminals the app cannot drive. A resumed
     conversation (`chat`, a tui.store.Chat) is read back and its new turns saved to it."""
     from agent.conversation import Conversation
-    from model.generate import Completion, Generator
 
     settings = settings.model_copy(update={"offline": True})
     earlier = chat.exchanges() if chat is not None else []
-    generator = make_generator(settings, args) if args else Generator(load_model(settings))
+    generator = make_generator(settings, args) if args else load_generator(settings)
     conversation = Conversation(generator, settings, earlier)
     if chat is not None:
         say(f"edgeagent: resuming conversation {chat.id} ({len(chat.turns)} turns) as a plain "
@@ -391,9 +416,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as e:
         say(f"edgeagent: error: {e}")
         return 2
-    from model.generate import Generator
-
-    generator = Generator(load_model(settings))
+    generator = load_generator(settings)
     run = runner.run_all(generator, settings, cases, out, meta, bar, args.resume)
     print(runner.markdown(meta, run["summary"]))
     say(f"edgeagent: results in {out}")
