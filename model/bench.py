@@ -73,7 +73,10 @@ class BenchRow(BaseModel):
 
 
 def parse_variants(text: str) -> list[Variant]:
-    """`float32,bfloat16,int8,bfloat16+int4`: our path's variants (quant alone = float32+)."""
+    """`float32,bfloat16,int8,bfloat16+int4`: our path's variants (quant alone = float32+);
+    `none` for none."""
+    if text.strip() == "none":
+        return []
     out = []
     for item in filter(None, (x.strip() for x in text.split(","))):
         dtype, _, quant = item.partition("+")
@@ -88,6 +91,8 @@ def parse_variants(text: str) -> list[Variant]:
 def references(which: str, gguf: Path | None) -> tuple[list[Variant], list[str]]:
     """The reference engines to run, and a note for each one that cannot run here."""
     notes, out = [], []
+    if which == "none":
+        return out, notes
     names = ["llama.cpp", "transformers"] if which == "auto" else which.split(",")
     for name in names:
         if name == "llama.cpp":
@@ -100,7 +105,9 @@ def references(which: str, gguf: Path | None) -> tuple[list[Variant], list[str]]
                 notes.append("llama.cpp: not installed (pip install 'edgeagent[bench]')")
                 continue
         elif name != "transformers":
-            raise ValueError(f"unknown reference '{name}': use llama.cpp, transformers or auto")
+            raise ValueError(
+                f"unknown reference '{name}': use llama.cpp, transformers, auto or none"
+            )
         out.append(Variant(engine=name))
     return out, notes
 

@@ -67,18 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--variants",
         default="float32,bfloat16,int8,int4",
-        help="our path's variants, DTYPE[+int8|+int4], comma-separated (int8 = float32+int8)",
+        help="our path's variants, DTYPE[+int8|+int4], comma-separated (int8 = float32+int8); "
+        "none: no engine table",
     )
     p.add_argument(
         "--reference",
         default="auto",
-        help="llama.cpp, transformers or both (auto: both, llama.cpp where installed)",
+        help="llama.cpp, transformers or both (auto: both, llama.cpp where installed), or none",
     )
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians shown")
     p.add_argument("--tokens", type=int, default=64, help="tokens to decode")
     p.add_argument(
         "--agent-episodes", type=int, default=2, help="episodes for the agent overhead (0: skip)"
     )
+    p.add_argument(
+        "--ask-rounds",
+        type=int,
+        default=3,
+        help="rounds of `ask --offline` timed "
+        "from process start to first token, through a server and in-process (0: skip)",
+    )
+    p.add_argument("--ask-server", metavar="URL", help="the server to time `ask` through "
+                   "(default: one the bench starts on the model)")  # fmt: skip
     p.add_argument("--json", action="store_true")
     add_settings_flags(p)
     p.set_defaults(func=commands.cmd_bench)

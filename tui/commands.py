@@ -268,47 +268,74 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from model import bench
 
     settings = settings_from(args)
+    threads = settings.model.threads or 2
     try:
-        variants = bench.parse_variants(args.variants)
-        gguf, prompt_ids = bench_inputs(settings.model.spec)
-        refs, notes = bench.references(args.reference, gguf)
+        rows, reference, prompt_tokens = engine_rows(args, settings, threads)
     except ValueError as e:
         say(f"edgeagent: error: {e}")
         return 2
-    for note in notes:
-        say(f"edgeagent: {note}")
-    threads = settings.model.threads or 2
-    rows = list(
-        bench.run(
-            settings.model.spec,
-            variants + refs,
-            gguf,
-            prompt_ids,
-            args.rounds,
-            args.tokens,
-            threads,
-            progress=lambda m: say(f"bench: {m}"),
-        )  # fmt: skip
-    )
-    reference = refs[0].label if refs else None
     overhead = None
     if args.agent_episodes:
         from evals import overhead as agent_overhead
 
         say("bench: agent overhead, real episodes with the python tool")
         overhead = agent_overhead.measure(settings, args.agent_episodes, threads)
+    first = None
+    if args.ask_rounds:
+        from evals import firsttoken
+
+        say("bench: `ask` from process start to first token, through a server and in-process")
+        flags = model_flags(args, settings, threads)
+        first = firsttoken.measure(flags, args.ask_rounds, args.ask_server,
+                                   progress=lambda m: say(f"bench: {m}"))  # fmt: skip
     if args.json:
-        print(bench.as_json(rows) if overhead is None else
-              json.dumps({"rows": json.loads(bench.as_json(rows)),
-                          "agent": overhead.model_dump()}, indent=2))  # fmt: skip
+        parts: dict[str, Any] = {"agent": overhead, "first_token": first}
+        extra = {k: v.model_dump() for k, v in parts.items() if v is not None}
+        listed = json.loads(bench.as_json(rows))
+        print(json.dumps({"rows": listed, **extra}, indent=2) if extra else bench.as_json(rows))
         return 0
-    print(f"{settings.model.spec}, {threads} threads, {len(prompt_ids)}-token prompt, "
-          f"{args.tokens} tokens decoded, median of {args.rounds} rounds")  # fmt: skip
-    print(bench.table(rows, reference))
+    if rows:
+        print(f"{settings.model.spec}, {threads} threads, {prompt_tokens}-token prompt, "
+              f"{args.tokens} tokens decoded, median of {args.rounds} rounds")  # fmt: skip
+        print(bench.table(rows, reference))
     if overhead is not None:
         print()
         print(agent_overhead.table(overhead))
+    if first is not None:
+        print()
+        print(firsttoken.table(first))
     return 0
+
+
+def engine_rows(
+    args: argparse.Namespace, settings: Settings, threads: int
+) -> tuple[list[Any], str | None, int]:
+    """The engine table's rows (none with `--variants none --reference none`), its reference
+    engine and the prompt's length."""
+    from model import bench
+
+    variants = bench.parse_variants(args.variants)
+    if not variants and args.reference == "none":
+        return [], None, 0
+    gguf, prompt_ids = bench_inputs(settings.model.spec)
+    refs, notes = bench.references(args.reference, gguf)
+    for note in notes:
+        say(f"edgeagent: {note}")
+    rows = bench.run(settings.model.spec, variants + refs, gguf, prompt_ids, args.rounds,
+                     args.tokens, threads, progress=lambda m: say(f"bench: {m}"))  # fmt: skip
+    return list(rows), refs[0].label if refs else None, len(prompt_ids)
+
+
+def model_flags(args: argparse.Namespace, settings: Settings, threads: int) -> list[str]:
+    """The flags that make a child process (`serve`, `ask`) run the model the bench runs."""
+    m = settings.model
+    flags = ["--model", m.spec, "--dtype", m.dtype, "--quant", m.quant, "--device", m.device,
+             "--threads", str(threads)]  # fmt: skip
+    if m.adapter is not None:
+        flags += ["--adapter", m.adapter]
+    if args.config is not None:
+        flags += ["--config", str(args.config)]
+    return flags
 
 
 def bench_inputs(spec: str) -> tuple[Path | None, list[int]]:

@@ -10,6 +10,7 @@ Not here: the HTTP app (`server.app`), the scheduler (`model.serving`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
 import signal
@@ -34,6 +35,9 @@ def add_serve_parser(sub: Any) -> None:
     p.add_argument("--context", type=int, default=4096, help="prompt plus reply, in tokens")
     p.add_argument("--max-request-tokens", type=int, default=2048,
                    help="the largest max_tokens a request may ask for")  # fmt: skip
+    p.add_argument("--no-announce", action="store_true",
+                   help="do not write the URL where `--server auto` finds it (a private server, "
+                   "such as the one `edgeagent bench` starts)")  # fmt: skip
     add_settings_flags(p)
     p.set_defaults(func=cmd_serve)
 
@@ -76,8 +80,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises the signal that stopped it once it has shut down; as an exception,
     # not the default handler's instant exit, so the announcement is taken down on the way out.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    announced = (
+        contextlib.nullcontext()
+        if args.no_announce
+        else announce(url, lm.name, needs_key=args.api_key is not None)
+    )
     try:
-        with announce(url, lm.name, needs_key=args.api_key is not None):
+        with announced:
             uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:
         scheduler.close()

@@ -50,7 +50,7 @@ def test_bench_runs_each_engine_in_its_own_process(
     monkeypatch.setenv("EDGEAGENT_CACHE", str(tmp_path))  # the workers save int8 weights there
     argv = ["bench", "--model", str(tiny_folder), "--variants", "float32,int8",
             "--reference", "transformers", "--rounds", "2", "--tokens", "6",
-            "--agent-episodes", "0", "--threads", "1"]  # fmt: skip
+            "--agent-episodes", "0", "--ask-rounds", "0", "--threads", "1"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
     rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
