@@ -118,4 +118,5 @@ def train_dpo(
         s.save_steps,
         resume,
         progress,
+        s.seed,
     )

@@ -172,4 +172,6 @@ def train_grpo(
         groups = distributed.gather(collect(distributed.shard(share), number))
         return grpo_step(m, optimizer, groups, s)
 
-    return fit(model, numbered, step, output_dir, s.learning_rate, s.save_steps, resume, progress)
+    return fit(
+        model, numbered, step, output_dir, s.learning_rate, s.save_steps, resume, progress, s.seed
+    )

@@ -48,16 +48,20 @@ def fit(
     save_steps: int = 0,
     resume: bool | str | Path = False,
     progress: Progress | None = None,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Run `step_fn(model, optimizer, batch)` on each batch; returns the last step's stats.
     `resume`: True continues from the latest checkpoint under `output_dir` if there is one, a
-    path from that checkpoint."""
+    path from that checkpoint. Torch's generator is seeded from `seed` and the step number
+    before each step, so dropout draws the same masks in a resumed run as in one never
+    stopped."""
     output_dir = Path(output_dir)
     optimizer = optimizer_for(model, learning_rate)
     start = latest_checkpoint(output_dir) if resume is True else (resume or None)
     done = int(restore_checkpoint(model, optimizer, start)["global_step"]) if start else 0
     stats: dict[str, float] = {"step": float(done)}
     for step, batch in enumerate(batches[done:], start=done + 1):
+        torch.manual_seed(seed * 1_000_003 + step)
         stats = {"step": float(step), **step_fn(model, optimizer, batch)}
         if progress:
             progress(stats)

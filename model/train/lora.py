@@ -40,6 +40,7 @@ class LoraSettings(BaseModel):
     alpha: int = Field(default=32, ge=1)
     dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
     targets: list[str] | None = Field(default=None, description="module names; None: per arch")
+    seed: int = Field(default=0, description="the adapter's initial weights")
 
 
 def target_modules(model: Any) -> list[str]:
@@ -69,9 +70,12 @@ def attach(model: Any, settings: LoraSettings | None = None) -> Any:
         target_modules=s.targets or target_modules(model),
         task_type="CAUSAL_LM",
     )
-    # peft leaves the model in train mode; generating (rollouts, evals) must not drop out.
-    # `train_loop.training` switches dropout on around each optimizer step only.
-    return get_peft_model(model, config).eval()
+    # Seeded, so a run's initial adapter is the same every time; the caller's generator is
+    # left as it was. peft leaves the model in train mode; generating (rollouts, evals) must
+    # not drop out: `loop.training` switches dropout on around each optimizer step only.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(s.seed)
+        return get_peft_model(model, config).eval()
 
 
 def load_trainable(model: Any, adapter: str | Path) -> Any:

@@ -112,4 +112,5 @@ def train_sft(
         s.save_steps,
         resume,
         progress,
+        s.seed,
     )

@@ -110,3 +110,20 @@ def test_a_fresh_or_resumed_adapter_generates_without_dropout(tmp_path: Path) ->
     save_adapter(model, tmp_path / "a")
     resumed = load_trainable(tiny_model("llama").model, tmp_path / "a")
     assert not any(m.training for m in resumed.modules())
+
+
+def test_a_fresh_adapter_is_seeded_and_leaves_the_callers_generator_alone() -> None:
+    torch.manual_seed(123)
+    expected_draw = torch.rand(1)
+    base = tiny_model("qwen2").model
+    torch.manual_seed(123)
+    first = attach(base, LoraSettings(rank=2))
+    assert torch.equal(torch.rand(1), expected_draw)  # the caller's stream is untouched
+    again = attach(tiny_model("qwen2").model, LoraSettings(rank=2))
+    other = attach(tiny_model("qwen2").model, LoraSettings(rank=2, seed=1))
+
+    def lora(m: torch.nn.Module) -> list[torch.Tensor]:
+        return [p.detach() for n, p in m.named_parameters() if "lora_A" in n]
+
+    assert all(torch.equal(a, b) for a, b in zip(lora(first), lora(again), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(lora(first), lora(other), strict=True))
