@@ -33,6 +33,7 @@ from agent.loop import run_episode
 from agent.settings import TOOL_NAMES, Settings
 from agent.toolbox import toolbox
 from agent.trajectory import Trajectory
+from model import adapter as adapters
 from model.generate import Generator
 from model.loader import ModelLoadError
 from tui import store
@@ -129,7 +130,9 @@ class ChatApp(App[None]):
 
     def status(self, **figures: Any) -> None:
         m = self.settings.model
-        model = m.spec + (f" + {Path(m.adapter).name}" if m.adapter not in (None, "none") else "")
+        active = adapters.label(m.spec, m.adapter)  # None where no adapter applies
+        shown = "adapter" if active and active.startswith("shipped:") else Path(active or "").name
+        model = m.spec + (f" + {shown}" if active else "")
         self.query_one(StatusBar).show(model, self.settings.offline, **figures)
 
     async def notice(self, text: str) -> None:
