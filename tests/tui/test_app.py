@@ -245,9 +245,9 @@ async def test_a_full_log_and_an_unwritable_chats_folder_only_warn(
 
 @pytest.mark.slow
 async def test_the_shipped_model_computes_with_python_in_two_steps(tmp_path) -> None:
-    """The trainer issue's check, on the real default model with its shipped adapter (opt-in
-    for now: evals/TRAINING.md): one python call, then the answer."""
-    overrides = {"agent.tools": ["python"], "model.dtype": "bfloat16", "model.adapter": "default"}
+    """The trainer issue's check, on the real default model with its shipped adapter (on by
+    default: evals/TRAINING.md): one python call, then the answer."""
+    overrides = {"agent.tools": ["python"], "model.dtype": "bfloat16"}
     settings = load_settings(None, overrides)
     lm = load(settings.model.spec, adapter=settings.model.adapter, dtype="bfloat16")
     assert lm.adapter, "the default model ships with an adapter"
