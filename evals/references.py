@@ -11,6 +11,15 @@ included, with the loss on the reply only. Every example carries `meta["source"]
   (`natural_calls`: bare JSON lines for Qwen2.5-Coder; else the template's rendering); the
   calls are checked by the eval's own scorer before they are kept, so a reference is always
   scored right. An irrelevance case's reference is one sentence saying no function fits.
+- `masked`: BFCL's own irrelevance cases are few (97 in the train split), and the model's
+  wrong answers on them are well-formed calls to a near function that cannot do the request.
+  So a train case that needs one call (simple, multiple, live_simple, live_multiple) is shown
+  again with the function it needs taken out and the reply "no function fits": the same
+  request with its sibling functions (a near miss), or, where it had only the one, with the
+  functions of a case half the category away (Hammer's function masking); skipped where a
+  sibling's name is nearly the needed one's (a renamed copy may do the same job). With the `bfcl`
+  references on the same cases the model sees both sides: the function there, call it; gone,
+  say so.
 - `doomloop`: the enumeration families only (count, spell, alphabet, primes, tables, ...), where
   loops happen: the whole list once, comma-separated, and the end token; kept where the suite's
   own check accepts it. Puzzles with a bare number are left out (a reference without the
@@ -34,6 +43,8 @@ import json
 import zlib
 from collections import Counter
 from collections.abc import Callable
+from difflib import SequenceMatcher
+from functools import cache
 from typing import Any
 
 from agent.loop import run
@@ -198,6 +209,48 @@ def _bare_reply(lm: LoadedModel, reply: Message) -> list[int]:
     return ids
 
 
+MASKABLE = ("simple_python", "multiple", "live_simple", "live_multiple")
+
+
+def masked_case(case: EvalCase, siblings: list[EvalCase]) -> EvalCase | None:
+    """`case` without the function its answer calls, as an irrelevance case; None where it is
+    not a one-call case. `siblings`: its category's train cases, to borrow functions from where
+    it had no other (the one half the list away: far enough to be unrelated, and fixed)."""
+    if case.category not in MASKABLE or len(case.expected or []) != 1:
+        return None
+    needed = set(case.expected[0])
+    functions = [f for f in case.data["functions"] if f["name"] not in needed]
+    if not functions:
+        other = siblings[(siblings.index(case) + len(siblings) // 2) % len(siblings)]
+        functions = [f for f in other.data["functions"] if f["name"] not in needed]
+    if not functions or any(_renamed(n, f["name"]) for n in needed for f in functions):
+        return None
+    data = {**case.data, "functions": functions}
+    return case.model_copy(update={"id": f"{case.id}:masked", "category": "masked_irrelevance",
+                                   "expected": [], "data": data})  # fmt: skip
+
+
+def _renamed(a: str, b: str) -> bool:
+    """Names so alike (`uber.ride`, `uber.ride2`) that the other may do the same job."""
+    return SequenceMatcher(None, a, b).ratio() >= 0.9
+
+
+@cache
+def _bfcl_train() -> dict[str, list[EvalCase]]:
+    by: dict[str, list[EvalCase]] = {}
+    for case in runner.load_suite_cases("bfcl", "train", None, None):
+        by.setdefault(case.category, []).append(case)
+    return by
+
+
+def masked_example(lm: LoadedModel, case: EvalCase) -> TrainExample | None:
+    masked = masked_case(case, _bfcl_train().get(case.category, [case]))
+    example = bfcl_example(lm, masked) if masked else None
+    if example is not None:
+        example.meta["category"] = f"masked/{case.category}"
+    return example
+
+
 def doomloop_reply(case: EvalCase) -> Message | None:
     if case.data.get("agent"):
         return None
@@ -229,8 +282,10 @@ def _one(build: Callable[[LoadedModel, EvalCase], TrainExample | None]) -> Build
 
 
 Builder = Callable[[LoadedModel, EvalCase, Settings], list[TrainExample]]
+SOURCE = {"masked": "bfcl"}  # the suite whose train cases a builder reads, where not its own
 BUILDERS: dict[str, Builder] = {
     "bfcl": _one(bfcl_example),
+    "masked": _one(masked_example),
     "doomloop": _one(doomloop_example),
     "pytools": pytools_examples,
 }
@@ -250,7 +305,7 @@ def examples(
         raise ValueError(f"no reference answers for {suite!r}; choose {', '.join(BUILDERS)}")
     out: list[TrainExample] = []
     taken: Counter[str] = Counter()
-    for case in runner.load_suite_cases(suite, "train", None, None):
+    for case in runner.load_suite_cases(SOURCE.get(suite, suite), "train", None, None):
         group = case.category.split(":")[0]
         if per_category is not None and taken[group] >= per_category:
             continue

@@ -94,3 +94,33 @@ def test_pytools_recovery_trains_the_fix_after_a_real_error_not_the_broken_call(
     assert broken in context and broken not in trained  # the broken call: seen, not imitated
     assert "rror" in context.split(broken, 1)[1]  # followed by the real complaint
     assert '"name": "python"' in trained and "The answer is" in trained
+
+
+def test_masked_references_drop_the_needed_function_and_decline(lm) -> None:
+    found = references.examples(lm, "masked", Settings(), per_category=3, max_tokens=4000)
+    assert {e.meta["category"] for e in found} == {f"masked/{c}" for c in references.MASKABLE}
+    cases = {c.id: c for c in runner.load_suite_cases("bfcl", "train", None, None)}
+    for example in found:
+        case = cases[example.meta["case"].removesuffix(":masked")]
+        needed = set(case.expected[0])
+        prompt = lm.tokenizer.decode(example.input_ids[: example.mask.index(1)])
+        assert not any(f'"{name}"' in prompt for name in needed), (case.id, needed)
+        assert _reply_text(lm, example) == references.NO_FIT
+
+
+def test_masking_borrows_functions_only_where_none_is_left_and_skips_renamed_copies() -> None:
+    by: dict[str, list] = {}
+    for case in runner.load_suite_cases("bfcl", "train", None, None):
+        by.setdefault(case.category, []).append(case)
+    simple = by["simple_python"]
+    masked = references.masked_case(simple[0], simple)
+    assert masked is not None and masked.category.endswith("irrelevance")
+    assert masked.data["functions"] == simple[len(simple) // 2].data["functions"]
+    parallel = by["parallel"]
+    assert references.masked_case(parallel[0], parallel) is None  # several calls: not masked
+    multiple = by["multiple"][0]
+    name = next(iter(multiple.expected[0]))
+    twin = {**next(f for f in multiple.data["functions"] if f["name"] == name), "name": name + "2"}
+    copy = multiple.model_copy(update={"data": {**multiple.data, "functions": [
+        *multiple.data["functions"], twin]}})  # fmt: skip
+    assert references.masked_case(copy, [copy]) is None
