@@ -15,7 +15,8 @@ Gemma 3) fall back to one sequence at a time.
 
 Not here: streaming deltas, cancellation, cache reuse between calls, `choices` (the agent loop
 needs all of those and runs one sequence through `model.generate`; the server's scheduler,
-`model.serving`, streams and cancels on these same `Slots`).
+`model.serving`, streams and cancels on these same `Slots`, and restores kept prompt heads
+into them, `model.prefix`).
 """
 
 from __future__ import annotations
@@ -53,25 +54,51 @@ class Slots:
         self.values: list[torch.Tensor] = []
 
     @torch.inference_mode()
-    def prefill(self, slot: int, ids: list[int]) -> torch.Tensor:
-        """Put the prompt `ids` into `slot` (whatever it held is dropped); the next logits."""
-        d, n = self.decoder, len(ids)
-        h = d.body.embed_tokens(torch.tensor([ids], device=d.device))
-        self._reserve(n + 1, h.dtype)
-        cos, sin = d.body.rotary_emb(h, torch.arange(n, device=d.device).unsqueeze(0))
-        mask = None if n == 1 else fast._causal_mask(0, n).to(d.device)
+    def prefill(self, slot: int, ids: list[int], start: int = 0) -> torch.Tensor:
+        """Put the prompt `ids` into `slot` (whatever it held past `start` is dropped); the next
+        logits. With `start`, the slot's first `start` positions already hold `ids[:start]`'s
+        keys and values (`restore`): only the rest runs."""
+        d, n = self.decoder, len(ids) - start
+        if not 0 <= start < len(ids):
+            raise ValueError(f"a prefill from {start} of {len(ids)} tokens runs nothing")
+        h = d.body.embed_tokens(torch.tensor([ids[start:]], device=d.device))
+        self._reserve(start + n + 1, h.dtype)
+        positions = torch.arange(start, start + n, device=d.device).unsqueeze(0)
+        cos, sin = d.body.rotary_emb(h, positions)
+        mask = None if n == 1 else fast._causal_mask(start, n).to(d.device)
+        end = start + n
         for i, layer in enumerate(d.body.layers):
             attn = layer.self_attn
             q, k, v = d._qkv(attn, fast._norm(layer.input_layernorm, h), cos, sin)
-            self.keys[i][slot, :, :n] = k[0]
-            self.values[i][slot, :, :n] = v[0]
+            self.keys[i][slot, :, start:end] = k[0]
+            self.values[i][slot, :, start:end] = v[0]
+            if start:  # the kept head's keys and values are in the buffer, before the new ones
+                k = self.keys[i][slot : slot + 1, :, :end]
+                v = self.values[i][slot : slot + 1, :, :end]
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, scale=attn.scaling, enable_gqa=True
             )
             h = h + attn.o_proj(out.transpose(1, 2).reshape(1, n, -1))
             h = h + fast._mlp(layer.mlp, fast._norm(layer.post_attention_layernorm, h))
-        self.lengths[slot] = n
+        self.lengths[slot] = end
         return d.head(fast._norm(d.body.norm, h[:, -1:]))[0, -1].float().cpu()
+
+    @torch.inference_mode()
+    def restore(self, slot: int, keys: list[torch.Tensor], values: list[torch.Tensor]) -> None:
+        """Copy a kept head's keys and values (per layer [kv_heads, n, head_dim], as `held`
+        gives them) into the first positions of `slot`."""
+        n = keys[0].shape[1]
+        self._reserve(n + 1, keys[0].dtype)
+        for i in range(len(self.keys)):
+            self.keys[i][slot, :, :n] = keys[i]
+            self.values[i][slot, :, :n] = values[i]
+        self.lengths[slot] = n
+
+    def held(self, slot: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Views of the keys and values `slot` holds (per layer [kv_heads, length, head_dim]);
+        the next prefill or step into the slot overwrites them."""
+        n = int(self.lengths[slot])
+        return [k[slot, :, :n] for k in self.keys], [v[slot, :, :n] for v in self.values]
 
     @torch.inference_mode()
     def step(self, tokens: Sequence[int], busy: Sequence[bool]) -> torch.Tensor:

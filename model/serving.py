@@ -14,7 +14,12 @@ go to the request's sink, called on the decode thread: the caller hands them to 
 loop. Models the lean forward does not cover, and scripted generators, are served one request
 at a time through `Generator.stream`, which keeps its prefix cache between requests.
 
-Not here: HTTP, prompts and chat formats (`server/`), prefix caching across slots.
+A prompt that begins as an earlier request's prompt or reply did (the same system prompt, the
+conversation so far) is prefilled only from where they part: the scheduler keeps what a slot
+holds after each prefill and when each request ends in a `model.prefix.PrefixCache`, and
+copies the longest matching head into a new request's slot (`Completion.reused_tokens`).
+
+Not here: HTTP, prompts and chat formats (`server/`).
 """
 
 from __future__ import annotations
@@ -38,10 +43,14 @@ from model.generate import (
     sample,
 )
 from model.guard import GuardSettings
+from model.prefix import PrefixCache
 from model.sampling import SamplingSettings
 
 Event = Delta | Completion | Exception
 Sink = Callable[[Event], None]
+# Tokens of prompts and replies kept for reuse. The default model (Qwen2.5-0.5B: 24 layers,
+# 2 key-value heads of 64) holds 24 KiB a token in float32, so 8192 tokens are 192 MiB.
+PREFIX_TOKENS = 8192
 
 
 class QueueFull(Exception):
@@ -77,6 +86,7 @@ class _Live:
     first_token_at: float = 0.0
     next_token: int = 0
     reason: FinishReason | None = None
+    reused: int = 0  # prompt tokens restored from the prefix cache
 
     def pick(self, logits: torch.Tensor, greedy: int | None = None) -> int:
         """The next token: held to the open choices' next tokens while any remain (as in
@@ -94,13 +104,23 @@ class _Live:
 
 
 class Scheduler:
-    """Runs requests on one generator's weights, `slots` at a time, at most `max_queue` waiting.
+    """Runs requests on one generator's weights, `slots` at a time, at most `max_queue` waiting,
+    keeping up to `prefix_tokens` tokens' keys and values for later prompts (0: none).
     Thread-safe: `submit` and `cancel` may be called from any thread."""
 
-    def __init__(self, generator: Generator, slots: int = 8, max_queue: int = 16) -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        slots: int = 8,
+        max_queue: int = 16,
+        prefix_tokens: int = PREFIX_TOKENS,
+    ) -> None:
         self.generator = generator
-        self.batch = Slots(generator.lm.model, slots) if slots > 1 and generator.batchable else None
+        batched = slots > 1 and generator.batchable
+        self.batch = Slots(generator.lm.model, slots) if batched else None
         self.slots = self.batch.size if self.batch is not None else 1
+        # One at a time, `Generator.stream` reuses its own last call instead.
+        self.prefixes = PrefixCache(prefix_tokens) if batched and prefix_tokens > 0 else None
         self.max_queue = max_queue
         self.tokens_decoded = 0  # over the scheduler's life, for the health endpoint
         self._pending: deque[Ticket] = deque()
@@ -219,7 +239,27 @@ class Scheduler:
             live = _Live(ticket, ending, make_rng(ticket.sampling.seed))
             live.options = [o for c in ticket.choices if (o := self.generator.encode(c))]
             self._live[slot] = live
-            self._take(slot, live.pick(self.batch.prefill(slot, ticket.ids)))
+            live.reused = self._restore(slot, ticket.ids)
+            logits = self.batch.prefill(slot, ticket.ids, live.reused)
+            self._keep(slot, ticket.ids)  # for requests admitted beside it, before it ends
+            self._take(slot, live.pick(logits))
+
+    def _restore(self, slot: int, ids: list[int]) -> int:
+        """Copy the longest kept head of `ids` into `slot`; how many tokens it covers."""
+        if self.prefixes is None or self.batch is None:
+            return 0
+        kept, n = self.prefixes.match(ids)
+        if kept is None:
+            return 0
+        self.batch.restore(slot, [k[:, :n] for k in kept.keys], [v[:, :n] for v in kept.values])
+        return n
+
+    def _keep(self, slot: int, ids: list[int]) -> None:
+        """Keep what `slot` holds, the keys and values of `ids` up to the slot's length."""
+        if self.prefixes is None or self.batch is None:
+            return
+        keys, values = self.batch.held(slot)
+        self.prefixes.keep(ids[: keys[0].shape[1]], keys, values)
 
     def _step(self) -> None:
         assert self.batch is not None
@@ -252,6 +292,8 @@ class Scheduler:
     def _finish(self, slot: int, reason: FinishReason) -> None:
         live = self._live[slot]
         assert live is not None and self.batch is not None
+        # The slot holds the prompt and every sampled token but the last (never fed back).
+        self._keep(slot, live.ticket.ids + live.ending.tokens)
         self._live[slot] = None
         self.batch.lengths[slot] = 0  # a free slot must not widen the span of later steps
         if reason == "cancelled":
@@ -266,7 +308,7 @@ class Scheduler:
                 token_ids=live.ending.tokens,
                 finish_reason=reason,
                 prompt_tokens=len(live.ticket.ids),
-                reused_tokens=0,
+                reused_tokens=live.reused,
                 ttft_s=live.first_token_at - live.ticket.submitted,
                 decode_s=end - live.first_token_at,
             ),
