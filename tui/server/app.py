@@ -79,6 +79,7 @@ def create_app(lm: LoadedModel, scheduler: Scheduler, options: ServeOptions) -> 
             "queued": scheduler.queued,
             "max_queue": scheduler.max_queue,
             "tokens_decoded": scheduler.tokens_decoded,
+            "prefix_cache": scheduler.prefixes.stats().model_dump() if scheduler.prefixes else None,
         }
 
     @app.get("/v1/models")

@@ -110,12 +110,14 @@ def wire_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
     ]
 
 
-def usage(completion: Completion) -> dict[str, int]:
+def usage(completion: Completion) -> dict[str, Any]:
     n = len(completion.token_ids)
     return {
         "prompt_tokens": completion.prompt_tokens,
         "completion_tokens": n,
         "total_tokens": completion.prompt_tokens + n,
+        # OpenAI's field for prompt caching: the prompt tokens that were not prefilled anew.
+        "prompt_tokens_details": {"cached_tokens": completion.reused_tokens},
     }
 
 

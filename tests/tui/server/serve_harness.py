@@ -24,9 +24,12 @@ from tui.server.app import ServeOptions, create_app
 class Running:
     """A server on 127.0.0.1 and an ephemeral port; `url` is its API root."""
 
-    def __init__(self, generator: Generator, options: ServeOptions, slots: int, queue: int):
+    def __init__(
+        self, generator: Generator, options: ServeOptions, slots: int, queue: int, **scheduling
+    ):
+        """`scheduling`: more of the scheduler's settings (`prefix_tokens`)."""
         self.generator, self.options = generator, options
-        self.scheduler = Scheduler(generator, slots=slots, max_queue=queue)
+        self.scheduler = Scheduler(generator, slots=slots, max_queue=queue, **scheduling)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
@@ -50,12 +53,19 @@ class Running:
 
 
 def servers() -> Iterator[Callable[..., Running]]:
-    """For a fixture: start(generator, slots=4, queue=8, **options) -> Running; every server
-    started is stopped when the fixture ends."""
+    """For a fixture: start(generator, slots=4, queue=8, prefix_tokens=None, **options) ->
+    Running; every server started is stopped when the fixture ends."""
     started: list[Running] = []
 
-    def start(generator: Generator, slots: int = 4, queue: int = 8, **options) -> Running:
-        running = Running(generator, ServeOptions(**options), slots, queue)
+    def start(
+        generator: Generator,
+        slots: int = 4,
+        queue: int = 8,
+        prefix_tokens: int | None = None,
+        **options,
+    ) -> Running:
+        scheduling = {} if prefix_tokens is None else {"prefix_tokens": prefix_tokens}
+        running = Running(generator, ServeOptions(**options), slots, queue, **scheduling)
         started.append(running)
         return running
 
