@@ -144,8 +144,8 @@ class Research(Plain):
 
     def _not_answered(self) -> str:
         """One sentence: nothing answered the question, and what was found on the way."""
-        found = "; ".join(f"{d.question} {d.answer}" for d in self.done)
-        return f"{NOT_ANSWERED} (I found only: {found})." if found else f"{NOT_ANSWERED}."
+        found = " and that ".join(f'the answer to "{d.question}" is {d.answer}' for d in self.done)
+        return f"{NOT_ANSWERED}; they say only that {found}." if found else f"{NOT_ANSWERED}."
 
     def _unread(self) -> list[str]:
         return [u for u in self.found if u not in self.read][: self.settings.agent.read_choices]
