@@ -14,7 +14,8 @@ the lines are numbered 1..n with n at most `max_hops`; every later line names an
 (#k) and the first names none; and neither the first lookup nor what the reference stands for
 in the question is a bare name (a small model splits "Where was Ada Lovelace born?" into "Who
 is Ada Lovelace?" and "Where was #1 born?", whose first lookup has nothing to find). After the
-first lookup, a bridge that the question already names means the same (`named_in`).
+first lookup, an answer that is a value or a name the question gave means the same
+(`is_bridge`).
 
 Not here: searching, reading or steering (`agent.research`), the model call (`agent.loop`).
 """
@@ -128,11 +129,14 @@ def bridge(answer: str, lookup: str) -> str:
     return name
 
 
-def named_in(answer: str, question: str) -> bool:
-    """Whether every word of `answer` that carries a fact is in the question already: then the
-    first lookup found nothing new (the question named it), and nothing is left to search."""
+def is_bridge(answer: str, question: str) -> bool:
+    """Whether a first lookup's answer is a thing to look up next: not a value (it starts with
+    a digit: a year, a length) and not only words the question already has (it named it). When
+    it is not, the split was of a one-lookup question ("1. What is the main span of the Zorvath
+    Bridge?" "2. How long is #1?"), whose answer the pages read already hold."""
     said = set(_words(question))
-    return all(w in said for w in _words(answer) if w not in FUNCTION_WORDS)
+    new = [w for w in _words(answer) if w not in FUNCTION_WORDS and w not in said]
+    return bool(new) and not answer.lstrip()[:1].isdigit()
 
 
 def _words(text: str) -> list[str]:

@@ -26,7 +26,7 @@ part is a setting (`agent.read_after_search`, `agent.read_choices`, `agent.split
 
 from __future__ import annotations
 
-from agent.hops import SPLIT_SYSTEM, Lookup, bridge, example_turns, named_in, parse_plan, resolve
+from agent.hops import SPLIT_SYSTEM, Lookup, bridge, example_turns, is_bridge, parse_plan, resolve
 from agent.policy import Plain, Turn, View
 from agent.settings import TOOL_NAMES, Settings
 from model.chat import ToolFormat, call_prefix
@@ -94,10 +94,11 @@ class Research(Plain):
             self.plan = self._split(view)
         at = len(self.done)
         lookup = resolve(self.plan[at], [d.answer for d in self.done])
-        answer = self._read_answer(view, lookup)
-        if answer and at == 0 and len(self.plan) > 1 and named_in(answer, view.traj.task):
-            self.plan = [view.traj.task]  # the bridge is a name the question gave: one lookup
-            lookup, answer = view.traj.task, self._read_answer(view, view.traj.task)
+        answer, question = self._read_answer(view, lookup), view.traj.task
+        first = answer and at == 0 and len(self.plan) > 1
+        if first and not is_bridge(bridge(answer, lookup), question):  # nothing new to look up
+            self.plan = view.traj.meta["plan"] = [question]
+            lookup, answer = question, self._read_answer(view, question)
         if answer and at == len(self.plan) - 1:
             return Turn(answer=answer)
         if answer:  # a bridge: the next lookup names it

@@ -98,9 +98,9 @@ def test_a_single_hop_question_is_still_one_read(tiny, tmp_path) -> None:
         assert len(runs(traj, "web_search")) == 1
 
 
-def test_a_bridge_the_question_named_reads_the_same_page_again(tiny, tmp_path) -> None:
-    """A split that looks right but whose first answer is a name the question gave: the page
-    read is asked the question itself (a second harmless read of what is already there)."""
+def test_a_bridge_that_is_no_new_thing_reads_the_same_page_again(tiny, tmp_path) -> None:
+    """A split that looks right but whose first answer is a name the question gave, or a
+    value: the page read is asked the question itself (a second harmless read of it)."""
     settings, urls = corpus(tmp_path)
     question = "In what year did the Zorvath bridge open?"
     split = "1. Which bridge is it?\n2. In what year did #1 open?"
@@ -109,7 +109,13 @@ def test_a_bridge_the_question_named_reads_the_same_page_again(tiny, tmp_path) -
     assert traj.final_answer == "1931" and len(runs(traj, "fetch_page")) == 1
     split_sub, first, again = traj.steps[1].sub_episodes
     assert first.task.endswith("Question: Which bridge is it?")
-    assert again.task.endswith(f"Question: {question}")
+    assert again.task.endswith(f"Question: {question}") and traj.meta["plan"] == [question]
+    # a value is no bridge either: a one-lookup question split in two
+    question = "How long is the main span of the Zorvath Bridge?"
+    split = "1. What is the main span of the Zorvath Bridge?\n2. How long is #1?"
+    outputs = [call("web_search", query="Zorvath span"), READ, split, "The main span is 612 m."]
+    _, traj, _ = episode(tiny, settings, question, [*outputs, "612 metres"])
+    assert traj.final_answer == "612 metres" and len(runs(traj, "fetch_page")) == 1
 
 
 def test_a_page_without_the_bridge_ends_on_one_not_found_sentence(tiny, tmp_path) -> None:
