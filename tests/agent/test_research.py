@@ -38,7 +38,8 @@ def corpus(tmp_path: Path, pages: dict[str, str] = PAGES) -> tuple[Settings, dic
     for name, text in pages.items():
         (folder / name).write_text(text)
     urls = {name: (folder / name).resolve().as_uri() for name in pages}
-    return load_settings(None, {"search.corpus_dir": str(folder)}), urls
+    overrides = {"search.corpus_dir": str(folder), "agent.split_question": True}
+    return load_settings(None, overrides), urls
 
 
 def episode(

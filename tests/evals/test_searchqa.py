@@ -169,7 +169,6 @@ def test_search_fetch_answer_is_correct_and_recorded(tiny, data: Path) -> None:
     script = [
         call("web_search", query=case.prompt),
         call("fetch_page", url=url),
-        f"1. {case.prompt}",  # the split: one lookup
         f"According to the page, the answer is {case.expected}.",
     ]
     gen = Scripted(tiny("qwen2"), script)
@@ -207,7 +206,8 @@ def test_two_hop_is_split_searched_on_and_answered_over_http(tiny, data: Path) -
     steered = CHOICE + "\n</tool_call>"
     via = case.data["via"]
     script = [call("web_search", query=case.prompt), steered, split, via, steered, steered]
-    result = searchqa.run_case(Scripted(tiny("qwen2"), [*script, case.expected]), case, settings())
+    split_on = settings(**{"agent.split_question": True})
+    result = searchqa.run_case(Scripted(tiny("qwen2"), [*script, case.expected]), case, split_on)
     d = result.details
     assert result.correct and d["outcome"] == "answer" and d["steered_turns"] == 3
     assert d["tools"] == ["web_search", "fetch_page"] * 2
@@ -229,8 +229,7 @@ def test_free_choice_does_not_force_a_fetch(tiny, data: Path) -> None:
     assert not d["focused_answer"] and len(gen.prompts) == 2
     assert all(not options for options in gen.options)  # no turn held to chosen URLs
     url = searchqa.doc_url(data, steered.data["docs"][0])
-    split = f"1. {steered.prompt}"
-    script = [call("web_search", query=steered.prompt), call("fetch_page", url=url), split, answer]
+    script = [call("web_search", query=steered.prompt), call("fetch_page", url=url), answer]
     gen = Scripted(tiny("qwen2"), script)
     d = searchqa.run_case(gen, steered, settings()).details
     assert d["fetched"] and d["steered_turns"] == 1 and d["focused_answer"]
