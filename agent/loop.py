@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from agent.calls import Calls, unreadable
@@ -170,7 +170,11 @@ class _Episode:
         def ask(question: str, text: str, system: str) -> tuple[str, Trajectory]:
             return focused(self.generator, question, text, self.settings, system)
 
-        return View(index, last, self.traj, self.messages, ask)
+        def chat(task: str, system: str, turns: list[Message]) -> tuple[str, Trajectory]:
+            sub = sub_episode(self.generator, task, self.settings, system, turns)
+            return (sub.final_answer or "").strip(), sub
+
+        return View(index, last, self.traj, self.messages, ask, chat)
 
     def _ending(self, step: Step, closing: bool, resampled: bool) -> tuple[Outcome, str] | None:
         """How this step ends the episode, if it does."""
@@ -238,10 +242,14 @@ def focused_settings(settings: Settings) -> Settings:
     return sub_settings
 
 
-def sub_episode(generator: Generator, task: str, settings: Settings, system: str) -> Trajectory:
-    """The model, recursively, on `task` with no tools, in one short turn: a trajectory of
-    its own (the caller files it under a step). Every sub-call of every mode is this."""
-    return run(generator, task, {}, focused_settings(settings), mode="sub", system=system)
+def sub_episode(
+    generator: Generator, task: str, settings: Settings, system: str, turns: Sequence[Message] = ()
+) -> Trajectory:  # fmt: skip
+    """The model, recursively, on `task` with no tools, in one short turn (after `turns`,
+    worked examples, when given): a trajectory of its own (the caller files it under a step).
+    Every sub-call of every mode is this."""
+    history = [Message(role="system", content=system), *turns]
+    return run(generator, task, {}, focused_settings(settings), mode="sub", history=history)
 
 
 def focused_task(question: str, text: str, settings: Settings) -> str:

@@ -22,6 +22,8 @@ from tools.base import ToolResult
 
 # (question, text, system prompt) -> the model's answer on just that text, and its sub-episode
 Ask = Callable[[str, str, str], tuple[str, Trajectory]]
+# (task, system prompt, earlier turns: worked examples) -> the model's reply, its sub-episode
+Chat = Callable[[str, str, list[Message]], tuple[str, Trajectory]]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class View:
     traj: Trajectory
     messages: list[Message]
     ask: Ask  # the model, recursively, on a short text (a sub-episode)
+    chat: Chat  # the model, recursively, on a task after worked examples (a sub-episode)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,20 @@ class AgentSettings(BaseModel):
         description="the steered read picks among this many of the search's best unread hits; "
         "1 reads the best one (a 0.5B model's own pick among several is worse than the ranking)",
     )
+    split_question: bool = Field(
+        default=False,
+        description="before answering from the first steered read, the model splits the "
+        "question into lookups (a later one naming an earlier answer as #1); each is answered "
+        "from the pages read and the next is searched for with that answer in it (a 0.5B "
+        "reader answers a two-hop question from the first page rather than say it cannot); off by "
+        "default until measured on the real model",
+    )
+    max_hops: int = Field(
+        default=2,
+        ge=1,
+        description="the most lookups a split may have; a longer split is not trusted and the "
+        "question is researched as one lookup",
+    )
     fetch_seen_urls_only: bool = Field(
         default=True,
         description="with search available, fetch_page only opens URLs that the question or an "

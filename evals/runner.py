@@ -50,13 +50,13 @@ def suite_module(name: str) -> Any:
 def load_suite_cases(
     name: str, split: Split, limit: int | None, data: str | None, categories: str | None = None
 ) -> list:
-    """A suite's cases; `categories` (comma-separated) picks BFCL categories or groups, or
-    doom-loop families and arms (off, on)."""
+    """A suite's cases; `categories` (comma-separated) picks BFCL categories or groups,
+    doom-loop families and arms (off, on), or search-QA variants and kinds (single, two-hop)."""
     if not categories:
         return suite_module(name).load_cases(split, limit=limit, data=data)
     module = suite_module(name)
     if not hasattr(module, "expand"):
-        raise ValueError(f"--categories picks in bfcl and doomloop; {name} has none to pick")
+        raise ValueError(f"--categories picks in bfcl, doomloop and searchqa; {name} has none")
     return module.load_cases(split, limit=limit, data=data, categories=module.expand(categories))
 
 

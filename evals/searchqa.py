@@ -9,14 +9,16 @@ Every question becomes three cases, adjacent, with one split decided by the ques
   with web_search on a local BM25 index of the corpus whose hits are http URLs on a server this
   module runs on 127.0.0.1, so fetch_page really fetches them (that host:port is added to
   `fetch.allow_hosts`). `settings.offline` is overridden: nothing leaves the machine anyway.
-  By default the loop steers: after a search it starts a fetch of the best hit, and the answer
-  comes from a separate focused call on the pages read.
+  By default the loop steers: after a search it starts a fetch of the best hit, the question
+  is split into lookups (a two-hop question searched on with the first answer in it), and the
+  answer comes from a separate focused call on the pages read.
 - `<id>:tools-free-choice`: the same, with the loop's steers off (`agent.read_after_search`,
   `agent.fetch_seen_urls_only`): the model chooses what to fetch, when to search again and
   when to stop, and its own last turn is the answer.
 - `<id>:notools`: the same question in offline mode (no tools, the offline system prompt): what
   the model knows by itself, which for invented names should be nothing.
-Case categories are "<single|two-hop>/<variant>", e.g. "single/tools-free-choice".
+Case categories are "<single|two-hop>/<variant>", e.g. "single/tools-free-choice";
+`--categories` picks variants and kinds ("tools", "two-hop,tools").
 
 Scoring (evals.scoring): `correct` is contains_answer (the answer or an alias appears in the
 final answer as whole tokens), since small models answer in sentences; `score` is 1.0 when
@@ -101,24 +103,40 @@ def docs_root(folder: Path) -> Path:
 
 
 def load_cases(
-    split: Split = "test", limit: int | None = None, data: str | Path | None = None
+    split: Split = "test",
+    limit: int | None = None,
+    data: str | Path | None = None,
+    categories: tuple[str, ...] = (),
 ) -> list[EvalCase]:
-    """Both variants of every question in the split, in file order; `limit` counts cases."""
+    """The variants of every question in the split, in file order; `limit` counts cases.
+    `categories` (from `expand`) keeps only the variants and kinds (single, two-hop) it names."""
     folder = Path(data).expanduser().resolve() if data else ensure_default_data()
     path = folder / "questions.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{folder} has no questions.jsonl (see evals/README.md)")
-    cases = [
-        make_case(q, folder, variant)
-        for q in read_questions(path)
-        if in_split(q.id, split)
-        for variant in VARIANTS
-    ]
+    variants = [v for v in VARIANTS if v in categories] or list(VARIANTS)
+    kinds = set(categories) - set(VARIANTS)
+    questions = [q for q in read_questions(path) if in_split(q.id, split)]
+    if kinds:
+        questions = [q for q in questions if kind_of(q) in kinds]
+        if not questions:
+            raise ValueError(f"no {split} question of kind {', '.join(sorted(kinds))} in {path}")
+    cases = [make_case(q, folder, variant) for q in questions for variant in variants]
     return cases if limit is None else cases[:limit]
 
 
+def expand(names: str) -> tuple[str, ...]:
+    """Comma-separated variants (tools, tools-free-choice, notools) and question kinds
+    (single, two-hop, or a category of the data's own): a kind is checked when cases load."""
+    return tuple(n.strip() for n in names.split(",") if n.strip())
+
+
+def kind_of(q: Question) -> str:
+    return q.category or ("single" if q.hops == 1 else "two-hop")
+
+
 def make_case(q: Question, folder: Path, variant: str) -> EvalCase:
-    kind = q.category or ("single" if q.hops == 1 else "two-hop")
+    kind = kind_of(q)
     data = {
         "variant": variant,
         "question_id": q.id,
@@ -303,6 +321,8 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
         "hops": case.data.get("hops", 1),
         "steps": len(traj.steps),
         "outcome": traj.outcome,
+        "plan": traj.meta.get("plan", []),  # the lookups the question was split into
+        "lookups": traj.meta.get("lookups", []),  # those answered on the way, with the bridge
     }
     correct = bool(scores["contains"])
     return CaseResult(

@@ -3,7 +3,9 @@
 Only the token source is replaced: each queued text is tokenized with a real (tiny, byte-level)
 tokenizer and fed through Generator.stream's own detokenizer, stop strings, guard and
 cancellation, so everything above the model runs for real. A queued None makes that call loop
-forever (until the guard or max_new_tokens stops it), to script a doom loop.
+forever (until the guard or max_new_tokens stops it), to script a doom loop. A queued text that
+starts with CHOICE takes the first of the choices its turn allows (a steered URL or query, as a
+real model held to them would write one), then goes on with the rest of the text.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from model.generate import Generator, SamplingSettings
 from model.loader import LoadedModel
 
 LOOP_TEXT = "I will check again. "
+CHOICE = "<first choice>"
 
 
 class ScriptedGenerator(Generator):
@@ -52,7 +55,12 @@ class ScriptedGenerator(Generator):
             raise RuntimeError("the scripted model ran out of outputs")  # a test's own bug
         script = self.outputs.pop(0)
         text = script if script is not None else LOOP_TEXT * 1000
-        tokens = self.encode(text) + [self.end_id]
+        head: list[int] = []
+        if text.startswith(CHOICE):
+            if not options:
+                raise RuntimeError("a scripted choice where the turn allowed none")
+            head, text = options[0], text.removeprefix(CHOICE)
+        tokens = head + self.encode(text) + [self.end_id]
 
         def paced() -> Iterator[int]:
             for token in tokens:

@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="at most N cases per suite (a smoke run)")
     p.add_argument("--data", help="the suite's data: a folder or file in its format")
     p.add_argument("--categories", help="bfcl: categories or groups (live, non-live); "
-                   "doomloop: families or arms (off, on); comma-separated")  # fmt: skip
+                   "doomloop: families or arms (off, on); searchqa: variants (tools, "
+                   "tools-free-choice, notools) or kinds (single, two-hop); "
+                   "comma-separated")  # fmt: skip
     p.add_argument("--split", choices=["train", "test", "all"], default="test")
     p.add_argument("--out", help="run folder (default: eval-runs/DATE-MODEL)")
     p.add_argument("--resume", action="store_true", help="go on with the run in --out: cases "

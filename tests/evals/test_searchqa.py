@@ -13,8 +13,8 @@ import pytest
 from agent.settings import Settings, load_settings
 from evals import searchqa
 from evals.common import EvalCase, split_of
-from evals.corpus import Question, write_corpus
-from model.scripted import ScriptedGenerator
+from evals.corpus import ASK, Question, write_corpus
+from model.scripted import CHOICE, ScriptedGenerator
 from tools.fetch import FetchSettings, fetch_tool
 
 
@@ -82,6 +82,17 @@ def test_every_question_gives_three_adjacent_cases_in_one_split(data: Path) -> N
     assert [c.id for c in searchqa.load_cases("all", limit=3, data=data)] == [
         c.id for c in every[:3]
     ]
+
+
+def test_categories_pick_variants_and_kinds(data: Path) -> None:
+    every = searchqa.load_cases("all", data=data)
+    tools = searchqa.load_cases("all", data=data, categories=searchqa.expand("tools"))
+    assert tools == [c for c in every if c.data["variant"] == "tools"]
+    picked = searchqa.load_cases("all", data=data, categories=searchqa.expand(" two-hop, tools"))
+    assert picked and {c.category for c in picked} == {"two-hop/tools"}
+    assert len(picked) == sum(c.category == "two-hop/tools" for c in every)
+    with pytest.raises(ValueError, match="three-hop"):
+        searchqa.load_cases("all", data=data, categories=("three-hop",))
 
 
 def test_any_folder_with_questions_jsonl_is_data(tmp_path: Path) -> None:
@@ -181,6 +192,28 @@ def test_two_hop_fetches_both_documents(tiny, data: Path) -> None:
     d = result.details
     assert result.correct and d["em"] == 1.0 and not d["searched"]
     assert d["evidence_fetched"] == d["evidence_docs"] == 2 and d["evidence_found"] == 0
+
+
+def test_two_hop_is_split_searched_on_and_answered_over_http(tiny, data: Path) -> None:
+    """The steered default on a generated two-hop case: the model's search, the loop's read of
+    its best hit, the split, the bridge, the loop's search for the second lookup and its read,
+    all over the real corpus server and BM25 index; the model writes only the split and the
+    answers (the steered URLs and query are what a model held to them writes)."""
+    case = case_for(data, hops=2)
+    first, second = case.data["relation"].split(">")
+    name = Path(case.data["docs"][0]).stem.replace("-", " ").title()  # the first entity
+    split = f"1. {ASK[first].format(ref=name)}\n2. {ASK[second].format(ref='#1')}"
+    steered = CHOICE + "\n</tool_call>"
+    via = case.data["via"]
+    script = [call("web_search", query=case.prompt), steered, split, via, steered, steered]
+    split_on = settings(**{"agent.split_question": True})
+    result = searchqa.run_case(Scripted(tiny("qwen2"), [*script, case.expected]), case, split_on)
+    d = result.details
+    assert result.correct and d["outcome"] == "answer" and d["steered_turns"] == 3
+    assert d["tools"] == ["web_search", "fetch_page"] * 2
+    assert d["fetched_urls"] == [searchqa.doc_url(data, doc) for doc in case.data["docs"]]
+    assert d["plan"] == [line[3:] for line in split.splitlines()]
+    assert d["lookups"] == [{"question": d["plan"][0], "answer": via}]
 
 
 def test_free_choice_does_not_force_a_fetch(tiny, data: Path) -> None:
