@@ -6,7 +6,8 @@ measure:
   token F1: 1.0 for the bare answer, about 0.75 for it in a short sentence, less when padded or
   buried in a list of guesses, which "contains" alone would reward); a BFCL case by
   `evals.ast_check` on the calls of the first step (BFCL cases are single-turn; the loop
-  already parsed them into `step.calls`/`step.parse_errors`). An unreadable call fails here
+  already parsed them into `step.calls`/`step.parse_errors`); an in-car case by the suite's
+  own checker (`evals.incar_check.judge`). An unreadable call fails here
   in every category, stricter than `evals.bfcl.score_output`, which (as BFCL) counts it as no
   call, right in the irrelevance categories: a broken call should not be learnt as a way to
   decline.
@@ -49,6 +50,7 @@ from pydantic import BaseModel
 from agent.trajectory import Trajectory
 from evals.ast_check import check
 from evals.common import EvalCase
+from evals.incar_check import judge
 from evals.scoring import contains_answer, f1
 from model.guard import repetition_ratio
 
@@ -81,10 +83,20 @@ def task_success(traj: Trajectory, expected: Expected) -> float:
     text EvalCase with its aliases), or a BFCL EvalCase's expected calls."""
     if isinstance(expected, EvalCase) and expected.suite == "bfcl":
         return calls_success(traj, expected)
+    if isinstance(expected, EvalCase) and expected.suite == "incar":
+        return incar_success(traj, expected)
     if isinstance(expected, EvalCase):
         answers = [str(expected.expected), *expected.data.get("aliases", [])]
         return answer_score(traj.final_answer or "", answers)
     return answer_score(traj.final_answer or "", expected)
+
+
+def incar_success(traj: Trajectory, case: EvalCase) -> float:
+    """1.0 when the in-car checker accepts the answer, as the suite scores it: the loop's
+    fallback text is not the model's answer."""
+    if traj.meta.get("answered_by") == "fallback":
+        return 0.0
+    return float(judge(case.expected, (traj.final_answer or "").strip(), case.prompt)[0])
 
 
 def calls_success(traj: Trajectory, case: EvalCase) -> float:

@@ -7,11 +7,14 @@ shaping terms) and written to the trajectory log like any other episode, its rew
 case it came from in the trajectory (`rewards`, `meta`). A group is the episodes of one case:
 DPO takes its best and worst, GRPO its relative rewards.
 
-Two suites make rollouts:
+Three suites make rollouts:
 - `bfcl`: the case's functions become tools that check the arguments against the case's schema
   (required names present, no unknown ones) and end the episode: BFCL has no executor, so
   the calls are the answer, scored by BFCL's AST rules. The prompt is the eval's own prompt.
 - `searchqa`: a real episode with web search over the local corpus and page fetch over HTTP.
+- `incar`: an offline episode as the in-car mode runs it (no tools, the offline system prompt,
+  the suite's short answer budget), scored by the suite's own checker. An answer the loop's
+  unit converter gave without the model (`answered_by`) has no model step and trains nothing.
 
 Not here: the losses (`model.train.sft`, `model.train.dpo`, `model.train.grpo`), choosing pairs
 (`evals.selection`).
@@ -29,13 +32,13 @@ from agent.loop import run
 from agent.settings import Settings
 from agent.toolbox import toolbox
 from agent.trajectory import LogSink, Step, Trajectory
-from evals import bfcl, searchqa
+from evals import bfcl, incar, searchqa
 from evals.common import EvalCase
 from evals.rewards import rewards
 from model.generate import Generator
 from tools.base import Tool, ToolResult, read_arguments
 
-ROLLOUT_SUITES = ("bfcl", "searchqa")
+ROLLOUT_SUITES = ("bfcl", "searchqa", "incar")
 RECORDED = "(call recorded: this task is scored on the calls themselves)"
 
 
@@ -119,6 +122,8 @@ def episode(
         return _bfcl(generator, case, settings, sink, meta)
     if case.suite == "searchqa":
         return _searchqa(generator, case, settings, sink, meta)
+    if case.suite == "incar":
+        return _incar(generator, case, settings, sink, meta)
     raise ValueError(
         f"no rollouts for suite {case.suite!r}; choose from {', '.join(ROLLOUT_SUITES)}"
     )
@@ -156,6 +161,17 @@ def _searchqa(
     mode = "offline" if variant == "notools" else "online"
     with toolbox(settings, question=case.prompt) as tools:
         return run(generator, case.prompt, tools, settings, log=sink, mode=mode, meta=meta)
+
+
+def _incar(
+    generator: Generator, case: EvalCase, settings: Settings, sink: _Scored, meta: dict[str, Any]
+) -> Trajectory:
+    # The eval's settings, but this rollout's temperature and seed (the eval decodes greedily).
+    offline = incar.offline_settings(settings)
+    settings = offline.model_copy(update={"sampling": offline.sampling.model_copy(
+        update={"temperature": settings.sampling.temperature, "seed": settings.sampling.seed}
+    )})  # fmt: skip
+    return run(generator, case.prompt, {}, settings, log=sink, mode="offline", meta=meta)
 
 
 def collect(

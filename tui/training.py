@@ -18,7 +18,7 @@ from tui.flags import add_settings_flags, csv, settings_from
 def add_train_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train a LoRA adapter on the agent's own episodes")
     p.add_argument("method", choices=["sft", "dpo", "rl"])
-    p.add_argument("--suite", default="bfcl", help="task set: bfcl or searchqa (its train split)")
+    p.add_argument("--suite", default="bfcl", help="task set: bfcl, searchqa, incar (train split)")
     p.add_argument("--out", required=True, help="run folder: adapter, checkpoints, report")
     p.add_argument("--limit", type=int, help="at most N train-split cases")
     p.add_argument("-k", type=int, default=4, help="sampled rollouts per case (plus one greedy)")
