@@ -61,12 +61,17 @@ def sft_examples(
     trajectories: Iterable[Trajectory], min_reward: float, min_own_reward: float = 1.0
 ) -> list[TrainExample]:
     """Every sequence of every answered episode whose reward reaches `min_reward` (an own
-    episode's, `min_own_reward`)."""
-    out = []
+    episode's, `min_own_reward`), each distinct sequence once: a greedy and a sampled rollout
+    that wrote the same reply would otherwise weigh an easy case double."""
+    out, seen = [], set()
     for t in trajectories:
         bar = min_own_reward if is_own(t) else min_reward
         if t.outcome == "answer" and t.rewards.get("total", 0.0) >= bar:
-            out += examples_from_trajectory(t, exclude=NOT_FOR_SFT)
+            for e in examples_from_trajectory(t, exclude=NOT_FOR_SFT):
+                key = (tuple(e.input_ids), tuple(e.mask))
+                if key not in seen:
+                    seen.add(key)
+                    out.append(e)
     return out
 
 

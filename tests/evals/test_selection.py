@@ -66,6 +66,11 @@ def test_sft_keeps_answered_episodes_that_clear_the_bar() -> None:
     assert len(examples) == 1 and examples[0].mask == [0, 0, 0, 1, 1, 1]
 
 
+def test_sft_trains_a_reply_written_twice_once() -> None:
+    same = [scored("a", 1.3), scored("a", 1.3), scored("a", 1.3, sampled=4)]
+    assert [e.sampled for e in sel.sft_examples(same, min_reward=1.0)] == [3, 4]
+
+
 def test_pairs_take_each_cases_best_and_worst_when_apart() -> None:
     a = [scored("a", 0.3, sampled=4), scored("a", 1.3, sampled=2), scored("a", 0.1, sampled=5)]
     b = [scored("b", 1.3), scored("b", 1.25)]  # too close to prefer one
