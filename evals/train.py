@@ -92,6 +92,9 @@ class Job(BaseModel):
     out: Path = Field(description="run folder: adapter, checkpoints, evals, report")
     log_path: Path = Field(description="the trajectory log rollouts go to and --from-log reads")
     from_log: bool = Field(default=False, description="SFT/DPO on the log's episodes")
+    collect_only: bool = Field(
+        default=False, description="roll out into the log and stop; train later --from-log"
+    )
     resume: bool = Field(default=False, description="go on from the latest checkpoint")
     references: dict[str, int | None] = Field(
         default_factory=dict, description="SFT: suite -> reference cases per category (all)"
@@ -173,6 +176,9 @@ def run_training(
     process but the first, which alone evaluates and writes. Raises `NoData` with nothing to
     train on."""
     w, out = watch or Quiet(), job.out
+    if job.collect_only:  # a piece of a longer run, or episodes of one model to train another on
+        episodes = episodes_for(generator, cases, settings, ts, job, w)
+        return f"{len(episodes)} episodes of {len(cases)} cases in {job.log_path}\n"
     before = evaluate(generator, settings, evals, out / "eval-before", "before", w)
     report = w.training()
     if job.method == "rl":

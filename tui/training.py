@@ -26,6 +26,9 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--from-log", action="store_true", help="sft/dpo: train on the episodes "
                    "already in the log (the suite's scored rollouts and your own chat and "
                    "ask episodes, scored without a reference) instead of new rollouts")  # fmt: skip
+    p.add_argument("--collect-only", action="store_true", help="roll out the suite's train "
+                   "cases into the log and stop: train on them later with --from-log (another "
+                   "--adapter may start from them)")  # fmt: skip
     p.add_argument("--log", help="trajectory log (default: $EDGEAGENT_LOG or the cache)")
     p.add_argument("--min-reward", type=float, default=1.0, help="sft: keep episodes this good")
     p.add_argument("--prompts-per-step", type=int, default=4, help="rl: cases per step")
@@ -93,6 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out=out,
         log_path=Path(args.log) if args.log else default_log_path(),
         from_log=args.from_log,
+        collect_only=args.collect_only,
         resume=args.resume,
         references=wanted,
         max_length=args.max_length,
@@ -110,6 +114,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if text is None:  # not the first process, which alone evaluates and writes the report
         return 0
     print(text)
+    if job.collect_only:
+        say(f"edgeagent: train on them with --from-log --log {job.log_path}")
+        return 0
     say(f"edgeagent: adapter in {out / 'adapter'}; report in {out / 'report.md'}")
     return 0
 

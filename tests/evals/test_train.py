@@ -118,6 +118,24 @@ def test_the_whole_run_from_fresh_rollouts_to_the_report_then_resumed(tmp_path: 
         t.run_training(gen, Settings(), ts.model_copy(update={"min_reward": 9.0}), sft, [], {})
 
 
+def test_collect_only_logs_the_rollouts_and_trains_nothing(tmp_path: Path) -> None:
+    lm = tiny_model()
+    t.make_trainable(lm, None, rank=4)
+    job = t.Job(method="sft", out=tmp_path / "run", log_path=tmp_path / "log.jsonl",
+                collect_only=True)  # fmt: skip
+    job.out.mkdir()
+    cases = [add_case(i) for i in ids_in("train", 2)]
+    gen = ScriptedGenerator(lm, [RIGHT, WRONG] * 2)
+    text = t.run_training(gen, Settings(), t.TrainSettings(k=1), job, cases, {})
+    assert text is not None and text.startswith("4 episodes of 2 cases")
+    logged = read_trajectories(job.log_path)
+    assert sorted(e.rewards["task"] for e in logged) == [0.0, 0.0, 1.0, 1.0]
+    assert not (job.out / "adapter").exists() and not read_history(job.out)
+    # The next piece trains on them from the log.
+    sft = job.model_copy(update={"collect_only": False, "from_log": True})
+    assert "Data: episodes 4" in (t.run_training(gen, Settings(), t.TrainSettings(), sft, [], {}) or "")
+
+
 def test_an_eval_already_run_is_read_back_not_run_again(tmp_path: Path) -> None:
     run = {"model": "tiny", "summary": {"bfcl": {"accuracy": 0.5}}}
     (tmp_path / "run.json").write_text(json.dumps(run))
