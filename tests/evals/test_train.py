@@ -133,7 +133,8 @@ def test_collect_only_logs_the_rollouts_and_trains_nothing(tmp_path: Path) -> No
     assert not (job.out / "adapter").exists() and not read_history(job.out)
     # The next piece trains on them from the log.
     sft = job.model_copy(update={"collect_only": False, "from_log": True})
-    assert "Data: episodes 4" in (t.run_training(gen, Settings(), t.TrainSettings(), sft, [], {}) or "")
+    report = t.run_training(gen, Settings(), t.TrainSettings(), sft, [], {})
+    assert report is not None and "Data: episodes 4" in report
 
 
 def test_an_eval_already_run_is_read_back_not_run_again(tmp_path: Path) -> None:
