@@ -456,6 +456,26 @@ def single(e: Entity, rng: random.Random) -> Question:
     return make_question(e.facts[key], f"{slug_of(e)}.{key}", question, [e.path], f"{e.kind}.{key}")
 
 
+def every_single(seed: int = 0, n_entities: int = 60) -> list[Question]:
+    """A single-hop question on every fact ASK can ask of every entity of `generate(seed,
+    n_entities)`'s world, in a seeded shuffled order: many more phrasings per world than its one
+    question per entity, for training on a world that no eval reads."""
+    out = [
+        make_question(
+            f,
+            f"{slug_of(e)}.{key}",
+            ASK[f"{e.kind}.{key}"].format(ref=e.ref),
+            [e.path],
+            f"{e.kind}.{key}",
+        )  # fmt: skip
+        for e in make_entities(seed, n_entities)
+        for key, f in e.facts.items()
+        if f"{e.kind}.{key}" in ASK
+    ]
+    random.Random(f"searchqa-every:{seed}").shuffle(out)
+    return out
+
+
 def two_hop(e: Entity, rng: random.Random, texts: dict[str, str]) -> Question | None:
     """A question through one of e's links whose answer is not already in e's document."""
     links = [(key, f.link) for key, f in e.facts.items() if f.link and f"{e.kind}.{key}" in LINKS]

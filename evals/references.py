@@ -27,9 +27,16 @@ included, with the loss on the reply only. Every example carries `meta["source"]
 - `pytools`: a real agent episode with the python tool whose two model turns are scripted
   (the task's reference call, then "The answer is ...") and everything else real: the loop's
   prompts, the sandbox's output. Kept when the judge accepts the reply. And a second episode
-  of the same task whose first call is broken (an extra or missing parenthesis, no code), its
-  error shown by the real sandbox, then the fixed call and the answer: only those two trained,
-  so the model learns to fix a failed call rather than to answer from an error.
+  of the same task whose first call is broken (a missing import, an extra or missing
+  parenthesis, no code), its error shown by the real sandbox, then the fixed call and the
+  answer: only those two trained, so the model learns to fix a failed call rather than to
+  answer from an error.
+- `searchqa`: the first turn of a real search-QA episode (the prompt `ask` builds, with all
+  its tools) answered with a web search for the question; kept where the search lists an
+  evidence document. The cases are `searchqa.training_cases`: the default world's train split
+  and a second world generated for training only, a question on every fact, so "How long is
+  the main span of X?" is seen as a search and not as the python tool's "how many characters".
+  Only that turn is trained: the reading and answering after it are the model's own.
 
 Test-split cases never become examples: `examples` loads the train split itself.
 
@@ -45,13 +52,14 @@ from collections import Counter
 from collections.abc import Callable
 from difflib import SequenceMatcher
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from agent.loop import run
-from agent.settings import Settings
+from agent.settings import TOOL_NAMES, Settings
 from agent.toolbox import toolbox
 from agent.trajectory import Trajectory
-from evals import bfcl, doomloop, pytasks, runner
+from evals import bfcl, doomloop, pytasks, runner, searchqa
 from evals.ast_check import NO_CALL_CATEGORIES
 from evals.common import EvalCase
 from evals.doomprompts import answer_ok
@@ -161,6 +169,24 @@ def pytools_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> lis
     return out
 
 
+def search_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> list[TrainExample]:
+    """A search-QA episode's first turn, scripted as a web search for the question."""
+    call = ToolCall(name=TOOL_NAMES["search"], arguments={"query": case.prompt})
+    folder = Path(case.data["folder"])
+    episode = searchqa.case_settings(settings, folder, case.data["variant"])
+    episode = episode.model_copy(update={"agent": episode.agent.model_copy(
+        update={"max_steps": 1, "read_after_search": False})})  # fmt: skip
+    script: list[str | None] = [call_text(lm, call), "I do not know."]  # the answer is not kept
+    generator = ScriptedGenerator(lm, script, end_id=end_id(lm))
+    with toolbox(episode, question=case.prompt) as tools:
+        traj = run(generator, case.prompt, tools, episode)
+    evidence = [searchqa.doc_url(folder, d) for d in case.data["docs"]]
+    if not traj.steps or not searchqa.tool_usage(traj, evidence)["evidence_found"]:
+        return []
+    meta = {"source": "reference", "suite": case.suite, "case": case.id, "category": case.category}
+    return examples_from_steps(traj.steps[:1], meta)
+
+
 def scripted_episode(lm: LoadedModel, case: EvalCase, settings: Settings, task: Task,
                      broken: ToolCall | None) -> Trajectory:  # fmt: skip
     calls = [c for c in (broken, ToolCall(name="python", arguments={"code": task.code})) if c]
@@ -177,9 +203,13 @@ def call_text(lm: LoadedModel, call: ToolCall) -> str:
 
 def broken_call(task: Task, seed: str) -> ToolCall:
     """The reference call broken as small models break theirs (seen in our python-tool runs):
-    an extra closing parenthesis, a missing one, or no code at all. Which one is fixed by the
-    case id, so every run builds the same examples."""
+    a module used without its import (where the code imports one: the commonest failure of
+    our first adapters), else an extra closing parenthesis, a missing one, or no code at all.
+    Which one is fixed by the case id, so every run builds the same examples."""
     code = task.code.strip()
+    body = [line for line in code.splitlines() if not line.startswith(("import ", "from "))]
+    if len(body) < len(code.splitlines()):
+        return ToolCall(name="python", arguments={"code": "\n".join(body)})
     kinds: list[dict[str, Any]] = [{"code": code + ")"}, {}]
     if code.endswith(")"):
         kinds.append({"code": code[:-1]})
@@ -288,7 +318,15 @@ BUILDERS: dict[str, Builder] = {
     "masked": _one(masked_example),
     "doomloop": _one(doomloop_example),
     "pytools": pytools_examples,
+    "searchqa": search_examples,
 }
+
+
+def train_cases(suite: str) -> list[EvalCase]:
+    """The cases `suite`'s builder reads: search-QA's training worlds, else a train split."""
+    if suite == "searchqa":
+        return searchqa.training_cases()
+    return runner.load_suite_cases(SOURCE.get(suite, suite), "train", None, None)
 
 
 def examples(
@@ -305,7 +343,7 @@ def examples(
         raise ValueError(f"no reference answers for {suite!r}; choose {', '.join(BUILDERS)}")
     out: list[TrainExample] = []
     taken: Counter[str] = Counter()
-    for case in runner.load_suite_cases(SOURCE.get(suite, suite), "train", None, None):
+    for case in train_cases(suite):
         group = case.category.split(":")[0]
         if per_category is not None and taken[group] >= per_category:
             continue

@@ -51,7 +51,7 @@ from agent.settings import TOOL_NAMES, Settings
 from agent.toolbox import ensure_index, toolbox
 from agent.trajectory import Trajectory
 from evals.common import CaseResult, EvalCase, Split, in_split
-from evals.corpus import GENERATOR_VERSION, Question, read_questions, write_corpus
+from evals.corpus import GENERATOR_VERSION, Question, every_single, read_questions, write_corpus
 from evals.scoring import score_answer
 from model.embedded import cache_root
 from model.generate import Generator
@@ -59,6 +59,9 @@ from tools.index import SUFFIXES
 
 SUITE = "searchqa"
 SEED, ENTITIES = 0, 60
+# A second world, generated for training only: no eval reads it, so all of its questions
+# may become examples (the default world gives 35 train questions, too few phrasings).
+TRAIN_SEED, TRAIN_ENTITIES = 1, 120
 VARIANTS = ("tools", "tools-free-choice", "notools")
 # What the free-choice variant turns off: every place where the loop acts for the model.
 FREE_CHOICE = {"read_after_search": False, "fetch_seen_urls_only": False}
@@ -77,19 +80,19 @@ CONTENT_TYPES = {
 # --- data -------------------------------------------------------------------------------------
 
 
-def default_data_dir() -> Path:
-    return cache_root() / "evals" / f"searchqa-v{GENERATOR_VERSION}-seed{SEED}"
+def default_data_dir(seed: int = SEED) -> Path:
+    return cache_root() / "evals" / f"searchqa-v{GENERATOR_VERSION}-seed{seed}"
 
 
-def ensure_default_data() -> Path:
+def ensure_default_data(seed: int = SEED, entities: int = ENTITIES) -> Path:
     """The generated corpus in the cache, written (atomically, by rename) when missing."""
-    folder = default_data_dir()
+    folder = default_data_dir(seed)
     if (folder / "questions.jsonl").is_file():
         return folder
     shutil.rmtree(folder, ignore_errors=True)  # a partial folder from an older failure
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    write_corpus(tmp, SEED, ENTITIES)
+    write_corpus(tmp, seed, entities)
     try:
         tmp.rename(folder)
     except OSError:  # another process finished first: use theirs
@@ -123,6 +126,19 @@ def load_cases(
             raise ValueError(f"no {split} question of kind {', '.join(sorted(kinds))} in {path}")
     cases = [make_case(q, folder, variant) for q in questions for variant in variants]
     return cases if limit is None else cases[:limit]
+
+
+def training_cases(variant: str = "tools") -> list[EvalCase]:
+    """Cases to train on: the default world's train split, then the training-only world
+    (`TRAIN_SEED`): a question on every fact of every entity and its two-hop questions, less
+    any that touch a document the default world also has (a name both worlds invented would
+    tie a test question to a training one)."""
+    default = load_cases("train", categories=(variant,))
+    taken = {d for q in read_questions(default_data_dir() / "questions.jsonl") for d in q.docs}
+    world = ensure_default_data(TRAIN_SEED, TRAIN_ENTITIES)
+    two_hops = [q for q in read_questions(world / "questions.jsonl") if q.hops > 1]
+    extra = every_single(TRAIN_SEED, TRAIN_ENTITIES) + two_hops
+    return default + [make_case(q, world, variant) for q in extra if not taken & set(q.docs)]
 
 
 def expand(names: str) -> tuple[str, ...]:

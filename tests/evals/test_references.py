@@ -124,3 +124,27 @@ def test_masking_borrows_functions_only_where_none_is_left_and_skips_renamed_cop
     copy = multiple.model_copy(update={"data": {**multiple.data, "functions": [
         *multiple.data["functions"], twin]}})  # fmt: skip
     assert references.masked_case(copy, [copy]) is None
+
+
+def test_pytools_recovery_from_a_missing_import_drops_only_the_import() -> None:
+    case = next(c for c in runner.load_suite_cases("pytools", "train", None, None)
+                if "import math" in c.data["code"])  # fmt: skip
+    broken = references.broken_call(Task.model_validate(case.data), case.id)
+    code = broken.arguments["code"]
+    assert "import" not in code and "math." in code
+    assert code in case.data["code"]  # the rest untouched
+
+
+def test_search_references_are_a_real_first_search_turn_on_training_worlds_only(lm) -> None:
+    found = references.examples(lm, "searchqa", Settings(), per_category=2)
+    assert {e.meta["category"] for e in found} == {"single/tools", "two-hop/tools"}
+    test_ids = {
+        c.data["question_id"] for c in runner.load_suite_cases("searchqa", "test", None, None)
+    }
+    for example in found:
+        assert example.meta["case"].split(":")[0] not in test_ids
+        prompt = lm.tokenizer.decode(example.input_ids[: example.mask.index(1)])
+        assert "fetch_page" in prompt and "python" in prompt  # the tools `ask` offers
+        call = parse(_reply_text(lm, example), lm.tool_format).calls
+        assert [c.name for c in call] == ["web_search"]
+        assert call[0].arguments["query"] in prompt  # the question, searched as asked
