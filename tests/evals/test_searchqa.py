@@ -13,7 +13,7 @@ import pytest
 from agent.settings import Settings, load_settings
 from evals import searchqa
 from evals.common import EvalCase, split_of
-from evals.corpus import ASK, Question, write_corpus
+from evals.corpus import ASK, Question, read_questions, write_corpus
 from model.scripted import CHOICE, ScriptedGenerator
 from tools.fetch import FetchSettings, fetch_tool
 
@@ -115,6 +115,20 @@ def test_default_data_is_generated_once_into_the_cache(cache: Path) -> None:
     stamp = questions.stat().st_mtime_ns
     assert [c.id for c in searchqa.load_cases("test", limit=4)] == [c.id for c in cases]
     assert questions.stat().st_mtime_ns == stamp
+
+
+def test_training_cases_add_a_second_world_and_hold_no_test_question() -> None:
+    cases = searchqa.training_cases()
+    test = {c.data["question_id"] for c in searchqa.load_cases("test")}
+    assert not test & {c.data["question_id"] for c in cases}
+    default = searchqa.default_data_dir()
+    world = [c for c in cases if c.data["folder"] != str(default)]
+    assert world and {c.data["folder"] for c in world} == {str(searchqa.default_data_dir(1))}
+    taken = {d for q in read_questions(default / "questions.jsonl") for d in q.docs}
+    assert not any(taken & set(c.data["docs"]) for c in world)
+    kinds = {c.data["relation"] for c in world if c.data["hops"] == 1}
+    assert kinds == set(ASK)  # a question on every kind of fact
+    assert {c.category for c in cases} == {"single/tools", "two-hop/tools"}
 
 
 # --- the server -------------------------------------------------------------------------------
