@@ -476,6 +476,22 @@ def every_single(seed: int = 0, n_entities: int = 60) -> list[Question]:
     return out
 
 
+def entities_by_path(seed: int = 0, n_entities: int = 60) -> dict[str, Entity]:
+    """The entities of `generate(seed, n_entities)`'s world by document path."""
+    return {e.path: e for e in make_entities(seed, n_entities)}
+
+
+def lookups(q: Question, entities: dict[str, Entity]) -> list[str]:
+    """The lookups a question splits into, as `agent.hops` asks a model for them: a two-hop
+    question's link asked of its first entity, then its fact asked of "#1" (the first answer);
+    a single-hop question is one lookup, itself. `entities`: the world's, by document path."""
+    if q.hops == 1 or ">" not in q.relation:
+        return [q.question]
+    link, fact = q.relation.split(">")
+    first = entities[q.docs[0]]
+    return [cap(ASK[link].format(ref=first.ref)), cap(ASK[fact].format(ref="#1"))]
+
+
 def two_hop(e: Entity, rng: random.Random, texts: dict[str, str]) -> Question | None:
     """A question through one of e's links whose answer is not already in e's document."""
     links = [(key, f.link) for key, f in e.facts.items() if f.link and f"{e.kind}.{key}" in LINKS]

@@ -38,6 +38,14 @@ included, with the loss on the reply only. Every example carries `meta["source"]
   the main span of X?" is seen as a search and not as the python tool's "how many characters".
   Only that turn is trained: the reading and answering after it are the model's own.
 
+- `split`: the split `agent.research` asks for before a search (`agent.hops`: the split
+  system prompt, its worked examples, the question, as a real sub-call), answered with the
+  question's lookups from the same cases as `searchqa`: a two-hop question's two, numbered,
+  the second naming the first answer as #1; a single-hop question written back unchanged, so
+  the model sees both sides. Kept where the loop's own check (`parse_plan`) reads the reply
+  as meant. The lookups are the corpus's question forms, the test world's too: a measured
+  two-hop gain says how it splits questions worded like these, not any wording.
+
 Test-split cases never become examples: `examples` loads the train split itself.
 
 Not here: rollouts (`evals.rollouts`), the losses (`model.train.sft`), choosing the mix (the
@@ -55,7 +63,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from agent.loop import run
+from agent.hops import SPLIT_SYSTEM, example_turns, parse_plan
+from agent.loop import run, sub_episode
 from agent.settings import TOOL_NAMES, Settings
 from agent.toolbox import toolbox
 from agent.trajectory import Trajectory
@@ -185,6 +194,18 @@ def search_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> list
         return []
     meta = {"source": "reference", "suite": case.suite, "case": case.id, "category": case.category}
     return examples_from_steps(traj.steps[:1], meta)
+
+
+def split_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> list[TrainExample]:
+    """The question split into its lookups, as the research policy asks for it."""
+    plan: list[str] = case.data["lookups"]
+    reply = "\n".join(f"{n}. {step}" for n, step in enumerate(plan, 1))
+    if parse_plan(case.prompt, reply, settings.agent.max_hops) != plan:
+        return []
+    generator = ScriptedGenerator(lm, [reply], end_id=end_id(lm))
+    traj = sub_episode(generator, case.prompt, settings, SPLIT_SYSTEM, example_turns())
+    meta = {"source": "reference", "suite": case.suite, "case": case.id, "category": case.category}
+    return examples_from_steps(traj.steps, meta)
 
 
 def scripted_episode(lm: LoadedModel, case: EvalCase, settings: Settings, task: Task,
@@ -319,12 +340,13 @@ BUILDERS: dict[str, Builder] = {
     "doomloop": _one(doomloop_example),
     "pytools": pytools_examples,
     "searchqa": search_examples,
+    "split": split_examples,
 }
 
 
 def train_cases(suite: str) -> list[EvalCase]:
     """The cases `suite`'s builder reads: search-QA's training worlds, else a train split."""
-    if suite == "searchqa":
+    if suite in ("searchqa", "split"):
         return searchqa.training_cases()
     return runner.load_suite_cases(SOURCE.get(suite, suite), "train", None, None)
 

@@ -51,7 +51,15 @@ from agent.settings import TOOL_NAMES, Settings
 from agent.toolbox import ensure_index, toolbox
 from agent.trajectory import Trajectory
 from evals.common import CaseResult, EvalCase, Split, in_split
-from evals.corpus import GENERATOR_VERSION, Question, every_single, read_questions, write_corpus
+from evals.corpus import (
+    GENERATOR_VERSION,
+    Question,
+    entities_by_path,
+    every_single,
+    lookups,
+    read_questions,
+    write_corpus,
+)
 from evals.scoring import score_answer
 from model.embedded import cache_root
 from model.generate import Generator
@@ -132,13 +140,23 @@ def training_cases(variant: str = "tools") -> list[EvalCase]:
     """Cases to train on: the default world's train split, then the training-only world
     (`TRAIN_SEED`): a question on every fact of every entity and its two-hop questions, less
     any that touch a document the default world also has (a name both worlds invented would
-    tie a test question to a training one)."""
-    default = load_cases("train", categories=(variant,))
-    taken = {d for q in read_questions(default_data_dir() / "questions.jsonl") for d in q.docs}
+    tie a test question to a training one). Each case's data holds its `lookups`
+    (`evals.corpus.lookups`), what a split of it should say."""
+    default = ensure_default_data()
+    questions = read_questions(default / "questions.jsonl")
+    taken = {d for q in questions for d in q.docs}
     world = ensure_default_data(TRAIN_SEED, TRAIN_ENTITIES)
     two_hops = [q for q in read_questions(world / "questions.jsonl") if q.hops > 1]
     extra = every_single(TRAIN_SEED, TRAIN_ENTITIES) + two_hops
-    return default + [make_case(q, world, variant) for q in extra if not taken & set(q.docs)]
+    worlds = [
+        ([q for q in questions if in_split(q.id, "train")], default, SEED, ENTITIES),
+        ([q for q in extra if not taken & set(q.docs)], world, TRAIN_SEED, TRAIN_ENTITIES),
+    ]
+    cases = []
+    for qs, folder, seed, n in worlds:
+        entities = entities_by_path(seed, n)
+        cases += [make_case(q, folder, variant, lookups(q, entities)) for q in qs]
+    return cases
 
 
 def expand(names: str) -> tuple[str, ...]:
@@ -151,7 +169,7 @@ def kind_of(q: Question) -> str:
     return q.category or ("single" if q.hops == 1 else "two-hop")
 
 
-def make_case(q: Question, folder: Path, variant: str) -> EvalCase:
+def make_case(q: Question, folder: Path, variant: str, plan: list[str] | None = None) -> EvalCase:
     kind = kind_of(q)
     data = {
         "variant": variant,
@@ -163,6 +181,8 @@ def make_case(q: Question, folder: Path, variant: str) -> EvalCase:
         "relation": q.relation,
         "via": q.via,
     }
+    if plan is not None:
+        data["lookups"] = plan
     return EvalCase(
         suite=SUITE,
         id=f"{q.id}:{variant}",

@@ -40,8 +40,8 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--eval-limit", default="50", help="test cases per eval suite: N, or "
                    "SUITE=N,... (others get 50)")  # fmt: skip
     p.add_argument("--references", default="none", help="sft: also the reference answers of "
-                   "these suites' train splits, SUITE[=N per category],... (bfcl, doomloop, "
-                   "pytools); 'none' to skip")  # fmt: skip
+                   "these suites' train splits, SUITE[=N per category],... (bfcl, masked, "
+                   "doomloop, pytools, searchqa, split); 'none' to skip")  # fmt: skip
     p.add_argument("--max-length", type=int, help="sft: drop reference examples longer than "
                    "this many tokens")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8, help="sft: examples per step")
