@@ -204,7 +204,8 @@ def split_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> list[
         return []
     generator = ScriptedGenerator(lm, [reply], end_id=end_id(lm))
     traj = sub_episode(generator, case.prompt, settings, SPLIT_SYSTEM, example_turns())
-    meta = {"source": "reference", "suite": case.suite, "case": case.id, "category": case.category}
+    meta = {"source": "reference", "suite": case.suite, "case": case.id,
+            "category": f"split/{case.category}"}  # fmt: skip
     return examples_from_steps(traj.steps, meta)
 
 

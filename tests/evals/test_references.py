@@ -153,10 +153,10 @@ def test_search_references_are_a_real_first_search_turn_on_training_worlds_only(
 def test_split_references_teach_both_sides_in_the_research_policys_own_prompt(lm) -> None:
     found = references.examples(lm, "split", Settings(), per_category=3)
     by = {e.meta["category"]: _reply_text(lm, e) for e in found}
-    assert set(by) == {"single/tools", "two-hop/tools"}
-    two = by["two-hop/tools"]
+    assert set(by) == {"split/single/tools", "split/two-hop/tools"}
+    two = by["split/two-hop/tools"]
     assert two.startswith("1. ") and "\n2. " in two and "#1" in two.split("\n2. ")[1]
-    single = next(e for e in found if e.meta["category"] == "single/tools")
+    single = next(e for e in found if e.meta["category"] == "split/single/tools")
     prompt = lm.tokenizer.decode(single.input_ids[: single.mask.index(1)])
     assert references.SPLIT_SYSTEM in prompt and "Ada Lovelace" in prompt  # its worked examples
     reply = _reply_text(lm, single)  # the question, written back unchanged
