@@ -467,7 +467,7 @@ def every_single(seed: int = 0, n_entities: int = 60) -> list[Question]:
             ASK[f"{e.kind}.{key}"].format(ref=e.ref),
             [e.path],
             f"{e.kind}.{key}",
-        )  # fmt: skip
+        )
         for e in make_entities(seed, n_entities)
         for key, f in e.facts.items()
         if f"{e.kind}.{key}" in ASK

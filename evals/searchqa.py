@@ -29,6 +29,9 @@ The server starts on first use, once per process, on 127.0.0.1:28417 when that p
 (URLs are part of the prompts: fixed ones keep greedy runs repeatable), else on any port. It
 serves every corpus folder the process uses, each under a prefix named after its data folder,
 only documents (not questions.jsonl), and stops at exit.
+For training (`training_cases`, read by `evals.references`), the default world's train split
+and a second world generated for training only (`TRAIN_SEED`), which no eval reads.
+
 Not here: the runner (evals.runner), the generator (evals.corpus), the scorers.
 """
 
