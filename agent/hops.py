@@ -59,6 +59,7 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
 LINE = re.compile(r"^\s*(?:step\s*)?(\d+)\s*[.):]\s*(.+?)\s*$", re.I | re.M)
 REF = re.compile(r"#(\d+)")
 LINKING = re.compile(r"\s+(?:is|was|are|were|by)\s+", re.I)  # where a restating sentence turns
+SENTENCE = re.compile(r"(?<=[a-z0-9]{3}[.!?])\s+(?=[A-Z])")  # not after "St." or "Co."
 PLACE = re.compile(r"^(?:in|on|at|from|of)\s+", re.I)
 WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 # Words that carry no fact: a reference standing for only these and names is a bare name.
@@ -114,19 +115,38 @@ def resolve(step: str, answers: list[str]) -> str:
 
 
 def bridge(answer: str, lookup: str) -> str:
-    """The reader's answer as a name to put in the next lookup: its first line, without quotes
-    or a closing full stop, and, when it is a sentence that restates the lookup ("The Zorvath
-    Bridge was designed by Elspeth Varnock"), only what follows its last linking word."""
-    line = next((ln for ln in answer.splitlines() if ln.strip()), "")
-    name = line.strip().strip("\"'`*").rstrip(".,;:").strip()
+    """The reader's answer as a name to put in the next lookup: its first line (of that, the
+    sentence that says most of the lookup), without quotes or a closing full stop, and, when it
+    restates the lookup, only the name: after its last linking word ("The Zorvath Bridge was
+    designed by Elspeth Varnock") or before the lookup's verb ("Prasha Zondess designed the
+    Fathel Viaduct")."""
+    line = next((ln for ln in answer.splitlines() if ln.strip()), "").strip()
     asked = {w for w in _words(lookup) if w not in FUNCTION_WORDS}
+    said = max(SENTENCE.split(line), key=lambda s: len(asked & set(_words(s))))
+    said = said if asked & set(_words(said)) else line
+    name = said.strip().strip("\"'`*").rstrip(".,;:").strip()
+    return _after_linking(name, asked) or _before_verb(name, asked) or name
+
+
+def _after_linking(name: str, asked: set[str]) -> str:
     parts = LINKING.split(name)
     for at in range(len(parts) - 1, 0, -1):
         before, after = " ".join(parts[:at]), " ".join(parts[at:]).strip()
         after = PLACE.sub("", after)  # "is in Halvern": the place, not the preposition
         if after and asked & set(_words(before)):
             return after
-    return name
+    return ""
+
+
+def _before_verb(name: str, asked: set[str]) -> str:
+    """The name that opens an active restatement: the words before the first lower-case word
+    the lookup has (its verb), when they are a name (capitalized words)."""
+    tokens = name.split()
+    for at, token in enumerate(tokens):
+        if token[:1].islower() and asked & set(_words(token)):
+            before = " ".join(tokens[:at]).rstrip(",")
+            return before if at and _names_only(before) else ""
+    return ""
 
 
 def is_bridge(answer: str, question: str) -> bool:

@@ -70,6 +70,20 @@ def test_a_bridge_is_the_name_even_when_the_reader_writes_a_sentence() -> None:
     assert bridge("Marsh by the Sea", "Where was Ada born?") == "Marsh by the Sea"
 
 
+def test_a_bridge_is_the_name_that_opens_an_active_restatement() -> None:
+    lookup = "Who founded Bardess Mills?"
+    assert bridge("Tamine Draskvane founded Bardess Mills.", lookup) == "Tamine Draskvane"
+    made = "Thordwell Instruments makes the Darnel T8"
+    assert bridge(made, "Which company makes the Darnel T8?") == "Thordwell Instruments"
+    # a paragraph read out whole: the sentence that says most of the lookup is the one kept
+    read = "A new office block was completed in 2000. The company's first premises were small. "
+    assert bridge(read + "Tamine Draskvane founded Bardess Mills", lookup) == "Tamine Draskvane"
+    # what opens the sentence must be a name, and the verb the lookup's own
+    assert bridge("In 1834 Draskvane founded Bardess Mills", lookup) != "In 1834 Draskvane"
+    assert bridge("Tamine Draskvane, a baker", lookup) == "Tamine Draskvane, a baker"
+    assert bridge("Born in St. Ives", "Where was Ada born?") == "Born in St. Ives"
+
+
 def test_a_value_or_a_name_the_question_gave_is_no_bridge() -> None:
     assert is_bridge("Elspeth Varnock", Q) and is_bridge("Darnel T8", Q)
     assert is_bridge("Zorvath Halvern", Q)  # one new word is something new
