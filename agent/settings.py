@@ -76,12 +76,12 @@ class AgentSettings(BaseModel):
         "1 reads the best one (a 0.5B model's own pick among several is worse than the ranking)",
     )
     split_question: bool = Field(
-        default=False,
+        default=True,
         description="before answering from the first steered read, the model splits the "
         "question into lookups (a later one naming an earlier answer as #1); each is answered "
         "from the pages read and the next is searched for with that answer in it (a 0.5B "
-        "reader answers a two-hop question from the first page rather than say it cannot); off by "
-        "default until measured on the real model",
+        "reader answers a two-hop question from the first page rather than say it cannot); "
+        "the shipped adapter is trained to split (evals/TRAINING.md)",
     )
     max_hops: int = Field(
         default=2,

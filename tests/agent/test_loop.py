@@ -310,6 +310,7 @@ def test_after_a_search_the_model_reads_a_found_page_then_answers_from_it(tiny, 
     outputs = [
         call("web_search", query="Zorvath Bridge span"),
         url + '"}}\n</tool_call>',  # the steered turn: the model writes only the URL
+        "1. How long is the Zorvath Bridge's main span?",  # the split: one lookup
         "612 metres",  # the focused answer on the page
     ]
     gen = ScriptedGenerator(tiny("qwen2"), outputs)
@@ -321,7 +322,8 @@ def test_after_a_search_the_model_reads_a_found_page_then_answers_from_it(tiny, 
     assert gen.lm.tokenizer.decode(read.prompt_ids).endswith(read.prefill)  # inserted tokens
     assert read.calls[0].name == "fetch_page" and read.calls[0].arguments == {"url": url}
     assert "612 metres" in read.tool_runs[0].text
-    focused = read.sub_episodes[0]
+    split, focused = read.sub_episodes
+    assert split.final_answer.startswith("1. ") and traj.meta["plan"] == [question]
     assert focused.mode == "sub" and "Its main span is 612 metres." in focused.task
     assert traj.outcome == "answer" and traj.final_answer == "612 metres"
 
@@ -343,7 +345,10 @@ def test_a_page_that_does_not_say_leads_to_a_second_hop(tiny, tmp_path) -> None:
     (corpus / "bridge.md").write_text("# Zorvath Bridge\nIt was designed by Elspeth Varnock.")
     (corpus / "varnock.md").write_text("# Elspeth Varnock\nShe was born in Halvern.")
     bridge, varnock = ((corpus / n).resolve().as_uri() for n in ["bridge.md", "varnock.md"])
-    settings = load_settings(None, {"search.corpus_dir": str(corpus)})
+    # unsplit (the split's own hops are tests/agent/test_research.py's): the model searches on
+    settings = load_settings(
+        None, {"search.corpus_dir": str(corpus), "agent.split_question": False}
+    )
     outputs = [
         call("web_search", query="Zorvath Bridge designer"),
         bridge + '"}}</tool_call>',
@@ -370,7 +375,8 @@ def test_the_steered_read_offers_the_best_unread_hit(tiny, tmp_path) -> None:
     (corpus / "bridge.md").write_text("# Zorvath Bridge\nThe Zorvath Bridge crosses the Oder.")
     (corpus / "tower.md").write_text("# Kell Tower\nThe Kell Tower faces the Zorvath Bridge.")
     bridge, tower = ((corpus / n).resolve().as_uri() for n in ["bridge.md", "tower.md"])
-    settings = load_settings(None, {"search.corpus_dir": str(corpus)})
+    unsplit = {"search.corpus_dir": str(corpus), "agent.split_question": False}
+    settings = load_settings(None, unsplit)
     search = call("web_search", query="Zorvath Bridge")
     outputs = [search, bridge + '"}}', "NOT FOUND", search, tower + '"}}', "the Oder"]
     gen = ScriptedGenerator(tiny("qwen2"), outputs)
@@ -379,7 +385,7 @@ def test_the_steered_read_offers_the_best_unread_hit(tiny, tmp_path) -> None:
     offered = [[gen.encode(u + '"}}') for u in urls] for urls in ([bridge], [tower])]
     assert [o for o in gen.options if o] == offered  # the top hit, then the next unread one
     assert traj.final_answer == "the Oder"
-    wider = load_settings(None, {"search.corpus_dir": str(corpus), "agent.read_choices": 2})
+    wider = load_settings(None, {**unsplit, "agent.read_choices": 2})
     gen = ScriptedGenerator(tiny("qwen2"), outputs[:3] + ["x"] * 4)
     with toolbox(wider, question="Which river?") as tools:
         list(run_episode(gen, "Which river?", tools, wider))
@@ -396,6 +402,7 @@ def test_a_guessed_url_is_refused_with_a_pointer_to_search(tiny, tmp_path) -> No
         call("fetch_page", url="https://www.zorvath-bridge.example/facts.html"),  # a guess
         'Zorvath Bridge span"}}\n</tool_call>',  # the steered search: the model writes the query
         url + '"}}\n</tool_call>',  # the steered read of the found page
+        "1. How long is the Zorvath Bridge's main span?",  # the split: one lookup
         "612 metres",
     ]
     gen = ScriptedGenerator(tiny("qwen2"), outputs)
