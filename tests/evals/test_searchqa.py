@@ -183,6 +183,7 @@ def test_search_fetch_answer_is_correct_and_recorded(tiny, data: Path) -> None:
     script = [
         call("web_search", query=case.prompt),
         call("fetch_page", url=url),
+        f"1. {case.prompt}",  # the split (on by default): one lookup
         f"According to the page, the answer is {case.expected}.",
     ]
     gen = Scripted(tiny("qwen2"), script)
@@ -243,7 +244,8 @@ def test_free_choice_does_not_force_a_fetch(tiny, data: Path) -> None:
     assert not d["focused_answer"] and len(gen.prompts) == 2
     assert all(not options for options in gen.options)  # no turn held to chosen URLs
     url = searchqa.doc_url(data, steered.data["docs"][0])
-    script = [call("web_search", query=steered.prompt), call("fetch_page", url=url), answer]
+    split = f"1. {steered.prompt}"  # the question split (on by default): one lookup
+    script = [call("web_search", query=steered.prompt), call("fetch_page", url=url), split, answer]
     gen = Scripted(tiny("qwen2"), script)
     d = searchqa.run_case(gen, steered, settings()).details
     assert d["fetched"] and d["steered_turns"] == 1 and d["focused_answer"]
