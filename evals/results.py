@@ -1,9 +1,11 @@
 """Regenerates evals/RESULTS.md: every suite on each embedded model, side by side, with plots.
 
-    .venv/bin/python -m evals.results            # both embedded models, the default limits
+    .venv/bin/python -m evals.results            # both models bare, and the default as shipped
     .venv/bin/python -m evals.results --limits all --models smollm2
     .venv/bin/python -m evals.results --limits bfcl=400 --add --resume   # grow a sample
 
+A `--models` entry `MODEL+adapter` is the model as users get it, its shipped adapter merged
+(a column of its own); a bare `MODEL` runs with `--adapter` (none by default).
 Each model's run lands in `--runs DIR/<model>` (the usual run folder: per-case JSONL,
 summary.md, run.json); the page compares them per category, with one grouped bar chart per
 suite in `evals/results/`, and lists published figures of small models for context. The
@@ -29,7 +31,9 @@ from evals.latency import BUDGET_S
 from evals.stats import wilson
 
 DEFAULT_LIMITS = "bfcl=44,searchqa=8,longctx=12,doomloop=10,latency=15,incar=30,pytools=30"
-MODELS = "qwen2.5-coder-0.5b,smollm2"
+MODELS = "qwen2.5-coder-0.5b,smollm2,qwen2.5-coder-0.5b+adapter"
+# A column whose name ends so is the model as users get it: its shipped adapter merged.
+SHIPPED = "+adapter"
 HERE = Path(__file__).parent
 # Published figures, for context only: they are BFCL's overall scores over categories this
 # suite does not run (multi-turn, agentic, memory, web search), with each lab's own prompts.
@@ -92,6 +96,14 @@ MEANING = {
     "smallest, distinct items, sums); the right move is one call, then the answer. Per case "
     "the JSONL also records repeated identical calls and empty answers.",
 }
+
+
+def model_and_adapter(entry: str, adapter: str) -> tuple[str, str]:
+    """A --models entry's model and adapter: `MODEL` runs with --adapter, `MODEL+adapter`
+    with the adapter shipped for it."""
+    if entry.endswith(SHIPPED):
+        return entry.removesuffix(SHIPPED), "default"
+    return entry, adapter
 
 
 def parse_limits(text: str) -> dict[str, int | None]:
@@ -299,7 +311,8 @@ def page(
         f"commit and date; {first['date'][:10]}, commit {first['commit']}). Test split "
         "only. Each cell is accuracy (correct/cases, CI: the 95% Wilson interval); each "
         "suite says how much of its test split ran, and on a few cases one case is many "
-        f"points. Time, the sum of the per-case times: {hours}.",
+        f"points. A `{SHIPPED}` column is the model as users get it: its shipped LoRA adapter "
+        f"merged, default settings. Time, the sum of the per-case times: {hours}.",
         "",
         "## Headline",
         "",
@@ -393,7 +406,7 @@ def rescore_folder(folder: Path, tests: dict[str, list | None]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evals.results", description=__doc__)
-    p.add_argument("--models", default=MODELS)
+    p.add_argument("--models", default=MODELS, help=f"MODEL or MODEL{SHIPPED},... ")
     p.add_argument("--limits", default=DEFAULT_LIMITS, help="SUITE=N|all,... or all")
     p.add_argument("--runs", default=str(HERE / "results"), help="where the run folders go")
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
@@ -417,8 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     limits = parse_limits(args.limits)
     tests = test_cases()
     runs = []
-    for spec in args.models.split(","):
-        folder = Path(args.runs) / spec
+    for entry in args.models.split(","):
+        spec, adapter = model_and_adapter(entry, args.adapter)
+        folder = Path(args.runs) / entry
         if args.rescore:
             rescore_folder(folder, tests)
         reuse = (args.reuse or args.rescore) and (folder / "run.json").is_file()
@@ -434,10 +448,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.categories,
                 args.dtype,
                 args.batch,
-                args.adapter,
+                adapter,
             )  # fmt: skip
         )
-        runs.append(held(folder, run, tests))
+        runs.append({**held(folder, run, tests), "model": entry})  # the column's name
     out = Path(args.out)
     (out.parent / "results").mkdir(parents=True, exist_ok=True)
     for suite in runner.SUITES:

@@ -70,6 +70,19 @@ def test_page_and_plots_from_two_runs(tmp_path: Path) -> None:
     assert "Commits per case: qwen unrecorded (4 cases); smol unrecorded (4 cases)" in text
 
 
+def test_a_shipped_column_is_named_by_its_folder(tmp_path: Path) -> None:
+    assert results.model_and_adapter("qwen+adapter", "none") == ("qwen", "default")
+    assert results.model_and_adapter("qwen", "none") == ("qwen", "none")
+    write_run(tmp_path / "runs" / "qwen", "qwen", right=1, looped=0)
+    write_run(tmp_path / "runs" / "qwen+adapter", "qwen", right=4, looped=0)
+    out = tmp_path / "RESULTS.md"
+    args = ["--models", "qwen,qwen+adapter", "--runs", str(tmp_path / "runs"), "--out", str(out)]
+    assert results.main([*args, "--reuse"]) == 0
+    text = out.read_text()
+    assert "| suite | group | qwen | qwen+adapter |" in text
+    assert "Run: qwen 4 (off 2, on 2); qwen+adapter 4 (off 2, on 2)" in text
+
+
 def test_headline_groups_and_coverage() -> None:
     assert results.mode_of("bfcl", "live_simple") == "live"
     assert results.mode_of("bfcl", "parallel") == "non-live"
