@@ -180,14 +180,49 @@ def _custom_cases(path: Path, split: Split) -> list[EvalCase]:
 
 
 def load_cases(
-    split: Split, limit: int | None = None, data: str | Path | None = None
+    split: Split,
+    limit: int | None = None,
+    data: str | Path | None = None,
+    categories: tuple[str, ...] = (),
 ) -> list[EvalCase]:
-    """Generated cases (or the JSONL file `data`), smallest texts first, the arms adjacent."""
+    """Generated cases (or the JSONL file `data`), smallest texts first, the arms adjacent;
+    `categories` (from `expand`) keeps only the arms, sizes and kinds it names."""
     if data is not None:
         cases = _custom_cases(Path(data).expanduser(), split)
-    else:
-        cases = _generated_cases(split, limit)
+    else:  # picking needs every case; a plain limit stops before making the big texts
+        cases = _generated_cases(split, None if categories else limit)
+    if categories:
+        cases = picked(cases, categories)
     return cases[:limit] if limit is not None else cases
+
+
+def expand(names: str) -> tuple[str, ...]:
+    """Comma-separated arms (direct, scaffold, model, rlm), sizes (10k, 100k, 1M) and kinds
+    (generated or a custom file's own): a kind is checked when cases load."""
+    return tuple(n.strip() for n in names.split(",") if n.strip())
+
+
+def picked(cases: list[EvalCase], categories: tuple[str, ...]) -> list[EvalCase]:
+    """The cases of the named arms and sizes and kinds (each: any when none is named)."""
+    arms = {c for c in categories if c in METHODS}
+    sizes = {c for c in categories if c in {size_label(s) for s in SIZES}}
+    kinds = set(categories) - arms - sizes
+
+    def keep(case: EvalCase) -> bool:
+        kind, size = case.category.split(":")[0].rsplit("-", 1)
+        return all(
+            not wanted or value in wanted
+            for value, wanted in ((case.data["method"], arms), (size, sizes), (kind, kinds))
+        )
+
+    known = {case.category.split(":")[0].rsplit("-", 1)[0] for case in cases}
+    if kinds - known:
+        raise ValueError(
+            f"no long-context kind {', '.join(sorted(kinds - known))}; "
+            f"known: {', '.join(sorted(known))}, the arms {', '.join(METHODS)}, "
+            f"the sizes {', '.join(size_label(s) for s in SIZES)}"
+        )
+    return [case for case in cases if keep(case)]
 
 
 def case_text(case: EvalCase) -> str:

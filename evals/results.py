@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evals import plots, runner
+from evals.common import CATEGORIES_HELP
 from evals.latency import BUDGET_S
 from evals.stats import wilson
 
@@ -143,12 +144,12 @@ def run_model(
     settings.model.adapter = adapter
     generator = Generator(load(spec, adapter=adapter, dtype=dtype))
     cases = {
-        n: runner.load_suite_cases(n, "test", limit, None, categories if n == "bfcl" else None)
+        n: runner.load_suite_cases(n, "test", limit, None, categories)
         for n, limit in limits.items()
     }
     meta = runner.run_meta(settings, "test", ",".join(f"{n}={len(c)}" for n, c in cases.items()),
                            None)  # fmt: skip
-    if categories and "bfcl" in limits:
+    if categories:
         meta["categories"] = categories
     if resume:
         runner.check_resumable(out, meta)
@@ -422,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the cases each run holds, run only the others: a stopped run goes on",
     )
-    p.add_argument("--categories", help="bfcl: only these categories or groups (live, non-live)")
+    p.add_argument("--categories", help=f"only these, in every suite run: {CATEGORIES_HELP}")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--batch", type=int, default=8, help="BFCL cases decoded at once")
     p.add_argument("--adapter", default="none", help="none, default (shipped), or a folder")

@@ -50,13 +50,14 @@ def suite_module(name: str) -> Any:
 def load_suite_cases(
     name: str, split: Split, limit: int | None, data: str | None, categories: str | None = None
 ) -> list:
-    """A suite's cases; `categories` (comma-separated) picks BFCL categories or groups,
-    doom-loop families and arms (off, on), or search-QA variants and kinds (single, two-hop)."""
+    """A suite's cases; `categories` (comma-separated) picks within a suite: what each suite
+    takes is `evals.common.CATEGORIES_HELP`."""
     if not categories:
         return suite_module(name).load_cases(split, limit=limit, data=data)
     module = suite_module(name)
     if not hasattr(module, "expand"):
-        raise ValueError(f"--categories picks in bfcl, doomloop and searchqa; {name} has none")
+        pickable = [n for n in SUITES if hasattr(suite_module(n), "expand")]
+        raise ValueError(f"--categories picks in {', '.join(pickable)}; {name} has none")
     return module.load_cases(split, limit=limit, data=data, categories=module.expand(categories))
 
 

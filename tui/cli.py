@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from agent.settings import SettingsError
+from evals.common import CATEGORIES_HELP
 from tui import commands
 from tui.backend import add_server_flags
 from tui.flags import add_agent_flags, add_settings_flags
@@ -100,10 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bfcl,searchqa,longctx,doomloop,latency,incar,pytools or all")  # fmt: skip
     p.add_argument("--limit", type=int, help="at most N cases per suite (a smoke run)")
     p.add_argument("--data", help="the suite's data: a folder or file in its format")
-    p.add_argument("--categories", help="bfcl: categories or groups (live, non-live); "
-                   "doomloop: families or arms (off, on); searchqa: variants (tools, "
-                   "tools-free-choice, notools) or kinds (single, two-hop); "
-                   "comma-separated")  # fmt: skip
+    p.add_argument("--categories", help=CATEGORIES_HELP)
     p.add_argument("--split", choices=["train", "test", "all"], default="test")
     p.add_argument("--out", help="run folder (default: eval-runs/DATE-MODEL)")
     p.add_argument("--resume", action="store_true", help="go on with the run in --out: cases "

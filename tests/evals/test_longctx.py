@@ -53,6 +53,20 @@ def test_cases_are_fixed_paired_and_split_disjoint() -> None:
     assert longctx.case_text(case) == made.text
 
 
+def test_categories_pick_arms_sizes_and_kinds() -> None:
+    picked = longctx.load_cases("test", categories=longctx.expand("model, 1M,needle,count"))
+    assert {c.category for c in picked} == {"needle-1M:model", "count-1M:model"}
+    assert len(picked) == 2 * longctx.SEEDS_PER_SPLIT
+    no_direct = longctx.load_cases("test", categories=("scaffold", "model", "rlm"))
+    assert len(no_direct) == len(longctx.load_cases("test")) * 3 // 4
+    assert not any(c.id.endswith(":direct") for c in no_direct)
+    assert longctx.load_cases("test", limit=3, categories=("100k",))[0].id.startswith(
+        "needle-100000"
+    )
+    with pytest.raises(ValueError, match="no long-context kind haystack; known: aggregate"):
+        longctx.load_cases("test", categories=("haystack", "rlm"))
+
+
 def test_limit_takes_small_cases_of_every_kind_and_arm() -> None:
     first = longctx.load_cases("all", limit=len(KINDS) * len(ARMS))
     assert [c.category for c in first] == [f"{k}-10k:{m}" for k in KINDS for m in ARMS]

@@ -60,7 +60,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
     assert main(["eval", "--suite", "doomloop", "--categories", "live"]) == 2
     assert "unknown doom-loop families or arms ['live']" in capsys.readouterr().err
     assert main(["eval", "--suite", "incar", "--categories", "off"]) == 2
-    assert "--categories picks in bfcl, doomloop and searchqa; incar" in capsys.readouterr().err
+    assert (
+        "--categories picks in bfcl, searchqa, longctx, doomloop; incar" in capsys.readouterr().err
+    )
 
 
 def test_run_suite_writes_each_case_as_it_finishes(tmp_path, monkeypatch) -> None:
