@@ -70,3 +70,7 @@ CATEGORIES_HELP = (
     "longctx: arms (direct, scaffold, model, rlm), sizes (10k, 100k, 1M) or kinds; "
     "comma-separated"
 )
+
+# The kinds of reference answer `evals.references.BUILDERS` writes, named here too so a CLI's
+# help lists them without importing the builders (and torch); a test keeps the two equal.
+REFERENCE_KINDS = ("bfcl", "masked", "doomloop", "pytools", "searchqa", "split", "read")

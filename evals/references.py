@@ -31,20 +31,8 @@ included, with the loss on the reply only. Every example carries `meta["source"]
   parenthesis, no code), its error shown by the real sandbox, then the fixed call and the
   answer: only those two trained, so the model learns to fix a failed call rather than to
   answer from an error.
-- `searchqa`: the first turn of a real search-QA episode (the prompt `ask` builds, with all
-  its tools) answered with a web search for the question; kept where the search lists an
-  evidence document. The cases are `searchqa.training_cases`: the default world's train split
-  and a second world generated for training only, a question on every fact, so "How long is
-  the main span of X?" is seen as a search and not as the python tool's "how many characters".
-  Only that turn is trained: the reading and answering after it are the model's own.
-
-- `split`: the split `agent.research` asks for before a search (`agent.hops`: the split
-  system prompt, its worked examples, the question, as a real sub-call), answered with the
-  question's lookups from the same cases as `searchqa`: a two-hop question's two, numbered,
-  the second naming the first answer as #1; a single-hop question written back unchanged, so
-  the model sees both sides. Kept where the loop's own check (`parse_plan`) reads the reply
-  as meant. The lookups are the corpus's question forms, the test world's too: a measured
-  two-hop gain says how it splits questions worded like these, not any wording.
+- `searchqa`, `split`, `read`: search-QA's first search, its question split, and a whole
+  free-choice episode from search to answer (`evals.search_references` says how).
 
 Test-split cases never become examples: `examples` loads the train split itself.
 
@@ -54,18 +42,15 @@ caller).
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections import Counter
 from collections.abc import Callable
 from difflib import SequenceMatcher
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from agent.hops import SPLIT_SYSTEM, example_turns, parse_plan
-from agent.loop import run, sub_episode
-from agent.settings import TOOL_NAMES, Settings
+from agent.loop import run
+from agent.settings import Settings
 from agent.toolbox import toolbox
 from agent.trajectory import Trajectory
 from evals import bfcl, doomloop, pytasks, runner, searchqa
@@ -73,28 +58,15 @@ from evals.ast_check import NO_CALL_CATEGORIES
 from evals.common import EvalCase
 from evals.doomprompts import answer_ok
 from evals.pytasks_check import Task, judge
-from model.chat import ToolFormat, render
+from evals.search_references import read_examples, search_examples, split_examples
+from evals.turns import call_text, encode, end_id, natural_calls, reply_ids
+from model.chat import render
 from model.loader import LoadedModel
 from model.messages import Message, ToolCall
 from model.scripted import ScriptedGenerator
 from model.train.data import TrainExample, examples_from_steps
 
 NO_FIT = "None of the available functions can do this, so I will not call any of them."
-
-
-def reply_ids(lm: LoadedModel, prompt: str, messages: list[Message], reply: Message,
-              tools: list[dict[str, Any]] | None) -> list[int] | None:  # fmt: skip
-    """The reply's tokens as the template renders it after `messages`, end token included;
-    None where the template re-renders the prompt differently once a reply follows."""
-    full = render(lm.tokenizer, [*messages, reply], tools, lm.tool_format, False)
-    if not full.startswith(prompt):
-        return None
-    text = full[len(prompt) :].rstrip("\n")  # the newline after the end token is not sampled
-    return list(encode(lm, text))
-
-
-def encode(lm: LoadedModel, text: str) -> list[int]:
-    return list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])  # as Generator does
 
 
 def first_allowed(answer: dict[str, list[Any]]) -> dict[str, Any]:
@@ -139,20 +111,6 @@ def bfcl_example(lm: LoadedModel, case: EvalCase) -> TrainExample | None:
     return _example(encode(lm, prompt), ids, case) if ids else None
 
 
-def natural_calls(lm: LoadedModel, calls: list[ToolCall]) -> str | None:
-    """Calls as the model writes them unprompted, where that differs from its template and our
-    parser reads it; None: the template's rendering. Qwen2.5-Coder writes bare JSON, one call
-    a line: at the start of a reply its `<tool_call>` token has log-probability about -23,
-    and that token's embedding is nearly `<|im_start|>`'s (cosine 0.92), so an epoch of LoRA
-    on tagged replies taught it to open replies with `<|im_start|>` (measured; see
-    evals/TRAINING.md). The agent's parser (`model.chat.parse`) reads bare JSON lines."""
-    if not calls or lm.tool_format is not ToolFormat.HERMES:
-        return None
-    return "\n".join(
-        json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False) for c in calls
-    )
-
-
 def pytools_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> list[TrainExample]:
     """A real agent episode with the python tool in which the model's turns are scripted (the
     reference call, then the answer) and everything else is real: the prompts the loop builds,
@@ -178,37 +136,6 @@ def pytools_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> lis
     return out
 
 
-def search_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> list[TrainExample]:
-    """A search-QA episode's first turn, scripted as a web search for the question."""
-    call = ToolCall(name=TOOL_NAMES["search"], arguments={"query": case.prompt})
-    folder = Path(case.data["folder"])
-    episode = searchqa.case_settings(settings, folder, case.data["variant"])
-    episode = episode.model_copy(update={"agent": episode.agent.model_copy(
-        update={"max_steps": 1, "read_after_search": False})})  # fmt: skip
-    script: list[str | None] = [call_text(lm, call), "I do not know."]  # the answer is not kept
-    generator = ScriptedGenerator(lm, script, end_id=end_id(lm))
-    with toolbox(episode, question=case.prompt) as tools:
-        traj = run(generator, case.prompt, tools, episode)
-    evidence = [searchqa.doc_url(folder, d) for d in case.data["docs"]]
-    if not traj.steps or not searchqa.tool_usage(traj, evidence)["evidence_found"]:
-        return []
-    meta = {"source": "reference", "suite": case.suite, "case": case.id, "category": case.category}
-    return examples_from_steps(traj.steps[:1], meta)
-
-
-def split_examples(lm: LoadedModel, case: EvalCase, settings: Settings) -> list[TrainExample]:
-    """The question split into its lookups, as the research policy asks for it."""
-    plan: list[str] = case.data["lookups"]
-    reply = "\n".join(f"{n}. {step}" for n, step in enumerate(plan, 1))
-    if parse_plan(case.prompt, reply, settings.agent.max_hops) != plan:
-        return []
-    generator = ScriptedGenerator(lm, [reply], end_id=end_id(lm))
-    traj = sub_episode(generator, case.prompt, settings, SPLIT_SYSTEM, example_turns())
-    meta = {"source": "reference", "suite": case.suite, "case": case.id,
-            "category": f"split/{case.category}"}  # fmt: skip
-    return examples_from_steps(traj.steps, meta)
-
-
 def scripted_episode(lm: LoadedModel, case: EvalCase, settings: Settings, task: Task,
                      broken: ToolCall | None) -> Trajectory:  # fmt: skip
     calls = [c for c in (broken, ToolCall(name="python", arguments={"code": task.code})) if c]
@@ -217,10 +144,6 @@ def scripted_episode(lm: LoadedModel, case: EvalCase, settings: Settings, task: 
     generator = ScriptedGenerator(lm, list(script), end_id=end_id(lm))
     with toolbox(episode, question=case.prompt) as tools:
         return run(generator, case.prompt, tools, episode)
-
-
-def call_text(lm: LoadedModel, call: ToolCall) -> str:
-    return natural_calls(lm, [call]) or turn_text(lm, Message(role="assistant", tool_calls=[call]))
 
 
 def broken_call(task: Task, seed: str) -> ToolCall:
@@ -236,29 +159,6 @@ def broken_call(task: Task, seed: str) -> ToolCall:
     if code.endswith(")"):
         kinds.append({"code": code[:-1]})
     return ToolCall(name="python", arguments=kinds[zlib.crc32(seed.encode()) % len(kinds)])
-
-
-def turn_text(lm: LoadedModel, reply: Message) -> str:
-    """An assistant turn as the template writes it, without its end token."""
-    return lm.tokenizer.decode(_bare_reply(lm, reply)[:-1])
-
-
-def end_id(lm: LoadedModel) -> int:
-    """The token that ends an assistant turn: the template's end marker where it is one of the
-    model's stop tokens (Qwen's `<|im_end|>`), else the model's first stop token (a template
-    that writes its markers as plain text, as the tiny test models' does)."""
-    after = _bare_reply(lm, Message(role="assistant", content="X"))
-    return next((t for t in after if t in lm.stop_token_ids), sorted(lm.stop_token_ids)[0])
-
-
-def _bare_reply(lm: LoadedModel, reply: Message) -> list[int]:
-    """`reply`'s tokens after a minimal chat (a template may insist on a system and a user)."""
-    chat = [Message(role="system", content="S"), Message(role="user", content="U")]
-    prompt = render(lm.tokenizer, chat, None, lm.tool_format)
-    ids = reply_ids(lm, prompt, chat, reply, None)
-    if not ids:
-        raise ValueError("the chat template re-renders the prompt once a reply follows")
-    return ids
 
 
 MASKABLE = ("simple_python", "multiple", "live_simple", "live_multiple")
@@ -342,12 +242,13 @@ BUILDERS: dict[str, Builder] = {
     "pytools": pytools_examples,
     "searchqa": search_examples,
     "split": split_examples,
+    "read": read_examples,
 }
 
 
 def train_cases(suite: str) -> list[EvalCase]:
     """The cases `suite`'s builder reads: search-QA's training worlds, else a train split."""
-    if suite in ("searchqa", "split"):
+    if suite in ("searchqa", "split", "read"):
         return searchqa.training_cases()
     return runner.load_suite_cases(SOURCE.get(suite, suite), "train", None, None)
 

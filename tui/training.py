@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from evals.common import REFERENCE_KINDS
 from tui.flags import add_settings_flags, csv, settings_from
 
 
@@ -40,8 +41,8 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--eval-limit", default="50", help="test cases per eval suite: N, or "
                    "SUITE=N,... (others get 50)")  # fmt: skip
     p.add_argument("--references", default="none", help="sft: also the reference answers of "
-                   "these suites' train splits, SUITE[=N per category],... (bfcl, masked, "
-                   "doomloop, pytools, searchqa, split); 'none' to skip")  # fmt: skip
+                   f"these train splits, KIND[=N per category],... ({', '.join(REFERENCE_KINDS)}); "
+                   "'none' to skip")  # fmt: skip
     p.add_argument("--max-length", type=int, help="sft: drop reference examples longer than "
                    "this many tokens")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8, help="sft: examples per step")
@@ -123,15 +124,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def reference_spec(text: str) -> dict[str, int | None]:
     """ "bfcl=60,pytools" as {suite: cases per category or None for all}; "none" is {}."""
-    from evals.references import BUILDERS
-
     if text == "none":
         return {}
     out: dict[str, int | None] = {}
     for part in csv(text):
         name, _, n = part.partition("=")
-        if name not in BUILDERS or (n and not n.isdigit()):
-            raise ValueError(f"--references takes SUITE[=N],... of {', '.join(BUILDERS)}; "
+        if name not in REFERENCE_KINDS or (n and not n.isdigit()):
+            raise ValueError(f"--references takes KIND[=N],... of {', '.join(REFERENCE_KINDS)}; "
                              f"got {part!r}")  # fmt: skip
         out[name] = int(n) if n else None
     return out

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from agent.hops import SPLIT_SYSTEM
 from agent.settings import Settings
-from evals import bfcl, references, runner
+from evals import bfcl, references, runner, turns
 from evals.common import split_of
 from evals.pytasks_check import Task
 from model.chat import parse
@@ -23,7 +24,7 @@ def lm():
 def _reply_text(lm, example) -> str:
     """The trained tokens as text, without the end token (as the eval's completion text)."""
     ids = [t for t, m in zip(example.input_ids, example.mask, strict=True) if m]
-    assert ids[-1] == references.end_id(lm)
+    assert ids[-1] == turns.end_id(lm)
     return lm.tokenizer.decode(ids[:-1])
 
 
@@ -42,7 +43,7 @@ def test_bfcl_references_are_scored_right_by_the_eval(lm) -> None:
         case = cases[example.meta["case"]]
         tools = [bfcl.to_tool(f) for f in case.data["functions"]]
         rendered = bfcl.render(lm.tokenizer, bfcl.build_messages(case), tools, lm.tool_format)
-        assert prompt == references.encode(lm, rendered)
+        assert prompt == turns.encode(lm, rendered)
 
 
 def test_parallel_references_hold_every_call(lm) -> None:
@@ -56,7 +57,7 @@ def test_parallel_references_hold_every_call(lm) -> None:
 def test_long_examples_are_dropped_not_cut(lm) -> None:
     found = references.examples(lm, "bfcl", Settings(), per_category=5, max_tokens=400)
     assert all(len(e.input_ids) <= 400 for e in found)
-    assert all(e.input_ids[-1] == references.end_id(lm) for e in found)
+    assert all(e.input_ids[-1] == turns.end_id(lm) for e in found)
 
 
 def test_doomloop_references_are_enumerations_the_suite_accepts(lm) -> None:
@@ -88,9 +89,7 @@ def test_pytools_recovery_trains_the_fix_after_a_real_error_not_the_broken_call(
     trained = " ".join(_reply_text(lm, e) for e in recovery if e.meta["case"] == first.meta["case"])
     case = next(c for c in runner.load_suite_cases("pytools", "train", None, None)
                 if c.id == first.meta["case"])  # fmt: skip
-    broken = references.call_text(
-        lm, references.broken_call(Task.model_validate(case.data), case.id)
-    )
+    broken = turns.call_text(lm, references.broken_call(Task.model_validate(case.data), case.id))
     assert broken in context and broken not in trained  # the broken call: seen, not imitated
     assert "rror" in context.split(broken, 1)[1]  # followed by the real complaint
     assert '"name": "python"' in trained and "The answer is" in trained
@@ -158,7 +157,45 @@ def test_split_references_teach_both_sides_in_the_research_policys_own_prompt(lm
     assert two.startswith("1. ") and "\n2. " in two and "#1" in two.split("\n2. ")[1]
     single = next(e for e in found if e.meta["category"] == "split/single/tools")
     prompt = lm.tokenizer.decode(single.input_ids[: single.mask.index(1)])
-    assert references.SPLIT_SYSTEM in prompt and "Ada Lovelace" in prompt  # its worked examples
+    assert SPLIT_SYSTEM in prompt and "Ada Lovelace" in prompt  # its worked examples
     reply = _reply_text(lm, single)  # the question, written back unchanged
     assert reply.startswith("1. ") and "\n" not in reply
     assert reply.removeprefix("1. ") in prompt.rsplit("user", 1)[1]
+
+
+def _turns(lm, example) -> list[tuple[str, str]]:
+    """(context before, reply) for each trained run of tokens: one model turn each."""
+    out, start = [], None
+    for at, m in enumerate([*example.mask, 0]):
+        if m and start is None:
+            start = at
+        elif not m and start is not None:
+            context = lm.tokenizer.decode(example.input_ids[:start])
+            out.append((context, lm.tokenizer.decode(example.input_ids[start : at - 1])))
+            start = None
+    return out
+
+
+def test_read_references_are_whole_free_choice_episodes_from_search_to_answer(lm) -> None:
+    found = references.examples(lm, "read", Settings(), per_category=2)
+    assert {e.meta["category"] for e in found} == {"read/single/tools", "read/two-hop/tools"}
+    test_ids = {
+        c.data["question_id"] for c in runner.load_suite_cases("searchqa", "test", None, None)
+    }
+    episodes: dict[str, list] = {}  # a turn's prompt renders earlier calls as the template
+    for example in found:  # does, so each model turn may be an example of its own
+        episodes.setdefault(example.meta["case"], []).append(example)
+    for case, examples in episodes.items():
+        assert case.split(":")[0] not in test_ids
+        turns = [turn for example in examples for turn in _turns(lm, example)]
+        hops = 2 if examples[0].meta["category"] == "read/two-hop/tools" else 1
+        names = [[c.name for c in parse(reply, lm.tool_format).calls] for _, reply in turns]
+        assert names == [["web_search"], ["fetch_page"]] * hops + [[]]
+        for context, reply in turns[1:]:  # what each turn says comes from what came before it
+            call = parse(reply, lm.tool_format).calls
+            said = call[0].arguments.get("url", "") if call else reply.rstrip(".")
+            assert said in context  # a URL a search listed; the answer, as the page says it
+        if hops == 2:  # the second search names what the first page said
+            first_page = turns[2][0].rsplit("web_search", 1)[0]
+            query = parse(turns[2][1], lm.tool_format).calls[0].arguments["query"]
+            assert any(w in first_page for w in query.split() if w[:1].isupper())

@@ -7,6 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from evals.common import REFERENCE_KINDS
+from evals.references import BUILDERS
 from tui.training import _Bars, reference_spec
 
 
@@ -31,3 +33,7 @@ def test_reference_spec_reads_suites_and_counts() -> None:
     assert reference_spec("bfcl=60,pytools") == {"bfcl": 60, "pytools": None}
     with pytest.raises(ValueError, match="--references takes"):
         reference_spec("latency")
+
+
+def test_the_reference_kinds_the_cli_names_are_the_builders() -> None:
+    assert tuple(BUILDERS) == REFERENCE_KINDS
