@@ -61,16 +61,3 @@ def settings_hash(settings: BaseModel) -> str:
     """12 hex digits naming a settings object's values: equal settings, equal hash."""
     text = settings.model_dump_json()  # fields in their declared order, so stable
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-# What `--categories` can pick, per suite (one text for every CLI that takes it).
-CATEGORIES_HELP = (
-    "bfcl: categories or groups (live, non-live); doomloop: families or arms (off, on); "
-    "searchqa: variants (tools, tools-free-choice, notools) or kinds (single, two-hop); "
-    "longctx: arms (direct, scaffold, model, rlm), sizes (10k, 100k, 1M) or kinds; "
-    "comma-separated"
-)
-
-# The kinds of reference answer `evals.references.BUILDERS` writes, named here too so a CLI's
-# help lists them without importing the builders (and torch); a test keeps the two equal.
-REFERENCE_KINDS = ("bfcl", "masked", "doomloop", "pytools", "searchqa", "split", "read")

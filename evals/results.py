@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evals import plots, runner
-from evals.common import CATEGORIES_HELP
+from evals.choices import CATEGORIES_HELP
 from evals.latency import BUDGET_S
 from evals.stats import wilson
 

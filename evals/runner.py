@@ -51,7 +51,7 @@ def load_suite_cases(
     name: str, split: Split, limit: int | None, data: str | None, categories: str | None = None
 ) -> list:
     """A suite's cases; `categories` (comma-separated) picks within a suite: what each suite
-    takes is `evals.common.CATEGORIES_HELP`."""
+    takes is `evals.choices.CATEGORIES_HELP`."""
     if not categories:
         return suite_module(name).load_cases(split, limit=limit, data=data)
     module = suite_module(name)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from agent.settings import SettingsError
-from evals.common import CATEGORIES_HELP
+from evals.choices import CATEGORIES_HELP
 from tui import commands
 from tui.backend import add_server_flags
 from tui.flags import add_agent_flags, add_settings_flags

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evals.common import REFERENCE_KINDS
+from evals.choices import REFERENCE_KINDS
 from tui.flags import add_settings_flags, csv, settings_from
 
 

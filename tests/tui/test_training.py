@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from evals.common import REFERENCE_KINDS
+from evals.choices import REFERENCE_KINDS
 from evals.references import BUILDERS
 from tui.training import _Bars, reference_spec
 
