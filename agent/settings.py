@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from model.guard import GuardSettings
+from model.loaded import DTYPES, Dtype, Quant
 from model.sampling import SamplingSettings
 from tools.settings import FetchSettings, SandboxSettings, SearchSettings
 
@@ -40,11 +41,11 @@ class ModelSettings(BaseModel):
         default="default",
         description="LoRA adapter: none, default (shipped with an embedded model), a folder",
     )
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Dtype = Field(default="float32", description=f"weights' dtype: {', '.join(DTYPES)}")
     # Not int8 by default: it kept the BFCL score (18 of 44, no case won or lost) and runs an
     # episode 2x faster, but lost 1 of 24 search-QA cases with tools (won none), and flipped
     # the first call to a guessed URL on both end-to-end questions (README, Performance).
-    quant: Literal["none", "int8", "int4"] = Field(
+    quant: Quant = Field(
         default="none", description="weight-only quantized layers on CPU: faster, smaller"
     )
     threads: int | None = Field(default=None, ge=1, description="torch threads; None = cores")

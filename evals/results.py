@@ -30,6 +30,7 @@ from evals import plots, runner
 from evals.choices import CATEGORIES_HELP
 from evals.latency import BUDGET_S
 from evals.stats import wilson
+from model.loaded import DTYPES
 
 DEFAULT_LIMITS = "bfcl=44,searchqa=8,longctx=12,doomloop=10,latency=15,incar=30,pytools=30"
 MODELS = "qwen2.5-coder-0.5b,smollm2,qwen2.5-coder-0.5b+adapter"
@@ -424,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the cases each run holds, run only the others: a stopped run goes on",
     )
     p.add_argument("--categories", help=f"only these, in every suite run: {CATEGORIES_HELP}")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--dtype", default="float32", choices=DTYPES)
     p.add_argument("--batch", type=int, default=8, help="BFCL cases decoded at once")
     p.add_argument("--adapter", default="none", help="none, default (shipped), or a folder")
     args = p.parse_args(argv)

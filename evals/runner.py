@@ -28,6 +28,7 @@ from evals.common import CaseResult, EvalCase, Split, settings_hash
 from evals.stats import wilson
 from model import adapter as adapters
 from model.generate import Generator
+from model.loader import resolve_device, resolve_dtype
 
 SUITES = {
     "bfcl": "evals.bfcl",
@@ -155,7 +156,7 @@ def run_meta(settings: Settings, split: str, limit: int | str | None, data: str 
     return {
         "model": settings.model.spec,
         "adapter": adapters.label(settings.model.spec, settings.model.adapter),
-        "dtype": settings.model.dtype,
+        "dtype": concrete_dtype(settings),  # "auto" as this machine made it: resumes compare it
         "quant": settings.model.quant,
         "split": split,
         "limit": limit,
@@ -164,6 +165,11 @@ def run_meta(settings: Settings, split: str, limit: int | str | None, data: str 
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "settings": settings.model_dump(mode="json"),
     }
+
+
+def concrete_dtype(settings: Settings) -> str:
+    m = settings.model
+    return resolve_dtype(m.dtype, resolve_device(m.device, m.quant))
 
 
 def commit() -> str:

@@ -32,6 +32,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from model.loaded import DTYPES, QUANTS
+
 PROMPT = (
     "Here are notes from a road trip. Day one: we left Lyon at dawn, drove through the Beaujolais "
     "hills, stopped for coffee in Mâcon and reached Dijon by noon, where the mustard shop was "
@@ -82,7 +84,7 @@ def parse_variants(text: str) -> list[Variant]:
         dtype, _, quant = item.partition("+")
         if dtype in ("int8", "int4"):
             dtype, quant = "float32", dtype
-        if dtype not in ("float32", "bfloat16", "float16") or quant not in ("", "int8", "int4"):
+        if dtype not in DTYPES or dtype == "auto" or quant not in ("", *QUANTS[1:]):
             raise ValueError(f"unknown variant '{item}': use DTYPE[+int8|+int4], e.g. float32+int8")
         out.append(Variant(engine="ours", dtype=dtype, quant=quant or "none"))
     return out

@@ -13,11 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from model.chat import ToolFormat
 
 Quant = Literal["none", "int8", "int4"]
+# "auto": bfloat16 on a GPU or a CPU that multiplies it natively (AVX512-BF16, AMX), else
+# float32, since emulated bfloat16 matmuls are 3-5x slower (`model.loader.resolve_dtype`).
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+QUANTS: tuple[Quant, ...] = get_args(Quant)
+DTYPES: tuple[Dtype, ...] = get_args(Dtype)
 
 
 class ModelLoadError(Exception):

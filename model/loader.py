@@ -19,18 +19,25 @@ import errno
 import hashlib
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from model import adapter as adapters
 from model import embedded
 from model.chat import ToolFormat, detect_format
-from model.loaded import LoadedModel, ModelLoadError, Quant
-from model.quant import Int4Linear, Int8Linear, load_saved, quantize, save, saved_path
+from model.loaded import Dtype, LoadedModel, ModelLoadError, Quant
+from model.quant import (
+    Int4Linear,
+    Int8Linear,
+    load_saved,
+    native_bf16,
+    quantize,
+    save,
+    saved_path,
+)
 from model.train import distributed
 
-Dtype = Literal["float32", "bfloat16", "float16"]
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -46,6 +53,7 @@ def load(
 ) -> LoadedModel:
     start = time.perf_counter()
     target = resolve_device(device, quant)
+    dtype = resolve_dtype(dtype, target)
     folder, hub_id = resolve(spec, online=online, cache=cache, progress=progress)
     known = embedded.lookup(spec)
     adapter = adapters.resolve(known.name if known else None, adapter)
@@ -79,6 +87,14 @@ def resolve_device(name: str, quant: Quant = "none") -> torch.device:
     if target.type == "cuda" and quant != "none":
         raise ModelLoadError("--quant int8/int4 runs on the CPU only: use --quant none on a GPU")
     return target
+
+
+def resolve_dtype(dtype: Dtype, device: torch.device) -> Dtype:
+    """ "auto" made concrete for `device`: bfloat16 on a GPU or a CPU that multiplies it
+    natively, else float32; any other dtype as given."""
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if device.type != "cpu" or native_bf16() else "float32"
 
 
 def wrap(

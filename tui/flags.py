@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.settings import Settings, load_settings, parse_override
+from model.loaded import DTYPES, QUANTS
 
 
 def csv(text: str) -> list[str]:
@@ -31,8 +32,8 @@ def add_settings_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--adapter", dest="model.adapter", metavar="PATH",
                    help="LoRA adapter: default (shipped), none, or a folder")  # fmt: skip
-    g.add_argument("--dtype", dest="model.dtype", choices=["float32", "bfloat16", "float16"])
-    g.add_argument("--quant", dest="model.quant", choices=["none", "int8", "int4"])
+    g.add_argument("--dtype", dest="model.dtype", choices=DTYPES)
+    g.add_argument("--quant", dest="model.quant", choices=QUANTS)
     g.add_argument("--threads", dest="model.threads", type=int)
     g.add_argument("--device", dest="model.device", metavar="auto|cpu|cuda[:N]")
     g.add_argument("--temperature", dest="sampling.temperature", type=float)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from model import embedded
+from model import embedded, loader
 from model.chat import render
 from model.generate import Generator, SamplingSettings
-from model.loader import ModelLoadError, describe, load, resolve_device
+from model.loader import ModelLoadError, describe, load, resolve_device, resolve_dtype
 from model.messages import Message
 
 
@@ -82,6 +82,16 @@ def test_device_auto_is_the_cpu_here_and_a_missing_gpu_is_a_clear_error(tiny, tm
     with pytest.raises(ModelLoadError) as err:
         load(str(save_tiny(tiny("qwen2"), tmp_path / "m")), device="cuda:1")
     assert "--device cpu" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_auto_dtype_is_bfloat16_only_where_it_is_native(tiny, tmp_path, monkeypatch) -> None:
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert resolve_dtype("float16", cpu) == "float16" and resolve_dtype("auto", gpu) == "bfloat16"
+    for native, made in ((False, torch.float32), (True, torch.bfloat16)):
+        monkeypatch.setattr(loader, "native_bf16", lambda native=native: native)
+        assert resolve_dtype("auto", cpu) == str(made).removeprefix("torch.")
+        lm = load(str(save_tiny(tiny("qwen2"), tmp_path / f"m{native}")), dtype="auto")
+        assert next(lm.model.parameters()).dtype == made
 
 
 def test_folder_without_config_and_bad_adapter(tiny, tmp_path: Path) -> None:
