@@ -15,8 +15,11 @@ Anything else, or anything left over (a number with no unit it can place, a unit
 that the figure cannot be given in, two quantities it cannot pair), returns None and the model
 answers as before. `agent.incar.units` (settings) turns it off.
 
+`offline_answer`, the hook offline mode calls, also asks `agent.controls` (requests to operate
+the car, phone or radio) when the figure is not for it.
+
 Not here: the unit table and reading quantities (`agent.units`), running the episode (the
-offline hook in `agent.loop`), facts, controls or safety (the model and its system prompt).
+offline hook in `agent.loop`), facts or safety (the model and its system prompt).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import operator
 import re
 from collections.abc import Callable
 
+from agent import controls
 from agent.settings import Settings
 from agent.units import (
     BY_KEY,
@@ -60,8 +64,11 @@ ECONOMY_FOR = {"km": "l100", "mi": "mpg", "l": "l100", "usgal": "mpg", "impgal":
 
 
 def offline_answer(question: str, settings: Settings) -> str | None:
-    """What offline mode says without the model, when the pre-processor is on and understands."""
-    return answer(question) if settings.incar.units else None
+    """What offline mode says without the model: an exact figure (`incar.units`), else the
+    honest reply to a request to operate the car (`incar.controls`, `agent.controls`)."""
+    if settings.incar.units and (figure := answer(question)) is not None:
+        return figure
+    return controls.reply(question) if settings.incar.controls else None
 
 
 def answer(question: str) -> str | None:

@@ -143,6 +143,12 @@ class IncarSettings(BaseModel):
         "cost) are computed exactly by agent.incar and answered without the model; off, the "
         "model answers them",
     )
+    controls: bool = Field(
+        default=True,
+        description="offline, a request to operate the car, phone or radio is recognised by "
+        "agent.controls and answered honestly (the assistant controls nothing) without the "
+        "model; off, the model answers it",
+    )
 
 
 class EvalSettings(BaseModel):

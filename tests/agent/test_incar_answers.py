@@ -126,9 +126,9 @@ def test_an_offline_episode_answers_a_conversion_without_the_model(tiny: Any) ->
 
 
 def test_the_model_answers_what_the_pre_processor_does_not_understand(tiny: Any) -> None:
-    gen = ScriptedGenerator(tiny("qwen2"), ["I can't control the car."])
-    _, traj = episode(gen, "Turn on the heating.")
-    assert len(gen.prompts) == 1 and traj.final_answer == "I can't control the car."
+    gen = ScriptedGenerator(tiny("qwen2"), ["Dublin."])
+    _, traj = episode(gen, "What's the capital of Ireland?")
+    assert len(gen.prompts) == 1 and traj.final_answer == "Dublin."
     assert "answered_by" not in traj.meta
 
 
