@@ -16,7 +16,7 @@ that the figure cannot be given in, two quantities it cannot pair), returns None
 answers as before. `agent.incar.units` (settings) turns it off.
 
 `offline_answer`, the hook offline mode calls, also asks `agent.controls` (requests to operate
-the car, phone or radio) when the figure is not for it.
+the car, phone or radio) and `agent.dashboard` (warning lights) when the figure is not for it.
 
 Not here: the unit table and reading quantities (`agent.units`), running the episode (the
 offline hook in `agent.loop`), facts or safety (the model and its system prompt).
@@ -29,7 +29,7 @@ import operator
 import re
 from collections.abc import Callable
 
-from agent import controls
+from agent import controls, dashboard
 from agent.settings import Settings
 from agent.units import (
     BY_KEY,
@@ -65,10 +65,14 @@ ECONOMY_FOR = {"km": "l100", "mi": "mpg", "l": "l100", "usgal": "mpg", "impgal":
 
 def offline_answer(question: str, settings: Settings) -> str | None:
     """What offline mode says without the model: an exact figure (`incar.units`), else the
-    honest reply to a request to operate the car (`incar.controls`, `agent.controls`)."""
-    if settings.incar.units and (figure := answer(question)) is not None:
-        return figure
-    return controls.reply(question) if settings.incar.controls else None
+    honest reply to a request to operate the car (`incar.controls`, `agent.controls`), else
+    what a warning light means (`incar.lights`, `agent.dashboard`)."""
+    parts = [
+        (settings.incar.units, answer),
+        (settings.incar.controls, controls.reply),
+        (settings.incar.lights, dashboard.reply),
+    ]
+    return next((said for on, part in parts if on and (said := part(question))), None)
 
 
 def answer(question: str) -> str | None:

@@ -149,6 +149,12 @@ class IncarSettings(BaseModel):
         "agent.controls and answered honestly (the assistant controls nothing) without the "
         "model; off, the model answers it",
     )
+    lights: bool = Field(
+        default=True,
+        description="offline, a question about a dashboard warning light that agent.dashboard "
+        "recognises is answered from its table (the meaning, and pull over first for a red "
+        "one) without the model; off, the model answers it",
+    )
 
 
 class EvalSettings(BaseModel):

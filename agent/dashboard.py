@@ -1,0 +1,140 @@
+"""Dashboard warning lights, recognised from a driver's description and explained offline.
+
+What a light means is fixed by convention (the ISO 2575 symbols every maker uses) and is what a
+driver most needs to know with no network, yet a 0.5B model guesses: "a red battery symbol ...
+the battery is not fully charged", "the engine light ... Pull over safely and stop" (in-car
+suite, evals/RESULTS.md). So offline mode asks `reply` before the model: a message that asks
+about a light ("light", "symbol", "warning", "lamp", "icon" ...) and describes one symbol of
+`LIGHTS` ("an oil can", "a horseshoe with an exclamation mark", "the ABS light") gets its
+meaning and what to do, in one or two sentences. A light that calls for stopping (red oil,
+temperature or brake; an engine light said to be red or flashing) gets "Pull over safely and
+stop." first, as the safety rule of the offline prompt asks.
+
+A table like a car handbook's, not a model: each entry's patterns name the symbol's shape or
+its usual name, and the longest match wins. A description that fits no entry, or two entries
+equally well ("all the warning lights came on"), is left to the model. Colours a maker may use
+differently, or symbols only one maker has, are not here.
+
+Not here: conversions (`agent.incar`), requests to operate the car (`agent.controls`), the
+offline hook (`agent.loop`, `agent.conversation`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+STOP = "Pull over safely and stop."
+ABOUT_A_LIGHT = re.compile(
+    r"\b(?:lights?|lamps?|symbols?|icons?|signs?|warnings?|indicators?|telltales?|dashboard|"
+    r"dash)\b|\b(?:lit|came on|come on|comes on|is on|flashing|blinking|showing|appeared)\b"
+)
+FLASHING_OR_RED = re.compile(r"\b(?:red|flash\w*|blink\w*)\b")
+
+
+class Light(NamedTuple):
+    patterns: str  # the symbol's shapes and names, as a regular expression
+    meaning: str  # a sentence that starts with what the light means
+    stop: bool  # always stop at once (a red light of this kind)
+    stop_if_red: bool = False  # stop at once when said to be red or flashing
+
+
+# fmt: off
+LIGHTS: dict[str, Light] = {
+    "oil": Light(r"oil (?:can|lamp|pressure|warning|light|level|symbol)|genie lamp|dripping can",
+        "It means low engine oil pressure: switch off the engine and check the oil "
+        "level before going on.", stop=True),
+    "temperature": Light(r"thermometer|(?:engine |coolant )?temperature (?:warning|light|symbol)|"
+        r"coolant (?:warning|light)|engine temperature", "It means the engine is "
+        "overheating: switch off the engine and let it cool before checking the coolant.",
+        stop=True),
+    "brake": Light(r"exclamation (?:mark |point )?(?:in|inside|within) (?:a |the )?(?:circle|"
+        r"brackets)|\(!\)|brake (?:warning|system|fluid)|brake (?:light|lamp|symbol) on the dash|"
+        r"\bp in a circle|handbrake (?:light|warning)",
+        "It means the parking brake is on, or the brake fluid is low or the brakes have a fault: "
+        "have the brakes checked before going further.", stop=True),
+    "battery": Light(r"battery (?:light|symbol|warning|icon|sign|lamp)|red battery|alternator|"
+        r"charging (?:light|warning|symbol)", "It means the "
+        "battery is not charging (an alternator or drive belt fault): switch off what you do not "
+        "need and get to a garage, or stop before the battery runs flat.", stop=False),
+    "abs": Light(r"\babs\b|anti-?lock", "It means the anti-lock braking system has a fault: "
+        "your normal brakes still work, but brake gently and have it checked soon.", stop=False),
+    "engine": Light(r"(?:check |orange |amber |yellow |red )?engine (?:light|symbol|warning|"
+        r"management|shape|outline|icon)|check engine|engine-shaped|\bmil\b",
+        "It means the engine management system has found a fault (often emissions or a sensor): "
+        "have it checked soon, and stop if it flashes.", stop=False, stop_if_red=True),
+    "tyre": Light(r"horseshoe|\btpms\b|(?:tyre|tire) (?:pressure )?(?:light|warning|symbol|"
+        r"icon|sensor)|flat (?:tyre|tire) symbol", "It means a tyre's "
+        "pressure is low: check and inflate the tyres at the next safe stop.", stop=False),
+    "traction": Light(r"(?:car|vehicle) with (?:wavy|squiggly|curvy|skid) (?:lines|marks)|skid "
+        r"marks|\besp\b|\besc\b|traction control|stability control", "It means traction or "
+        "stability control is working to stop wheelspin on a slippery road (flashing), or is "
+        "off or faulty (steady): ease off and drive gently.", stop=False),
+    "glow": Light(r"coil|spring|pigtail|curly|glow ?plug", "It means the diesel glow plugs are "
+        "preheating: wait for it to go out before starting; if it stays on or flashes, have it "
+        "checked.", stop=False),
+    "frost": Light(r"snowflake|frost|ice (?:warning|symbol|light)", "It means the outside "
+        "temperature is near freezing, so the road may be icy: slow down and keep your "
+        "distance.", stop=False),
+    "fuel": Light(r"petrol pump|fuel pump|gas pump|fuel (?:light|warning|symbol|gauge light)|"
+        r"petrol (?:light|symbol)", "It means fuel is low and you are on the reserve: refuel at "
+        "the next station.", stop=False),
+    "airbag": Light(r"airbag|air bag|\bsrs\b|(?:seated )?person with (?:a )?(?:big )?(?:circle|"
+        r"ball)|circle in front of (?:them|a person|him|her)", "It means the airbag (SRS) system "
+        "has a fault and the airbags may not work in a crash: have it checked soon.", stop=False),
+    "seatbelt": Light(r"seat ?belt|person with a (?:belt|strap)", "It means a seatbelt is not "
+        "fastened: everyone should buckle up.", stop=False),
+    "steering": Light(r"steering wheel (?:with|and) (?:an )?exclamation|power steering|\beps\b",
+        "It means the power steering has a fault, so the steering may be heavy: slow down and "
+        "have it checked.", stop=False),
+    "dpf": Light(r"particulate|\bdpf\b|box with dots", "It means the diesel particulate filter "
+        "is clogging: a steady 20-minute drive at motorway speed usually clears it.", stop=False),
+    "adblue": Light(r"adblue|\bdef\b", "It means the AdBlue (diesel exhaust fluid) is low: top it "
+        "up soon, or the engine may not restart.", stop=False),
+    "pads": Light(r"brake pad|circle with dashes|dashed circle", "It means the brake pads are "
+        "worn: have them replaced soon.", stop=False),
+    "door": Light(r"door (?:open|ajar)|car with (?:a |the )?doors? open|bonnet open|boot open",
+        "It means a door, the bonnet or the boot is not fully shut.", stop=False),
+    "bulb": Light(r"light ?bulb|bulb (?:failure|symbol|light)", "It means a bulb has failed: "
+        "check the lights and replace it.", stop=False),
+    "washer": Light(r"washer|screen ?wash|windscreen with (?:a )?(?:fountain|spray)",
+        "It means the screen wash is low: top it up.", stop=False),
+    "key": Light(r"\bkey\b|immobili[sz]er|padlock", "It means the car does not recognise the "
+        "key (a flat key battery or an immobiliser fault).", stop=False),
+    "service": Light(r"spanner|wrench|service (?:light|due|symbol)", "It means a service is "
+        "due: book one soon.", stop=False),
+    "master": Light(r"triangle with (?:an )?exclamation|exclamation (?:mark |point )?in a "
+        r"triangle", "It is a general warning: read the message on the dashboard display.",
+        stop=False),
+    "highbeam": Light(r"blue (?:headlight|headlamp)|high beam|main beam|full beam",
+        "It means the high beams are on: dip them for oncoming traffic.", stop=False),
+}
+# fmt: on
+
+
+def reply(message: str) -> str | None:
+    """The light's meaning and what to do, safe action first; None where no one light fits."""
+    text = message.lower().replace("’", "'")
+    if len(text.split()) > 40 or not ABOUT_A_LIGHT.search(text):
+        return None
+    key = which(text)
+    if key is None:
+        return None
+    light = LIGHTS[key]
+    stop = light.stop or (light.stop_if_red and FLASHING_OR_RED.search(text) is not None)
+    return f"{STOP} {light.meaning}" if stop else light.meaning
+
+
+def which(text: str) -> str | None:
+    """The entry whose longest match in `text` is longest; None on none or on a tie."""
+    lengths: dict[str, int] = {}
+    for key, light in LIGHTS.items():
+        found = [len(m.group()) for m in re.finditer(light.patterns, text)]
+        if found:
+            lengths[key] = max(found)
+    if not lengths:
+        return None
+    ranked = sorted(lengths.items(), key=lambda kv: -kv[1])
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return None
+    return ranked[0][0]
