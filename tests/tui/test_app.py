@@ -115,7 +115,7 @@ async def test_offline_toggle_withholds_the_tools(tiny, tmp_path) -> None:
         assert "online" in status(app)
         await submit(pilot, "/offline")
         assert "offline" in status(app)
-        await submit(pilot, "Navigate home.")
+        await submit(pilot, "Tell me a joke.")
         prompt = app.generator.lm.tokenizer.decode(app.generator.prompts[-1])
         assert Settings().offline_system_prompt in prompt and "<tools>" not in prompt
         await submit(pilot, "/offline")
@@ -129,6 +129,25 @@ async def test_offline_a_conversion_is_answered_exactly_without_the_model(tiny, 
         await submit(pilot, "How far is 30 km in miles?")
         assert "30 km is about 18.6 miles." in texts(app, ".final")
         assert app.generator.prompts == []
+
+
+async def test_offline_the_five_prompts_of_issue_23_need_no_model_turn(tiny, tmp_path) -> None:
+    """Conversions, a car control and a warning light: exact or honest, from the pre-processor."""
+    app = make_app(tiny, tmp_path, [])  # no scripted output: a model turn would fail the turn
+    asked = {
+        "How far is 30 km in miles?": "18.6 miles",
+        "What is 100 km/h in miles per hour?": "62.1 mph",
+        "How many litres are in 10 gallons?": "37.9",
+        "Turn on the heating.": "I can't control the car's heating",
+        "An orange engine light just came on. What does it mean?": "found a fault",
+    }
+    async with app.run_test() as pilot:
+        await submit(pilot, "/offline")
+        for question in asked:
+            await submit(pilot, question)
+        finals = texts(app, ".final")
+    assert all(any(said in f for f in finals) for said in asked.values()), finals
+    assert app.generator.prompts == []
 
 
 async def test_attach_a_file_to_the_next_question(tiny, tmp_path) -> None:
