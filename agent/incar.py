@@ -16,7 +16,8 @@ that the figure cannot be given in, two quantities it cannot pair), returns None
 answers as before. `agent.incar.units` (settings) turns it off.
 
 `offline_answer`, the hook offline mode calls, also asks `agent.controls` (requests to operate
-the car, phone or radio) and `agent.dashboard` (warning lights) when the figure is not for it.
+the car, phone or radio), `agent.dashboard` (warning lights) and `agent.distraction` (screen use
+while driving) when the figure is not for it.
 
 Not here: the unit table and reading quantities (`agent.units`), running the episode (the
 offline hook in `agent.loop`), facts or safety (the model and its system prompt).
@@ -29,7 +30,7 @@ import operator
 import re
 from collections.abc import Callable
 
-from agent import controls, dashboard
+from agent import controls, dashboard, distraction
 from agent.settings import Settings
 from agent.units import (
     BY_KEY,
@@ -66,11 +67,13 @@ ECONOMY_FOR = {"km": "l100", "mi": "mpg", "l": "l100", "usgal": "mpg", "impgal":
 def offline_answer(question: str, settings: Settings) -> str | None:
     """What offline mode says without the model: an exact figure (`incar.units`), else the
     honest reply to a request to operate the car (`incar.controls`, `agent.controls`), else
-    what a warning light means (`incar.lights`, `agent.dashboard`)."""
+    what a warning light means (`incar.lights`, `agent.dashboard`), else "no" to screen use
+    while driving (`incar.distraction`, `agent.distraction`)."""
     parts = [
         (settings.incar.units, answer),
         (settings.incar.controls, controls.reply),
         (settings.incar.lights, dashboard.reply),
+        (settings.incar.distraction, distraction.reply),
     ]
     return next((said for on, part in parts if on and (said := part(question))), None)
 

@@ -155,6 +155,12 @@ class IncarSettings(BaseModel):
         "recognises is answered from its table (the meaning, and pull over first for a red "
         "one) without the model; off, the model answers it",
     )
+    distraction: bool = Field(
+        default=True,
+        description="offline, a question whether the driver may read, type or watch a screen "
+        "while driving is answered 'No' and the safe action by agent.distraction without the "
+        "model; off, the model answers it",
+    )
 
 
 class EvalSettings(BaseModel):
