@@ -53,7 +53,8 @@ VERBS = (
     r"turn|switch|put|open|close|shut|start|set|raise|lower|increase|decrease|reduce|boost|"
     r"adjust|activate|deactivate|enable|disable|engage|disengage|roll|pop|crank|make|find|"
     r"show|get|book|change|move|bring|go|head|drive|connect|disconnect|pair|flash|sound|"
-    r"crack|lift|drop|clear|keep|leave|give|send|reply|answer|heat|warm|cool|chill"
+    r"crack|lift|drop|clear|keep|leave|give|send|reply|answer|heat|warm|cool|chill|bump|"
+    r"blast|stick|slide|whack|pump|cut|kill|knock|flick|hit|chuck|crank"
 )
 # Things of the car, phone, radio or route, by kind.
 THINGS: dict[str, str] = {
@@ -65,7 +66,7 @@ THINGS: dict[str, str] = {
     "phone": r"calls?|messages?|texts?|phone|contacts?|voicemail|emails?",
     "navigation": r"sat ?nav|navigation|gps|route|directions|home|petrol station|gas station|"
     r"fuel station|garage|charger|charging (?:point|station)|parking|car park|hotel|"
-    r"restaurant|cafe|coffee|services|destination|address|postcode|airport|hospital",
+    r"restaurant|cafe|coffee|services|destination|address|postcode|airport|hospital|park",
     "car": r"windows?|windscreen|windshield|sunroof|roof|doors?|locks?|boot|trunk|bonnet|"
     r"hood|tailgate|mirrors?|seats?|engine|horn|wipers?|lights?|headlights?|headlamps?|"
     r"beams?|hazards?|indicators?|cruise(?: control)?|handbrake|parking brake|gear|"
@@ -77,6 +78,12 @@ BARE = re.compile(
 )
 GAMES = re.compile(r"\bgames?\b|\bi spy\b|\bquestions\b|\bquiz\b")  # "play" as in a game
 PRONOUN = re.compile(r"\b(?:it|them|that|this|those|these)\b")
+ALL_THINGS = "|".join(THINGS.values())
+# A thing and its new state with no verb: "fog lights on please", "volume down".
+SWITCHED = re.compile(
+    rf"(?:the |my |all the )?(?:\w+ )?(?:{ALL_THINGS}) (?:on|off|up|down)"
+    r"(?: (?:please|now|full|fully|a bit|a little|then|thanks))*"
+)
 LEAD = re.compile(
     r"^(?:(?:hey|hi|hello|ok|okay|oh|so|now|and|then|just|right|quickly|quick|please|kindly|"
     r"assistant|car|computer)\b[\s,]*)*"
@@ -116,6 +123,8 @@ def _clause(clause: str, text: str) -> str | None:
     rest = clause[lead.end() :] if lead else clause
     if BARE.fullmatch(rest):
         return "media"
+    if SWITCHED.fullmatch(rest):
+        return _named(rest)
     for verbs, kind in OWN_VERBS.items():
         if re.match(rf"(?:{verbs})\b\s+\S", rest) and not GAMES.search(rest):
             return kind

@@ -27,7 +27,9 @@ from typing import NamedTuple
 STOP = "Pull over safely and stop."
 ABOUT_A_LIGHT = re.compile(
     r"\b(?:lights?|lamps?|symbols?|icons?|signs?|warnings?|indicators?|telltales?|dashboard|"
-    r"dash)\b|\b(?:lit|came on|come on|comes on|is on|flashing|blinking|showing|appeared)\b"
+    r"dash|display|picture|shape\w*|red|amber|orange|yellow|green|blue)\b|"
+    r"\b(?:lit|came on|come on|comes on|is on|flash\w*|blink\w*|showing|glowing|appeared|"
+    r"popped up|came up|exclamation|telling me|warning me|mean)\b"
 )
 FLASHING_OR_RED = re.compile(r"\b(?:red|flash\w*|blink\w*)\b")
 
@@ -53,23 +55,25 @@ LIGHTS: dict[str, Light] = {
         r"\bp in a circle|handbrake (?:light|warning)",
         "It means the parking brake is on, or the brake fluid is low or the brakes have a fault: "
         "have the brakes checked before going further.", stop=True),
-    "battery": Light(r"battery (?:light|symbol|warning|icon|sign|lamp)|red battery|alternator|"
-        r"charging (?:light|warning|symbol)", "It means the "
+    "battery": Light(r"(?:like|shaped like|of|with) a (?:car )?battery|battery\b[^.?!]{0,20}\b"
+        r"(?:light|symbol|warning|icon|sign|lamp|lit|red)\b|red battery|alternator|charging "
+        r"(?:light|warning|symbol)", "It means the "
         "battery is not charging (an alternator or drive belt fault): switch off what you do not "
-        "need and get to a garage, or stop before the battery runs flat.", stop=False),
+        "need and get to a garage, or stop before the battery runs flat.", stop=False,
+        stop_if_red=True),
     "abs": Light(r"\babs\b|anti-?lock", "It means the anti-lock braking system has a fault: "
         "your normal brakes still work, but brake gently and have it checked soon.", stop=False),
     "engine": Light(r"(?:check |orange |amber |yellow |red )?engine (?:light|symbol|warning|"
-        r"management|shape|outline|icon)|check engine|engine-shaped|\bmil\b",
+        r"management|shape|outline|icon|thing|picture|sign)|check engine|engine-shaped|\bmil\b",
         "It means the engine management system has found a fault (often emissions or a sensor): "
         "have it checked soon, and stop if it flashes.", stop=False, stop_if_red=True),
     "tyre": Light(r"horseshoe|\btpms\b|(?:tyre|tire) (?:pressure )?(?:light|warning|symbol|"
         r"icon|sensor)|flat (?:tyre|tire) symbol", "It means a tyre's "
         "pressure is low: check and inflate the tyres at the next safe stop.", stop=False),
-    "traction": Light(r"(?:car|vehicle) with (?:wavy|squiggly|curvy|skid) (?:lines|marks)|skid "
-        r"marks|\besp\b|\besc\b|traction control|stability control", "It means traction or "
-        "stability control is working to stop wheelspin on a slippery road (flashing), or is "
-        "off or faulty (steady): ease off and drive gently.", stop=False),
+    "traction": Light(r"(?:car|vehicle)\b[^.?!]{0,30}\b(?:wavy|squiggly|curvy|skid\w*|"
+        r"swerv\w*)|skid marks|\besp\b|\besc\b|traction control|stability control",
+        "It means traction or stability control is working to stop wheelspin on a slippery "
+        "road (flashing), or is off or faulty (steady): ease off and drive gently.", stop=False),
     "glow": Light(r"coil|spring|pigtail|curly|glow ?plug", "It means the diesel glow plugs are "
         "preheating: wait for it to go out before starting; if it stays on or flashes, have it "
         "checked.", stop=False),
@@ -84,9 +88,10 @@ LIGHTS: dict[str, Light] = {
         "has a fault and the airbags may not work in a crash: have it checked soon.", stop=False),
     "seatbelt": Light(r"seat ?belt|person with a (?:belt|strap)", "It means a seatbelt is not "
         "fastened: everyone should buckle up.", stop=False),
-    "steering": Light(r"steering wheel (?:with|and) (?:an )?exclamation|power steering|\beps\b",
+    "steering": Light(r"steering wheel (?:with|and) (?:an )?exclamation|steering wheel (?:light|"
+        r"symbol|warning|icon)|power steering|\beps\b",
         "It means the power steering has a fault, so the steering may be heavy: slow down and "
-        "have it checked.", stop=False),
+        "have it checked.", stop=False, stop_if_red=True),
     "dpf": Light(r"particulate|\bdpf\b|box with dots", "It means the diesel particulate filter "
         "is clogging: a steady 20-minute drive at motorway speed usually clears it.", stop=False),
     "adblue": Light(r"adblue|\bdef\b", "It means the AdBlue (diesel exhaust fluid) is low: top it "
@@ -95,9 +100,10 @@ LIGHTS: dict[str, Light] = {
         "worn: have them replaced soon.", stop=False),
     "door": Light(r"door (?:open|ajar)|car with (?:a |the )?doors? open|bonnet open|boot open",
         "It means a door, the bonnet or the boot is not fully shut.", stop=False),
-    "bulb": Light(r"light ?bulb|bulb (?:failure|symbol|light)", "It means a bulb has failed: "
-        "check the lights and replace it.", stop=False),
-    "washer": Light(r"washer|screen ?wash|windscreen with (?:a )?(?:fountain|spray)",
+    "bulb": Light(r"light ?bulb|bulb (?:with|failure|symbol|light|shape)",
+        "It means a bulb has failed: check the lights and replace it.", stop=False),
+    "washer": Light(r"washer|screen ?wash|windscreen with (?:a )?(?:\w+ )?(?:fountain|spray\w*|"
+        r"jet)",
         "It means the screen wash is low: top it up.", stop=False),
     "key": Light(r"\bkey\b|immobili[sz]er|padlock", "It means the car does not recognise the "
         "key (a flat key battery or an immobiliser fault).", stop=False),
@@ -106,8 +112,10 @@ LIGHTS: dict[str, Light] = {
     "master": Light(r"triangle with (?:an )?exclamation|exclamation (?:mark |point )?in a "
         r"triangle", "It is a general warning: read the message on the dashboard display.",
         stop=False),
-    "highbeam": Light(r"blue (?:headlight|headlamp)|high beam|main beam|full beam",
-        "It means the high beams are on: dip them for oncoming traffic.", stop=False),
+    "highbeam": Light(r"blue (?:headlight|headlamp|symbol|light shaped)|\bd with (?:\w+ )?lines|"
+        r"high beam|main beam|full beam",
+        "It means the high beam (main beam) headlights are on: dip them for oncoming traffic.",
+        stop=False),
 }
 # fmt: on
 

@@ -26,19 +26,21 @@ REPLY = (
     "dangerous, and illegal in many countries, even at a red light."
 )
 ASKING = re.compile(
-    r"^(?:can|could|may|should|shall|am|is)\b(?! you)|"
+    r"(?:^|[,;]\s*)(?:can|could|may|should|shall|am|is)\b(?! you)|"
+    r"\b(?:is it|would it be|am i|can i|could i|may i|should i)\b|"
     r"\b(?:ok|okay|alright|all right|safe|legal|allowed|fine|a good idea)\b[^.!]*\?"
 )
 # A question whose "no" would say the opposite ("Is texting while driving illegal?").
 OTHER_WAY = re.compile(
-    r"\b(?:illegal|dangerous|unsafe|against the law|banned|a crime|penalty|points|fined?|"
+    r"\b(?:illegal|dangerous|unsafe|against the law|banned|a crime|penalty|points|fined|a fine|"
     r"why|how|cause\w*)\b"
 )
 # What the driver would do, and with what: a phone or message with any of these verbs; the
 # sat nav only when typing into it (following its directions is what it is for).
 HANDLE = (
-    r"read\w*|text\w*|typ\w*|writ\w*|send\w*|watch\w*|check\w*|look\w* at|scroll\w*|"
-    r"brows\w*|use|using|hold\w*|answer\w*|reply\w*|film\w*|take a (?:photo|picture|selfie)"
+    r"read\w*|text\w*|typ\w*|writ\w*|send\w*|watch\w*|check\w*|look\w*|glanc\w*|"
+    r"scroll\w*|brows\w*|use|using|hold\w*|answer\w*|reply\w*|film\w*|chang\w*|tap\w*|"
+    r"touch\w*|swip\w*|fiddl\w*"
 )
 SCREEN = (
     r"phone|mobile|messages?|texts?|emails?|whatsapp|videos?|films?|movies?|youtube|"
@@ -48,11 +50,14 @@ TYPE_IN = r"typ\w*|enter\w*|programm?\w*|set\w* up|put\w*|input\w*"
 NAV = r"sat ?nav|gps|navigation|address|postcode|destination"
 DOING = re.compile(
     rf"\b(?:{HANDLE})\b.*\b(?:{SCREEN})\b|\b(?:{SCREEN})\b.*\b(?:{HANDLE})\b|"
-    rf"\b(?:{TYPE_IN})\b.*\b(?:{NAV})\b|\btext(?:ing)?\b"
+    rf"\b(?:{TYPE_IN})\b.*\b(?:{NAV})\b|\btext(?:ing)?\b|"
+    r"\b(?:take|taking|snap\w*) (?:a |some )?(?:quick )?(?:photo|picture|selfie|pic)s?\b|"
+    r"\bselfies?\b"
 )
 DRIVING = re.compile(
-    r"\b(?:driv\w*|behind the wheel|at the wheel|at (?:a |the )?(?:red )?lights?|in traffic|"
-    r"in a (?:queue|jam|traffic jam)|on the (?:motorway|highway|road))\b"
+    r"\b(?:driv\w*|behind the wheel|at the wheel|at (?:a |the )?(?:red )?lights?|traffic|"
+    r"queue|jam|on the (?:motorway|highway|road)|moving|on the move|crawl\w*|miles an hour|mph|"
+    r"engine running|level crossing)\b"
 )
 HANDS_FREE = re.compile(r"hands[- ]?free|\bvoice\b|\bspeaker\b|\bcarplay\b|android auto|listen")
 
