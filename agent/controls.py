@@ -82,14 +82,15 @@ ALL_THINGS = "|".join(THINGS.values())
 # A thing and its new state with no verb: "fog lights on please", "volume down".
 SWITCHED = re.compile(
     rf"(?:the |my |all the )?(?:\w+ )?(?:{ALL_THINGS}) (?:on|off|up|down)"
-    r"(?: (?:please|now|full|fully|a bit|a little|then|thanks))*"
+    r"(?: (?:please|now|full|fully|a bit|a little|then|thanks|max|maximum|high|low|fast|slow|"
+    r"auto))*"
 )
 LEAD = re.compile(
     r"^(?:(?:hey|hi|hello|ok|okay|oh|so|now|and|then|just|right|quickly|quick|please|kindly|"
     r"assistant|car|computer)\b[\s,]*)*"
     r"(?:(?:can|could|would|will|won't|wouldn't) you\s+(?:please\s+|just\s+|quickly\s+)*|"
     r"(?:i want|i'd like|i would like|i need) you to\s+|go ahead and\s+|(?:please|kindly)\s+|"
-    r"i want to\s+|i'd like to\s+)?"
+    r"i want to\s+|i'd like to\s+|(?:i need|i want|i'd like|give me)\s+(?=(?:the|my|some)\b))?"
 )
 ASKING = re.compile(
     r"^(?:how|what|what's|why|where|when|which|who|whose|is|are|was|were|do|does|did|should|"

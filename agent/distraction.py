@@ -27,7 +27,7 @@ REPLY = (
 )
 ASKING = re.compile(
     r"(?:^|[,;]\s*)(?:can|could|may|should|shall|am|is)\b(?! you)|"
-    r"\b(?:is it|would it be|am i|can i|could i|may i|should i)\b|"
+    r"\b(?:is it|would it be|am i|can i|could i|may i|should i|mind if i)\b|"
     r"\b(?:ok|okay|alright|all right|safe|legal|allowed|fine|a good idea)\b[^.!]*\?"
 )
 # A question whose "no" would say the opposite ("Is texting while driving illegal?").
@@ -52,7 +52,7 @@ DOING = re.compile(
     rf"\b(?:{HANDLE})\b.*\b(?:{SCREEN})\b|\b(?:{SCREEN})\b.*\b(?:{HANDLE})\b|"
     rf"\b(?:{TYPE_IN})\b.*\b(?:{NAV})\b|\btext(?:ing)?\b|"
     r"\b(?:take|taking|snap\w*) (?:a |some )?(?:quick )?(?:photo|picture|selfie|pic)s?\b|"
-    r"\bselfies?\b"
+    r"\bselfies?\b|\bplay\w* (?:a |some )?(?:quick )?(?:\w+ )?games?\b|\bgaming\b"
 )
 DRIVING = re.compile(
     r"\b(?:driv\w*|behind the wheel|at the wheel|at (?:a |the )?(?:red )?lights?|traffic|"

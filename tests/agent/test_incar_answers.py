@@ -3,14 +3,17 @@ said where it does not understand, and its hook in offline episodes (on, off, on
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.events import drain
-from agent.incar import answer
+from agent.incar import answer, offline_answer
 from agent.loop import run_episode
 from agent.settings import load_settings
+from evals.incar_check import judge
 from model.scripted import ScriptedGenerator
 
 CONVERSIONS = [  # question, words the answer must hold (the exact figure, rounded)
@@ -139,3 +142,20 @@ def test_the_setting_turns_it_off_and_online_mode_never_uses_it(tiny: Any) -> No
     online = ScriptedGenerator(tiny("qwen2"), ["About 52.8 miles."])
     _, traj = episode(online, "How far is 30 km in miles?", mode="online")
     assert len(online.prompts) == 1 and traj.final_answer == "About 52.8 miles."
+
+
+@pytest.mark.parametrize("name", ["incar-heldout-1.jsonl", "incar-heldout-2.jsonl"])
+def test_on_sets_written_apart_every_take_is_right_and_no_other_prompt_is_taken(name: str) -> None:
+    """evals/data/incar-heldout-*.jsonl: 90 prompts each, written by helpers that saw neither
+    this code nor the suite (the pre-processor was then tuned on them: see evals/README.md).
+    Ids with "-nt-" are non-targets: how-to questions, statements, chat, and facts that use
+    "turn", "call", "sign" or "play" otherwise."""
+    path = Path(__file__).parents[2] / "evals" / "data" / name
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    settings = load_settings(None, {"offline": True})
+    said = {r["id"]: offline_answer(r["prompt"], settings) for r in rows}
+    taken = [r for r in rows if said[r["id"]]]
+    wrong = [r["id"] for r in taken if not judge(r["expected"], said[r["id"]], r["prompt"])[0]]
+    targets = [r["id"] for r in rows if "-nt-" not in r["id"]]
+    assert wrong == [] and not any(said[i] for i in said if "-nt-" in i)
+    assert sum(bool(said[i]) for i in targets) >= 0.9 * len(targets)
