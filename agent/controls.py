@@ -54,7 +54,7 @@ VERBS = (
     r"adjust|activate|deactivate|enable|disable|engage|disengage|roll|pop|crank|make|find|"
     r"show|get|book|change|move|bring|go|head|drive|connect|disconnect|pair|flash|sound|"
     r"crack|lift|drop|clear|keep|leave|give|send|reply|answer|heat|warm|cool|chill|bump|"
-    r"blast|stick|slide|whack|pump|cut|kill|knock|flick|hit|chuck|crank"
+    r"blast|stick|slide|whack|pump|cut|kill|knock|flick|hit|chuck"
 )
 # Things of the car, phone, radio or route, by kind.
 THINGS: dict[str, str] = {
@@ -72,10 +72,14 @@ THINGS: dict[str, str] = {
     r"beams?|hazards?|indicators?|cruise(?: control)?|handbrake|parking brake|gear|"
     r"suspension|steering wheel|cabin|interior|dashboard|screen|display|hand ?brake|car",
 }
-BARE = re.compile(
-    r"(?:(?:next|previous|last) (?:track|song|station|episode)|louder|quieter|softer|warmer|"
-    r"cooler|colder|hotter)(?: please)?"
-)
+# Commands with no verb and no thing, by kind: "next track", "warmer please".
+BARE: dict[str, re.Pattern[str]] = {
+    "media": re.compile(
+        r"(?:(?:next|previous|last) (?:track|song|station|episode)|louder|quieter|softer)"
+        r"(?: please)?"
+    ),
+    "climate": re.compile(r"(?:warmer|cooler|colder|hotter)(?: please)?"),
+}
 GAMES = re.compile(r"\bgames?\b|\bi spy\b|\bquestions\b|\bquiz\b")  # "play" as in a game
 PRONOUN = re.compile(r"\b(?:it|them|that|this|those|these)\b")
 ALL_THINGS = "|".join(THINGS.values())
@@ -122,8 +126,8 @@ def _clause(clause: str, text: str) -> str | None:
         return None
     lead = LEAD.match(clause)
     rest = clause[lead.end() :] if lead else clause
-    if BARE.fullmatch(rest):
-        return "media"
+    if kind := next((k for k, bare in BARE.items() if bare.fullmatch(rest)), None):
+        return kind
     if SWITCHED.fullmatch(rest):
         return _named(rest)
     for verbs, kind in OWN_VERBS.items():
