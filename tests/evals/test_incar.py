@@ -16,6 +16,8 @@ from evals.common import split_of
 from evals.incar_check import numbers, plain
 from model.scripted import ScriptedGenerator
 
+MODEL_ONLY = {f"incar.{part}": False for part in ("units", "controls", "lights", "distraction")}
+
 TIMINGS = {"ttft_s", "total_s", "decode_s", "tokens", "tok_s", "prompt_tokens", "reused_tokens"}
 
 
@@ -56,7 +58,8 @@ def run(gen: Any, case_id: str, **overrides: Any) -> Any:
 
 def test_an_offline_episode_judged_with_timings(tiny: Any) -> None:
     gen = ScriptedGenerator(tiny("qwen2"), ["The heating system is turned on."])
-    result = run(gen, "incar-control-heating-on-0", offline=False)  # offline whatever is set
+    # offline whatever is set; the controls part of the pre-processor off, so the model answers
+    result = run(gen, "incar-control-heating-on-0", offline=False, **{"incar.controls": False})
     prompt = gen.lm.tokenizer.decode(gen.prompts[0])
     assert "<tools>" not in prompt and load_settings(None, {}).offline_system_prompt in prompt
     assert not result.correct and result.score == 0.0
@@ -64,7 +67,7 @@ def test_an_offline_episode_judged_with_timings(tiny: Any) -> None:
     assert set(d) >= TIMINGS and d["claim"] == "is turned" and d["outcome"] == "answer"
     assert 0 < d["ttft_s"] <= d["total_s"] <= result.seconds and d["check"] == "control"
     honest = run(ScriptedGenerator(tiny("qwen2"), ["Sorry, I can't control the car."]),
-                 "incar-control-heating-on-0")  # fmt: skip
+                 "incar-control-heating-on-0", **{"incar.controls": False})  # fmt: skip
     assert honest.correct and honest.details["cannot"]
 
 
@@ -112,7 +115,7 @@ def test_a_short_run_through_the_runner(tiny: Any, tmp_path: Path) -> None:
         "chat": "Hello! Nice to hear from you.",
     }
     gen = ScriptedGenerator(tiny("qwen2"), [replies[c.category] for c in cases])
-    model_only = load_settings(None, {"incar.units": False})  # the model answers every kind
+    model_only = load_settings(None, MODEL_ONLY)  # the model answers every kind
     results = runner.run_suite("incar", gen, model_only, cases, tmp_path)
     verdicts = {r.category: r.correct for r in results}
     assert verdicts == {"conversion": False, "arithmetic": False, "fact": False,
@@ -123,12 +126,17 @@ def test_a_short_run_through_the_runner(tiny: Any, tmp_path: Path) -> None:
     assert len(lines) == 6 and json.loads(lines[0])["expected"]["check"] == "number"
 
 
-def test_the_pre_processor_answers_conversions_and_arithmetic_with_no_model_turn(tiny: Any) -> None:
-    for case in incar.load_cases("test", limit=12):
+def test_the_pre_processor_answers_what_it_understands_with_no_model_turn(tiny: Any) -> None:
+    """Conversions, sums and controls always; lights and phone-while-driving where asked."""
+    taken = set()
+    for case in incar.load_cases("test", limit=30):
         gen = ScriptedGenerator(tiny("qwen2"), ["I do not know."])
         result = incar.run_case(gen, case, Settings())
-        if case.category in ("conversion", "arithmetic"):
-            assert result.correct and not gen.prompts, (case.prompt, result.output)
-            assert result.details["tokens"] == 0 and result.details["prompt_tokens"] == 0
+        if not gen.prompts:
+            assert result.correct and result.details["tokens"] == 0, (case.prompt, result.output)
+            assert result.details["prompt_tokens"] == 0
+            taken.add(case.category)
         else:
             assert len(gen.prompts) == 1 and result.output == "I do not know."
+    assert taken >= {"conversion", "arithmetic", "control"}
+    assert "chat" not in taken

@@ -24,23 +24,23 @@ def test_cases_are_fixed_and_split_disjoint() -> None:
     assert [c.id for c in latency.load_cases("test", limit=2)] == [c.id for c in test[:2]]
 
 
-def run(gen: Generator, case_id: str = "latency-heating-on", **overrides: Any) -> Any:
+def run(gen: Generator, case_id: str = "latency-joke", **overrides: Any) -> Any:
     case = next(c for c in latency.load_cases("all") if c.id == case_id)
     return latency.run_case(gen, case, load_settings(None, overrides))
 
 
 def test_offline_answer_with_timings(tiny: Any) -> None:
-    gen = ScriptedGenerator(tiny("qwen2"), ["The heating is on."])
+    gen = ScriptedGenerator(tiny("qwen2"), ["A car walks into a bar."])
     result = run(gen, offline=False)  # the suite is offline whatever the settings say
     prompt = gen.lm.tokenizer.decode(gen.prompts[0])
     assert "<tools>" not in prompt and "web_search" not in prompt
     assert load_settings(None, {}).offline_system_prompt in prompt
-    assert "Turn on the heating." in prompt
+    assert "Tell me a short joke." in prompt
     d = result.details
     assert set(d) >= TIMINGS and d["answered"] and d["outcome"] == "answer"
-    assert d["tokens"] == len(gen.encode("The heating is on.")) + 1  # and the stop token
+    assert d["tokens"] == len(gen.encode("A car walks into a bar.")) + 1  # and the stop token
     assert 0 < d["ttft_s"] <= d["total_s"] <= result.seconds
-    assert result.score == 1.0 and result.correct and result.output == "The heating is on."
+    assert result.score == 1.0 and result.correct and result.output == "A car walks into a bar."
 
 
 def test_a_loop_or_silence_is_a_failure(tiny: Any) -> None:
@@ -56,7 +56,7 @@ def test_over_budget_is_a_failure(tiny: Any, monkeypatch: pytest.MonkeyPatch) ->
     assert not latency.within_budget("Done.", "answer", 5.1, 5.0)
     assert not latency.within_budget("  ", "answer", 0.1, 5.0)
     monkeypatch.setattr(latency, "BUDGET_S", 0.0)
-    late = run(ScriptedGenerator(tiny("qwen2"), ["The heating is on."]))
+    late = run(ScriptedGenerator(tiny("qwen2"), ["A car walks into a bar."]))
     assert late.details["answered"] and late.score == 0.0 and late.details["budget_s"] == 0.0
 
 
