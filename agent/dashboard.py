@@ -12,8 +12,9 @@ stop." first, as the safety rule of the offline prompt asks.
 
 A table like a car handbook's, not a model: each entry's `shapes` name the symbol's shape or
 its usual name, and the longest match wins. A description that fits no entry, or two entries
-equally well ("all the warning lights came on"), is left to the model. Colours a maker may use
-differently, or symbols only one maker has, are not here.
+equally well ("all the warning lights came on"), is left to the model, and so is a question
+whether a light is on ("Is the engine light on?": only the car can see that). Colours a maker
+may use differently, or symbols only one maker has, are not here.
 
 Not here: conversions (`agent.incar`), requests to operate the car (`agent.controls`), the
 offline hook (`agent.loop`, `agent.conversation`).
@@ -33,6 +34,11 @@ ABOUT_A_LIGHT = re.compile(
     r"instrument|cluster)\b"
 )
 FLASHING_OR_RED = re.compile(r"\b(?:red|flash\w*|blink\w*)\b")
+# "Is the engine light on?" asks what only the car can see, not what the light means.
+STATE = re.compile(
+    r"^(?:is|are) (?:the |my |a |any )?[\w ]{0,30}\b(?:lights?|lamps?|symbols?|warnings?) "
+    r"(?:on|lit|flashing|showing)\W*$"
+)
 
 
 class Light(NamedTuple):
@@ -245,7 +251,7 @@ LIGHTS: dict[str, Light] = {
 def reply(message: str) -> str | None:
     """The light's meaning and what to do, safe action first; None where no one light fits."""
     text = message.lower().replace("’", "'")
-    if len(text.split()) > 40 or not ABOUT_A_LIGHT.search(text):
+    if len(text.split()) > 40 or not ABOUT_A_LIGHT.search(text) or STATE.match(text.strip()):
         return None
     key = which(text)
     if key is None:

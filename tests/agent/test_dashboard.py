@@ -43,6 +43,7 @@ NOT_ONE_LIGHT = [
     "Turn on the fog lights.",
     "I can see smoke coming from the engine.",
     "Should I use high beam in fog?",
+    "Is the engine light on?",
 ]
 
 
