@@ -17,6 +17,7 @@ from agent.events import Done, Event, Notice, StepDone, Token, ToolEnd, ToolStar
 from agent.frame import unframed
 from agent.settings import Settings
 from agent.trajectory import ToolRun, Trajectory
+from model.cpu import describe as describe_cpu
 from model.stream import Completion, Generator
 from tools.base import Tool
 from tui.flags import csv, settings_from
@@ -288,12 +289,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         flags = model_flags(args, settings, threads)
         first = firsttoken.measure(flags, args.ask_rounds, args.ask_server,
                                    progress=lambda m: say(f"bench: {m}"))  # fmt: skip
+    cpu = describe_cpu()
     if args.json:
-        parts: dict[str, Any] = {"agent": overhead, "first_token": first}
+        parts: dict[str, Any] = {"cpu": cpu, "agent": overhead, "first_token": first}
         extra = {k: v.model_dump() for k, v in parts.items() if v is not None}
-        listed = json.loads(bench.as_json(rows))
-        print(json.dumps({"rows": listed, **extra}, indent=2) if extra else bench.as_json(rows))
+        print(json.dumps({"rows": json.loads(bench.as_json(rows)), **extra}, indent=2))
         return 0
+    print(f"CPU: {cpu.line}")
     if rows:
         print(f"{settings.model.spec}, {threads} threads, {prompt_tokens}-token prompt, "
               f"{args.tokens} tokens decoded, median of {args.rounds} rounds")  # fmt: skip

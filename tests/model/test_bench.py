@@ -53,6 +53,7 @@ def test_bench_runs_each_engine_in_its_own_process(
             "--agent-episodes", "0", "--ask-rounds", "0", "--threads", "1"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
+    assert out.startswith("CPU: ") and "logical cores" in out.splitlines()[0]
     rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
     assert {"ours float32", "ours float32+int8", "transformers"} <= set(rows)
     assert "1.00x" in rows["transformers"]  # the reference against itself
