@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -227,6 +226,8 @@ def load_settings(config: Path | None = None, overrides: dict[str, Any] | None =
     data: dict[str, Any] = {}
     path = config or default_config_path()
     if path is not None:
+        import tomllib  # only with a config file: most starts have none, and it is ~15 ms
+
         try:
             data = tomllib.loads(path.read_text())
         except FileNotFoundError:

@@ -19,15 +19,18 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
-from tokenizers import Tokenizer
 
 from model.chat import ToolFormat
 from model.embedded import cache_root
 from model.loaded import LoadedModel
 from model.template import ChatTemplate
 from model.tokenizer import LightTokenizer
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 KEEP_SERVERS = 4
 
@@ -92,7 +95,10 @@ def folder() -> Path:
 
 def load_tokenizer(server_id: str, fetch: Callable[[], str]) -> Tokenizer:
     """The server's tokenizer from the cache, else fetched and saved there (best effort: a
-    read-only cache only costs the next client a fetch)."""
+    read-only cache only costs the next client a fetch). `tokenizers` is imported here, not
+    at the top: most clients never decode on their side, and its import is ~15 ms of a start."""
+    from tokenizers import Tokenizer
+
     path = folder() / _safe(server_id) / "tokenizer.json"
     if path.is_file():
         try:

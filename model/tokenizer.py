@@ -16,11 +16,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from tokenizers import Tokenizer
+from typing import TYPE_CHECKING, Any
 
 from model.template import ChatTemplate, render_chat
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer  # loaded by the caller, on first need
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """A real `edgeagent ask --server URL` process against a real server on a tiny model: it imports
-neither torch nor transformers (nor the tools' HTML extraction), and its answer and logged
+neither torch nor transformers (nor the tools' HTML extraction, nor what this start does not use:
+the tokenizer, which only a client that decodes on its side loads, or a TOML parser without a
+config file), and its answer and logged
 trajectory are those of the same episode run in-process. Plus the client's tokenizer cache."""
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tui.flags import settings_from
 
 ROOT = Path(__file__).resolve().parents[3]
 HEAVY = ("torch", "transformers", "trafilatura")
+UNUSED = ("tokenizers", "tomllib")  # each costs ~15 ms of a start that needs it not
 QUESTION = "What is the capital of France?"
 VOLATILE = {"id", "created", "total_s"}
 STEP_TIMES = {"ttft_s", "decode_s", "forward_s", "step_s", "reused_tokens"}
@@ -69,6 +72,7 @@ def test_ask_through_a_server_is_light_and_answers_as_in_process(tiny, serve, tm
     names = imported(done.stderr)
     assert "model" in names and "agent" in names  # the listing is real
     assert not names & set(HEAVY), names & set(HEAVY)
+    assert not names & set(UNUSED), names & set(UNUSED)
     logged = read_log(tmp_path / "log.jsonl").trajectories
     assert len(logged) == 1
     # The same episode in this process: the CLI's own settings, the model in-process.
