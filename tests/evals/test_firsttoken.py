@@ -25,11 +25,13 @@ def test_bench_records_first_token_through_a_server(tmp_path, capsys, monkeypatc
     monkeypatch.setenv("EDGEAGENT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     announced = []  # whether a server was announced for `--server auto`, at each ask
+    asked: list[str] = []
     timed = firsttoken.first_token_s
 
-    def watched(flags: list[str], env: dict[str, str]) -> float:
+    def watched(flags: list[str], env: dict[str, str], *question: str) -> float:
         announced.append((tmp_path / "cache" / "server.json").exists())
-        return timed(flags, env)
+        asked.append(question[0] if question else firsttoken.QUESTION)
+        return timed(flags, env, *question)
 
     monkeypatch.setattr(firsttoken, "first_token_s", watched)
     argv = ["bench", "--model", str(folder), "--variants", "none", "--reference", "none",
@@ -39,10 +41,17 @@ def test_bench_records_first_token_through_a_server(tmp_path, capsys, monkeypatc
     first = FirstToken.model_validate(out["first_token"])
     assert out["rows"] == [] and "agent" not in out and out["cpu"]["logical_cores"] >= 1
     assert first.started and first.server.startswith("http://127.0.0.1:")
-    assert len(first.server_s) == len(first.in_process_s) == 1
-    assert min(first.cold_s, first.through_server, first.in_process) > 0
+    assert len(first.server_s) == len(first.fresh_s) == len(first.in_process_s) == 1
+    assert min(first.cold_s, first.through_server, first.new_question, first.in_process) > 0
     assert first.ratio == pytest.approx(first.in_process / first.through_server)
     shown = table(first)
     assert f"{first.through_server:.2f} s" in shown and f"{first.ratio:.1f}x" in shown
+    assert f"{first.new_question:.2f} s" in shown and "new questions" in shown
     assert "started by the bench" in shown and "issue 21's bar" in shown
-    assert announced == [False] * 3  # the bench's server stays private
+    assert announced == [False] * 4
+    assert asked == [
+        firsttoken.QUESTION,
+        firsttoken.QUESTION,
+        firsttoken.FRESH[0],
+        firsttoken.QUESTION,
+    ]  # the bench's server stays private
