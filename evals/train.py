@@ -145,9 +145,11 @@ def eval_cases(names: Iterable[str], limits: dict[str, int]) -> dict[str, list]:
 
 
 def load_settings(settings: Settings) -> Settings:
-    """The settings to load the model to train with: no adapter merged in, and never quantized
-    (LoRA trains on float weights, and a quantized layer has none)."""
-    model = settings.model.model_copy(update={"adapter": None, "quant": "none"})
+    """The settings to load the model to train with: no adapter merged in, never quantized
+    (LoRA trains on float weights, and a quantized layer has none), weights in torch's own
+    order (the backward pass multiplies by them the other way round: `model.layout`)."""
+    update = {"adapter": None, "quant": "none", "relayout": False}
+    model = settings.model.model_copy(update=update)
     return settings.model_copy(update={"model": model})
 
 

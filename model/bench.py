@@ -199,8 +199,11 @@ def run(
     tokens: int = 64,
     threads: int = 2,
     progress: Callable[[str], None] = lambda _: None,
+    relayout: bool = True,
 ) -> Iterator[BenchRow]:
-    config = {"spec": spec, "gguf": str(gguf) if gguf else None, "threads": threads}
+    """`relayout` is our path's (the transformers reference keeps torch's weight order)."""
+    config = {"spec": spec, "gguf": str(gguf) if gguf else None, "threads": threads,
+              "relayout": relayout}  # fmt: skip
     bandwidth = bandwidth_gbs(threads)
     file_bytes = gguf_bytes(gguf) if gguf else 0
     progress(f"memory bandwidth on {threads} threads: {bandwidth:.1f} GB/s")

@@ -39,6 +39,7 @@ class LoadedModel:
     adapter: str | None = None
     quant: Quant = "none"
     load_seconds: float = 0.0
+    moved: list[str] = field(default_factory=list)  # projection kinds stored [in, out] (layout)
     stop_token_ids: set[int] = field(default_factory=set)
 
     @property

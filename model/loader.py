@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from model import adapter as adapters
-from model import embedded
+from model import embedded, layout
 from model.chat import ToolFormat, detect_format
 from model.loaded import Dtype, LoadedModel, ModelLoadError, Quant
 from model.quant import (
@@ -50,6 +50,7 @@ def load(
     progress: embedded.Progress | None = None,
     quant: Quant = "none",
     device: str = "cpu",
+    relayout: bool = False,
 ) -> LoadedModel:
     start = time.perf_counter()
     target = resolve_device(device, quant)
@@ -72,6 +73,8 @@ def load(
         model.to(target)
     lm = wrap(model, tokenizer, spec=spec, source=folder, adapter=adapter)
     lm.quant = quant
+    if relayout and target.type == "cpu":
+        lm.moved = layout.relayout(model)  # float32 layers only: quantized ones are not Linear
     lm.load_seconds = time.perf_counter() - start
     return lm
 

@@ -46,6 +46,7 @@ def load_model(settings: Settings) -> Any:
         progress=lambda msg: say(f"edgeagent: {msg}"),
         quant=m.quant,
         device=m.device,
+        relayout=m.relayout,
     )
 
 
@@ -324,7 +325,8 @@ def engine_rows(
     for note in notes:
         say(f"edgeagent: {note}")
     rows = bench.run(settings.model.spec, variants + refs, gguf, prompt_ids, args.rounds,
-                     args.tokens, threads, progress=lambda m: say(f"bench: {m}"))  # fmt: skip
+                     args.tokens, threads, progress=lambda m: say(f"bench: {m}"),
+                     relayout=settings.model.relayout)  # fmt: skip
     return list(rows), refs[0].label if refs else None, len(prompt_ids)
 
 
