@@ -20,6 +20,9 @@ nothing measurable.
 
 from __future__ import annotations
 
+import ctypes
+import mmap
+import sys
 import time
 from typing import Any
 
@@ -120,3 +123,32 @@ def _set(linear: nn.Linear, weight: torch.Tensor, holders: Holders) -> None:
     for module in modules:
         module.weight = new
     holders[id(new)] = modules
+    _drop_pages(old)
+
+
+def _drop_pages(weight: torch.Tensor) -> None:
+    """Give the old weight's pages back to the OS. Weights are memory-mapped from the model's
+    file, and a mapping outlives its tensors: without this, the pages read (or, with a merged
+    adapter, written) before the move stay counted, 1.2 GB for the default model. Only whole
+    pages of a storage the weight alone uses; nothing reads them after (the caller held the
+    last reference). Linux only; elsewhere they stay until the OS reclaims them."""
+    storage = weight.untyped_storage()
+    if _libc is None or storage.nbytes() != weight.nbytes or not weight.is_contiguous():
+        return
+    start, page = weight.data_ptr(), mmap.PAGESIZE
+    lo, hi = -(-start // page) * page, (start + weight.nbytes) // page * page
+    if hi > lo:
+        _libc.madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), MADV_DONTNEED)
+
+
+def _load_libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+MADV_DONTNEED = 4
+_libc = _load_libc()
