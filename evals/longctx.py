@@ -238,9 +238,9 @@ def case_text(case: EvalCase) -> str:
 
 
 def context_window(generator: Generator) -> int:
-    """The model's context length from its config (32,768 for Qwen2.5-Coder-0.5B)."""
-    config = generator.lm.model.config
-    return int(getattr(config, "max_position_embeddings", None) or FALLBACK_WINDOW)
+    """The model's context length from its config, or its server's word (32,768 for
+    Qwen2.5-Coder-0.5B)."""
+    return int(generator.lm.window or FALLBACK_WINDOW)
 
 
 def first_tokens(generator: Generator, text: str, budget: int) -> str:

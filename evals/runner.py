@@ -27,8 +27,10 @@ from evals import plots
 from evals.common import CaseResult, EvalCase, Split, settings_hash
 from evals.stats import wilson
 from model import adapter as adapters
+from model.embedded import lookup
 from model.generate import Generator
 from model.loader import resolve_device, resolve_dtype
+from model.served import ServedModel
 
 SUITES = {
     "bfcl": "evals.bfcl",
@@ -165,6 +167,25 @@ def run_meta(settings: Settings, split: str, limit: int | str | None, data: str 
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "settings": settings.model_dump(mode="json"),
     }
+
+
+def served_mismatch(meta: dict[str, Any], served: ServedModel) -> str | None:
+    """Why the server's weights are not the ones this run records (model, adapter, dtype,
+    quantization), or None: a run generated on a server must be the run its run.json says."""
+    theirs = {"model": canonical(served.spec), "adapter": served.adapter_label,
+              "dtype": served.dtype, "quant": served.quant}  # fmt: skip
+    for key, value in theirs.items():
+        ours = canonical(meta[key]) if key == "model" else meta[key]
+        if value != ours:
+            return (f"the server serves {key} {value!r}, this run asks for {ours!r}: give the "
+                    "server's flags, or start it with these")  # fmt: skip
+    return None
+
+
+def canonical(spec: str) -> str:
+    """An embedded model by its name ("embedded" is the default one's alias); else as given."""
+    known = lookup(spec)
+    return known.name if known else spec
 
 
 def concrete_dtype(settings: Settings) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import torch
@@ -155,7 +156,11 @@ def complete_many(
 ) -> Iterator[tuple[int, Completion]]:
     """(index into `prompts`, its Completion), in the order they finish. `slots` 1, or a model
     the lean forward does not cover, or a scripted one, completes them one by one through
-    `generator`."""
+    `generator`; a server's generator (`concurrent`) sends `slots` requests at a time, which
+    the server's own scheduler decodes together."""
+    if slots > 1 and getattr(generator, "concurrent", False):  # only RemoteGenerator says so
+        yield from _concurrently(generator, prompts, sampling, guard, slots)
+        return
     if slots <= 1 or not generator.batchable:
         for i, ids in enumerate(prompts):
             yield i, generator.complete(ids, sampling, guard)
@@ -193,6 +198,25 @@ def complete_many(
         for slot, run in enumerate(running):
             if run is not None:
                 run.next_token = _take(run, sample(logits[slot], sampling, rng))
+
+
+def _concurrently(
+    generator: Generator,
+    prompts: Sequence[list[int]],
+    sampling: SamplingSettings,
+    guard: GuardSettings | None,
+    slots: int,
+) -> Iterator[tuple[int, Completion]]:
+    """(index, Completion) as they finish, `slots` requests in flight, each on a fork (one
+    connection each). Leaving early cancels the requests not yet sent."""
+    pool = ThreadPoolExecutor(slots)
+    try:
+        jobs = {pool.submit(generator.fork().complete, list(ids), sampling, guard): i
+                for i, ids in enumerate(prompts)}  # fmt: skip
+        for job in as_completed(jobs):
+            yield jobs[job], job.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _take(run: _Running, token: int) -> int:

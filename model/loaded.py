@@ -40,6 +40,15 @@ class LoadedModel:
     quant: Quant = "none"
     load_seconds: float = 0.0
     moved: list[str] = field(default_factory=list)  # projection kinds stored [in, out] (layout)
+    context_window: int | None = None  # a served model's, as its server said (no config here)
+
+    @property
+    def window(self) -> int | None:
+        """The context length: the model's config's, or what its server said."""
+        if self.model is None:
+            return self.context_window
+        return getattr(self.model.config, "max_position_embeddings", None)
+
     stop_token_ids: set[int] = field(default_factory=set)
 
     @property

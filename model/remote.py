@@ -46,23 +46,25 @@ def connect(url: str, api_key: str | None = None) -> RemoteGenerator:
     except ValidationError:  # another program on that port, or another version of ours
         msg = f"the server at {endpoint.root} does not answer as this edgeagent's server does"
         raise ServerError(msg) from None
-    return RemoteGenerator(endpoint, loaded(info, lambda: _tokenizer_json(endpoint, info.id)))
+    lm = loaded(info, lambda: _tokenizer_json(endpoint, info.id))
+    return RemoteGenerator(endpoint, lm, info)
 
 
 class RemoteGenerator:
     """`model.stream.Generator` on a server."""
 
     batchable = False  # the server batches, not this process
+    concurrent = True  # requests in flight together are decoded together there (model.batch)
 
-    def __init__(self, endpoint: Endpoint, lm: LoadedModel) -> None:
-        self.endpoint, self.lm = endpoint, lm
+    def __init__(self, endpoint: Endpoint, lm: LoadedModel, info: ServedModel) -> None:
+        self.endpoint, self.lm, self.info = endpoint, lm, info
 
     @property
     def url(self) -> str:
         return self.endpoint.root
 
     def fork(self) -> RemoteGenerator:
-        return RemoteGenerator(self.endpoint, self.lm)
+        return RemoteGenerator(self.endpoint, self.lm, self.info)
 
     def reset(self) -> None:
         pass  # no cache on this side

@@ -47,11 +47,21 @@ class ServedModel(BaseModel):
     added_tokens: dict[int, str]  # id -> text, as transformers' added_tokens_decoder
     vocab_size: int
     chat_template: ChatTemplate
+    # What an eval run records of the weights that answered (`evals.runner.run_meta`): the
+    # adapter as `model.adapter.label` names it, the dtype, the quantization; and the context
+    # length, which the long-context suite's direct arm fills.
+    adapter_label: str | None = None
+    dtype: str = "unknown"
+    quant: str = "none"
+    context_window: int | None = None
 
 
-def describe(lm: LoadedModel, server_id: str) -> ServedModel:
-    """What the server at `server_id` tells its clients of `lm` (a transformers tokenizer)."""
+def describe(lm: LoadedModel, server_id: str, adapter_label: str | None = None) -> ServedModel:
+    """What the server at `server_id` tells its clients of `lm` (a transformers tokenizer).
+    `adapter_label`: the caller's `model.adapter.label` (it imports torch; this module does
+    not, for the thin client's sake)."""
     tok = lm.tokenizer
+    config = lm.model.config
     return ServedModel(
         id=server_id,
         name=lm.name,
@@ -64,6 +74,10 @@ def describe(lm: LoadedModel, server_id: str) -> ServedModel:
         added_tokens={i: t.content for i, t in tok.added_tokens_decoder.items()},
         vocab_size=len(tok),
         chat_template=tok.chat_template,
+        adapter_label=adapter_label,
+        dtype=str(lm.model.dtype).removeprefix("torch."),
+        quant=lm.quant,
+        context_window=getattr(config, "max_position_embeddings", None),
     )
 
 
@@ -86,6 +100,7 @@ def loaded(info: ServedModel, fetch: Callable[[], str]) -> LoadedModel:
         tool_format=info.tool_format,
         adapter=info.adapter,
         stop_token_ids=set(info.stop_token_ids),
+        context_window=info.context_window,
     )
 
 

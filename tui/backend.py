@@ -20,11 +20,14 @@ from agent.settings import Settings
 Say = Callable[[str], None]
 
 
-def add_server_flags(p: Any) -> None:
+def add_server_flags(p: Any, default: str | None = None) -> None:
+    """`default`: the command's own (eval: none, so a run names the server it used); else
+    $EDGEAGENT_SERVER, else auto."""
     g = p.add_argument_group("server")
-    g.add_argument("--server", default=os.environ.get("EDGEAGENT_SERVER", "auto"),
+    g.add_argument("--server", default=default or os.environ.get("EDGEAGENT_SERVER", "auto"),
                    metavar="URL|auto|none", help="generate on an `edgeagent serve` server: its "
-                   "URL, auto (a local one if running) or none ($EDGEAGENT_SERVER)")  # fmt: skip
+                   "URL, auto (a local one if running) or none "
+                   f"({default or '$EDGEAGENT_SERVER, else auto'})")  # fmt: skip
     g.add_argument("--server-key", default=os.environ.get("EDGEAGENT_API_KEY"),
                    metavar="KEY", help="the server's API key ($EDGEAGENT_API_KEY)")  # fmt: skip
 

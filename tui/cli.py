@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", dest="eval.batch", type=int, metavar="N",
                    help="BFCL cases decoded at once (default 8; 1: one by one)")  # fmt: skip
     add_settings_flags(p)
+    add_server_flags(p, default="none")
     p.set_defaults(func=commands.cmd_eval)
 
     add_train_parser(sub)

@@ -447,7 +447,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as e:
         say(f"edgeagent: error: {e}")
         return 2
-    generator = load_generator(settings)
+    generator = make_generator(settings, args)
+    if (served := getattr(generator, "info", None)) is not None:  # a RemoteGenerator
+        if problem := runner.served_mismatch(meta, served):
+            say(f"edgeagent: error: {problem}")
+            return 2
+        meta["server"] = generator.url
     run = runner.run_all(generator, settings, cases, out, meta, bar, args.resume)
     print(runner.markdown(meta, run["summary"]))
     say(f"edgeagent: results in {out}")

@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field, ValidationError
 
+from model import adapter as adapters
 from model import served
 from model.generate import Completion, Delta
 from model.guard import GuardSettings
@@ -47,7 +48,8 @@ def add_native_routes(
     app: FastAPI, lm: LoadedModel, scheduler: Scheduler, options: ServeOptions
 ) -> None:
     vocab = len(lm.tokenizer)
-    info = served.describe(lm, options.server_id)
+    label = adapters.label(lm.spec, lm.adapter)
+    info = served.describe(lm, options.server_id, label)
 
     @app.get("/v1/edgeagent/model")
     async def model() -> dict[str, Any]:
