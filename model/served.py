@@ -61,7 +61,6 @@ def describe(lm: LoadedModel, server_id: str, adapter_label: str | None = None) 
     `adapter_label`: the caller's `model.adapter.label` (it imports torch; this module does
     not, for the thin client's sake)."""
     tok = lm.tokenizer
-    config = lm.model.config
     return ServedModel(
         id=server_id,
         name=lm.name,
@@ -75,9 +74,9 @@ def describe(lm: LoadedModel, server_id: str, adapter_label: str | None = None) 
         vocab_size=len(tok),
         chat_template=tok.chat_template,
         adapter_label=adapter_label,
-        dtype=str(lm.model.dtype).removeprefix("torch."),
+        dtype=str(lm.model.dtype).removeprefix("torch.") if lm.model is not None else "unknown",
         quant=lm.quant,
-        context_window=getattr(config, "max_position_embeddings", None),
+        context_window=lm.window,
     )
 
 
