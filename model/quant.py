@@ -12,9 +12,11 @@ swaps each `nn.Linear` (the vocabulary projection included) for a module holding
   (Q5_0) it rounds off one bit.
 The token table becomes int8 rows either way (`Int8Embedding`: a quarter of the memory; for
 Qwen2.5-0.5B 545 MB less). Activations stay float: these are not int8 matmuls, only smaller
-weight reads. A long prompt (many rows at once) is compute-bound instead; int8 then
-dequantizes its weight for one matmul (bfloat16 where the CPU has it natively, float32
-elsewhere), int4 stays in the kernel.
+weight reads. A long prompt (many rows at once) is compute-bound instead: both kinds then
+turn the weight back into floats for one matmul (bfloat16 where the CPU has it natively,
+float32 elsewhere), written into one reused buffer per thread, since fresh gigabytes each
+forward cost more in page faults than the matmul itself (on 2 AVX2 cores a 241-token prompt
+took 3.8 s as int8 against 1.3 s in float32 before the buffer, TTFT below).
 
 `save` and `load_saved` keep a quantized model in one safetensors file, so that later starts
 read a quarter of the bytes and round nothing (quantizing the default model takes 6-12 s on
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +40,13 @@ from model import fast
 from model.loaded import Quant
 
 GROUP = 32
-# Rows at or above this go through a float matmul (int8) : the packed kernel is a matrix-vector
-# product at heart, and a prompt's many rows are better served by a GEMM.
-GEMM_ROWS = 16
+# Rows at or above these go through a float matmul: the packed kernels are matrix-vector
+# products at heart, linear in the rows, while turning a weight back into floats costs a fixed
+# pass over it. On 2 AVX2 cores (fused gate/up, 896 x 9728) the kernel took 0.22 ms a row, the
+# float copy and matmul 9.5 ms (int8) or 15 ms (int4) plus the matmul: even at about 80 and 120
+# rows. Batched decoding (a row per sequence) stays in the kernels.
+GEMM_ROWS = {"int8": 64, "int4": 128}
+_scratch = threading.local()
 LAYOUT = 2  # of the saved files: fused projections, int8 head and token table
 
 
@@ -71,9 +78,11 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
-        if rows.shape[0] >= GEMM_ROWS:
-            dtype = torch.bfloat16 if native_bf16() else rows.dtype
-            weight = self.qweight.to(dtype) * self.scales.to(dtype)[:, None]
+        # The vocabulary head keeps the kernel: its float copy would be half a gigabyte.
+        if rows.shape[0] >= GEMM_ROWS["int8"] and not self.refine:
+            dtype = gemm_dtype(rows.dtype)
+            weight = scratch(self.qweight.shape, dtype).copy_(self.qweight)
+            weight.mul_(self.scales.to(dtype)[:, None])
             y = nn.functional.linear(rows.to(dtype), weight).to(rows.dtype)
         else:
             y = _int8_mm(rows, self.qweight, self.scales)
@@ -121,12 +130,33 @@ class Int4Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(
-            rows.to(torch.bfloat16), self.qweight, GROUP, self.scales_zeros
-        ).to(x.dtype)
+        if rows.shape[0] >= GEMM_ROWS["int4"] and self.out_features % 32 == 0:  # whole blocks
+            dtype = gemm_dtype(rows.dtype)
+            y = torch.mm(rows.to(dtype), self.transposed(dtype)).to(x.dtype)
+        else:
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(
+                rows.to(torch.bfloat16), self.qweight, GROUP, self.scales_zeros
+            ).to(x.dtype)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*x.shape[:-1], self.out_features)
+
+    def transposed(self, dtype: torch.dtype) -> torch.Tensor:
+        """The weight as floats, [in, out], in the thread's scratch buffer. The CPU pack keeps
+        each block of 32 outputs as [in, 16] bytes, outputs 0-15 in the low nibbles and 16-31
+        in the high ones (`tests/model/test_quant.py` pins this against torch's packer)."""
+        k, n = self.in_features, self.out_features
+        packed = self.qweight.view(n // 32, k, 16)
+        nibbles = scratch((n // 32, k, 32), torch.uint8, slot=1)
+        torch.bitwise_and(packed, 15, out=nibbles[..., :16])
+        torch.bitwise_right_shift(packed, 4, out=nibbles[..., 16:])
+        weight = scratch((k, n // 32, 32), dtype)
+        weight.permute(1, 0, 2).copy_(nibbles)
+        # q * scale + (zero - 8 * scale), per group of 32 inputs and per output
+        scale, zero = self.scales_zeros.to(dtype).unbind(-1)  # each [in / 32, out]
+        grouped = weight.view(k // GROUP, GROUP, n)
+        grouped.mul_(scale[:, None]).add_((zero - 8 * scale)[:, None])
+        return weight.view(k, n)
 
 
 class Int8Embedding(nn.Module):
@@ -159,6 +189,24 @@ def native_bf16() -> bool:
     cpu = torch.cpu
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
+def gemm_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.bfloat16 if native_bf16() else dtype
+
+
+def scratch(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype, slot: int = 0) -> torch.Tensor:
+    """A buffer of `shape` reused by every layer on this thread (the largest asked so far):
+    layers run one after another, and threads (the app's worker, the server's) get their own."""
+    need = 1
+    for size in shape:
+        need *= size
+    key = (slot, dtype)
+    buffers: dict[tuple[int, torch.dtype], torch.Tensor] = _scratch.__dict__.setdefault("b", {})
+    buffer = buffers.get(key)
+    if buffer is None or buffer.numel() < need:
+        buffer = buffers[key] = torch.empty(need, dtype=dtype)
+    return buffer[:need].view(shape)
 
 
 def _int8_mm(rows: torch.Tensor, q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from model import quant as layers
 from model.generate import Generator, SamplingSettings
 from model.quant import Int4Linear, Int8Linear, quantize
 from model.tiny import tiny_model
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize(("kind", "tolerance"), [(Int8Linear, 0.02), (Int4Linear, 0.15)])
-@pytest.mark.parametrize("rows", [1, 3, 40])  # decode rows and a prompt's many rows
+@pytest.mark.parametrize("rows", [1, 3, 200])  # decode rows and a prompt's many rows
 def test_layer_is_close_to_the_float_one(
     kind: type[Int8Linear] | type[Int4Linear], tolerance: float, rows: int
 ) -> None:
@@ -26,6 +27,24 @@ def test_layer_is_close_to_the_float_one(
     assert got.shape == expected.shape and got.dtype == expected.dtype
     error = (got - expected).norm() / expected.norm()
     assert error < tolerance
+
+
+@pytest.mark.parametrize("kind", [Int8Linear, Int4Linear])
+@pytest.mark.parametrize("shape", [(256, 96), (64, 48)])  # 48 outputs: not whole int4 blocks
+def test_a_prompts_float_matmul_agrees_with_the_packed_kernel(
+    kind: type[Int8Linear] | type[Int4Linear], shape: tuple[int, int], monkeypatch
+) -> None:
+    """The float copy (the int4 one unpacks torch's CPU layout by hand) is the kernel's weight:
+    the two paths differ only by the kernel's bfloat16 activations."""
+    torch.manual_seed(0)
+    layer = kind.of(nn.Linear(*shape, bias=False))
+    x = torch.randn(5, shape[0])
+    monkeypatch.setattr(layers, "GEMM_ROWS", {"int8": 10**6, "int4": 10**6})
+    kernel = layer(x)
+    monkeypatch.setattr(layers, "GEMM_ROWS", {"int8": 1, "int4": 1})
+    first, again = layer(x), layer(x)  # the second reuses the thread's buffer
+    assert torch.equal(first, again)
+    assert (first - kernel).norm() / kernel.norm() < 0.01
 
 
 @pytest.mark.parametrize("quant", ["int8", "int4"])
