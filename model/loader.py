@@ -7,7 +7,8 @@ offline, a missing id is a one-line error naming the alternatives. A LoRA adapte
 shipped with an embedded model by default, `model.adapter`) is merged into the weights, so it
 costs nothing at inference. `quant="int8"|"int4"` then swaps the linear layers for weight-only
 quantized ones (`model.quant`); the adapter is merged first, since a quantized layer has no
-float weight for LoRA to add to.
+float weight for LoRA to add to, and the result is saved in the cache under a key of the
+model's and the adapter's files, so later starts read it instead of rounding again.
 
 Not here: generation (`model.generate`), prompts (`model.chat`), training.
 """
@@ -58,15 +59,11 @@ def load(
     folder, hub_id = resolve(spec, online=online, cache=cache, progress=progress)
     known = embedded.lookup(spec)
     adapter = adapters.resolve(known.name if known else None, adapter)
-    if quant != "none" and folder is not None and not adapter:
-        model, tokenizer = _quantized(folder, dtype, quant, cache or embedded.cache_root())
+    if quant != "none" and folder is not None:
+        model, tokenizer = _quantized(folder, dtype, quant, cache or embedded.cache_root(), adapter)
     else:
         model, tokenizer = _from_pretrained(folder or hub_id, dtype, online=online)
-        if adapter:
-            try:
-                adapters.merge(model, adapter)
-            except adapters.AdapterError as e:
-                raise ModelLoadError(str(e)) from None
+        _merge(model, adapter)
         _quantize(model, quant)
     model.eval()
     if target.type != "cpu":
@@ -222,11 +219,16 @@ def _from_pretrained(where: Path | str | None, dtype: Dtype, online: bool) -> tu
     return model, tokenizer
 
 
-def _quantized(folder: Path, dtype: Dtype, quant: Quant, cache: Path) -> tuple[Any, Any]:
-    """A quantized model from its saved file, or quantized now and saved for the next start."""
+def _quantized(
+    folder: Path, dtype: Dtype, quant: Quant, cache: Path, adapter: str | None
+) -> tuple[Any, Any]:
+    """A quantized model from its saved file, or quantized now and saved for the next start.
+    The adapter is merged before rounding, so the file is of this model with this adapter."""
     from transformers import AutoTokenizer
 
-    path = saved_path(folder, quant, dtype, cache)
+    if adapter:
+        _check_adapter(adapter)  # a broken folder is an error, whatever the cache holds
+    path = saved_path(folder, quant, dtype, cache, Path(adapter) if adapter else None)
     if path.is_file():
         try:
             model = load_saved(folder, path, quant, getattr(torch, dtype))
@@ -234,10 +236,27 @@ def _quantized(folder: Path, dtype: Dtype, quant: Quant, cache: Path) -> tuple[A
         except Exception:  # noqa: BLE001 - unreadable or from another layout: quantize again
             path.unlink(missing_ok=True)
     model, tokenizer = _from_pretrained(folder, dtype, online=False)
+    _merge(model, adapter)
     _quantize(model, quant)
     with contextlib.suppress(OSError):  # a read-only or full cache: the next start rounds again
         save(model, path)
     return model, tokenizer
+
+
+def _check_adapter(adapter: str) -> None:
+    try:
+        adapters.read_config(Path(adapter))
+    except adapters.AdapterError as e:
+        raise ModelLoadError(str(e)) from None
+
+
+def _merge(model: Any, adapter: str | None) -> None:
+    if not adapter:
+        return
+    try:
+        adapters.merge(model, adapter)
+    except adapters.AdapterError as e:
+        raise ModelLoadError(str(e)) from None
 
 
 def _quantize(model: Any, quant: Quant) -> None:

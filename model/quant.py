@@ -260,14 +260,22 @@ def quantize(model: Any, quant: Quant, empty: bool = False) -> Any:
     return model
 
 
-def saved_path(folder: Path, quant: Quant, dtype: str, cache: Path) -> Path:
-    """Where the quantized weights of a model folder live; new weights or torch, new file."""
-    stamps = sorted(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
-                    for f in folder.glob("*.safetensors"))  # fmt: skip
+def saved_path(
+    folder: Path, quant: Quant, dtype: str, cache: Path, adapter: Path | None = None
+) -> Path:
+    """Where the quantized weights of a model folder (with `adapter` merged in) live; new
+    weights, a new adapter or a new torch, new file."""
     # LAYOUT changes whenever what `quantize` builds does: an old file is then never opened.
-    key = f"{folder.resolve()}|{stamps}|{torch.__version__}|{LAYOUT}"
+    key = f"{folder.resolve()}|{_stamps(folder)}|{torch.__version__}|{LAYOUT}"
+    if adapter is not None:
+        key += f"|{adapter.resolve()}|{_stamps(adapter)}"
     key = hashlib.sha256(key.encode()).hexdigest()
     return cache / "quantized" / f"{folder.name}-{key[:12]}-{dtype}-{quant}.safetensors"
+
+
+def _stamps(folder: Path) -> list[str]:
+    return sorted(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+                  for f in folder.glob("*.safetensors"))  # fmt: skip
 
 
 def save(model: Any, path: Path) -> None:

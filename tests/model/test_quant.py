@@ -78,6 +78,7 @@ def test_quantized_weights_are_smaller() -> None:
 
 def test_loader_quantizes_by_setting_and_merges_an_adapter_first(tmp_path) -> None:
     pytest.importorskip("peft")
+    from model.loaded import ModelLoadError
     from model.loader import load
     from model.train.lora import attach, save_adapter
 
@@ -94,12 +95,25 @@ def test_loader_quantizes_by_setting_and_merges_an_adapter_first(tmp_path) -> No
     ids = torch.tensor([list(range(3, 60))])
     with torch.no_grad():
         want = adapted(ids).logits[0].argmax(-1)
-    got = load(str(folder), adapter=str(tmp_path / "adapter"), quant="int8")
+    cache = tmp_path / "cache"
+    got = load(str(folder), adapter=str(tmp_path / "adapter"), quant="int8", cache=cache)
     assert got.quant == "int8"
     assert not [m for m in got.model.modules() if isinstance(m, nn.Linear)]
     with torch.no_grad():
         agree = (got.model(ids).logits[0].argmax(-1) == want).float().mean()
     assert agree > 0.8  # the adapter's change survived quantization
+    # Saved with the adapter merged: the next start reads it, without the adapter another file.
+    again = load(str(folder), adapter=str(tmp_path / "adapter"), quant="int8", cache=cache)
+    assert len(list((cache / "quantized").glob("*.safetensors"))) == 1
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(ids).logits, got.model(ids).logits)
+    plain = load(str(folder), adapter="none", quant="int8", cache=cache)
+    assert len(list((cache / "quantized").glob("*.safetensors"))) == 2
+    with torch.no_grad():
+        assert not torch.allclose(plain.model(ids).logits, got.model(ids).logits)
+    (tmp_path / "adapter" / "adapter_config.json").unlink()  # broken: refused, cache or not
+    with pytest.raises(ModelLoadError, match="not a LoRA adapter folder"):
+        load(str(folder), adapter=str(tmp_path / "adapter"), quant="int8", cache=cache)
 
 
 TEXT = (
@@ -120,7 +134,8 @@ def test_real_model_quantized_predicts_like_the_float_one(quant: str) -> None:
     ids = plain.tokenizer(TEXT, return_tensors="pt")["input_ids"]
     with torch.no_grad():
         a, b = plain.model(ids).logits[0], small.model(ids).logits[0]
-        # Decode steps take the packed kernels (one row at a time), prompts the float matmul.
+        # Decode steps take the packed kernels (one row at a time), and so does a prompt under
+        # `GEMM_ROWS` rows; longer ones a float matmul (the other test above).
         step = Generator(small)._forward(ids[0].tolist())
     kl = torch.nn.functional.kl_div(
         b.log_softmax(-1), a.log_softmax(-1), log_target=True, reduction="batchmean"
