@@ -53,6 +53,11 @@ class ModelSettings(BaseModel):
     relayout: bool = Field(
         default=True, description="float32 on CPU: keep big weights in the faster order (timed)"
     )
+    # Llama and Qwen2 (both embedded models) built by model/lean.py: no transformers import,
+    # a start ~3 s shorter on 2 cores; same logits. The trainer loads with transformers.
+    lean: bool = Field(
+        default=True, description="build Llama/Qwen2 without transformers' classes (faster start)"
+    )
     device: str = Field(
         default="auto",
         pattern=r"^(auto|cpu|cuda(:\d+)?)$",

@@ -147,8 +147,9 @@ def eval_cases(names: Iterable[str], limits: dict[str, int]) -> dict[str, list]:
 def load_settings(settings: Settings) -> Settings:
     """The settings to load the model to train with: no adapter merged in, never quantized
     (LoRA trains on float weights, and a quantized layer has none), weights in torch's own
-    order (the backward pass multiplies by them the other way round: `model.layout`)."""
-    update = {"adapter": None, "quant": "none", "relayout": False}
+    order (the backward pass multiplies by them the other way round: `model.layout`), and
+    transformers' model classes (peft and TRL wrap those, not `model.lean`'s)."""
+    update = {"adapter": None, "quant": "none", "relayout": False, "lean": False}
     model = settings.model.model_copy(update=update)
     return settings.model_copy(update={"model": model})
 

@@ -200,10 +200,12 @@ def run(
     threads: int = 2,
     progress: Callable[[str], None] = lambda _: None,
     relayout: bool = True,
+    lean: bool = True,
 ) -> Iterator[BenchRow]:
-    """`relayout` is our path's (the transformers reference keeps torch's weight order)."""
+    """`relayout` and `lean` are our path's (the transformers reference keeps torch's weight
+    order and transformers' model classes)."""
     config = {"spec": spec, "gguf": str(gguf) if gguf else None, "threads": threads,
-              "relayout": relayout}  # fmt: skip
+              "relayout": relayout, "lean": lean}  # fmt: skip
     bandwidth = bandwidth_gbs(threads)
     file_bytes = gguf_bytes(gguf) if gguf else 0
     progress(f"memory bandwidth on {threads} threads: {bandwidth:.1f} GB/s")

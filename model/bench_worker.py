@@ -39,7 +39,8 @@ class Ours:
         from model.loader import load
 
         torch.set_num_threads(c["threads"])
-        lm = load(c["spec"], dtype=c["dtype"], quant=c["quant"], relayout=c["relayout"])
+        lm = load(c["spec"], dtype=c["dtype"], quant=c["quant"], relayout=c["relayout"],
+                  lean=c["lean"])  # fmt: skip
         lm = dataclasses.replace(lm, stop_token_ids=set())  # decode a fixed number of tokens
         self.generator = Generator(lm)
         self.bytes_per_token = weight_bytes(lm.model)

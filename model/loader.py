@@ -27,6 +27,8 @@ import torch
 from model import adapter as adapters
 from model import embedded, layout
 from model.chat import ToolFormat, detect_format
+from model.lean import build as build_lean
+from model.lean import read_config as lean_config
 from model.loaded import Dtype, LoadedModel, ModelLoadError, Quant
 from model.quant import (
     Int4Linear,
@@ -37,6 +39,7 @@ from model.quant import (
     save,
     saved_path,
 )
+from model.tokenizer import from_folder
 from model.train import distributed
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -52,7 +55,10 @@ def load(
     quant: Quant = "none",
     device: str = "cpu",
     relayout: bool = False,
+    lean: bool = False,
 ) -> LoadedModel:
+    """`lean`: a Llama or Qwen2 folder is built by `model.lean` (no transformers import);
+    off, or for anything else, transformers loads it. The trainer keeps it off."""
     start = time.perf_counter()
     target = resolve_device(device, quant)
     dtype = resolve_dtype(dtype, target)
@@ -60,9 +66,10 @@ def load(
     known = embedded.lookup(spec)
     adapter = adapters.resolve(known.name if known else None, adapter)
     if quant != "none" and folder is not None:
-        model, tokenizer = _quantized(folder, dtype, quant, cache or embedded.cache_root(), adapter)
+        where = cache or embedded.cache_root()
+        model, tokenizer = _quantized(folder, dtype, quant, where, adapter, lean)
     else:
-        model, tokenizer = _from_pretrained(folder or hub_id, dtype, online=online)
+        model, tokenizer = _from_pretrained(folder or hub_id, dtype, online=online, lean=lean)
         _merge(model, adapter)
         _quantize(model, quant)
     model.eval()
@@ -197,7 +204,13 @@ def _cache_problem(e: OSError) -> str:
     )
 
 
-def _from_pretrained(where: Path | str | None, dtype: Dtype, online: bool) -> tuple[Any, Any]:
+def _from_pretrained(
+    where: Path | str | None, dtype: Dtype, online: bool, lean: bool = False
+) -> tuple[Any, Any]:
+    if lean and isinstance(where, Path):
+        built = _lean(where, dtype)
+        if built:
+            return built
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
@@ -219,28 +232,43 @@ def _from_pretrained(where: Path | str | None, dtype: Dtype, online: bool) -> tu
     return model, tokenizer
 
 
+def _lean(folder: Path, dtype: Dtype, empty: bool = False) -> tuple[Any, Any] | None:
+    """`model.lean`'s model and tokenizer for `folder`, or None where it does not apply."""
+    if lean_config(folder) is None:
+        return None
+    tokenizer = from_folder(folder)
+    if tokenizer is None:
+        return None
+    return build_lean(folder, getattr(torch, dtype), empty=empty), tokenizer
+
+
 def _quantized(
-    folder: Path, dtype: Dtype, quant: Quant, cache: Path, adapter: str | None
+    folder: Path, dtype: Dtype, quant: Quant, cache: Path, adapter: str | None, lean: bool
 ) -> tuple[Any, Any]:
     """A quantized model from its saved file, or quantized now and saved for the next start.
     The adapter is merged before rounding, so the file is of this model with this adapter."""
-    from transformers import AutoTokenizer
-
     if adapter:
         _check_adapter(adapter)  # a broken folder is an error, whatever the cache holds
     path = saved_path(folder, quant, dtype, cache, Path(adapter) if adapter else None)
     if path.is_file():
         try:
-            model = load_saved(folder, path, quant, getattr(torch, dtype))
-            return model, AutoTokenizer.from_pretrained(folder)
+            built = _lean(folder, dtype, empty=True) if lean else None
+            model = load_saved(folder, path, quant, getattr(torch, dtype), built and built[0])
+            return model, built[1] if built else _tokenizer(folder)
         except Exception:  # noqa: BLE001 - unreadable or from another layout: quantize again
             path.unlink(missing_ok=True)
-    model, tokenizer = _from_pretrained(folder, dtype, online=False)
+    model, tokenizer = _from_pretrained(folder, dtype, online=False, lean=lean)
     _merge(model, adapter)
     _quantize(model, quant)
     with contextlib.suppress(OSError):  # a read-only or full cache: the next start rounds again
         save(model, path)
     return model, tokenizer
+
+
+def _tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
 
 
 def _check_adapter(adapter: str) -> None:

@@ -287,24 +287,33 @@ def save(model: Any, path: Path) -> None:
     tmp.replace(path)  # a start that is killed mid-write leaves no half file behind
 
 
-def load_saved(folder: Path, path: Path, quant: Quant, dtype: torch.dtype) -> Any:
+def load_saved(
+    folder: Path, path: Path, quant: Quant, dtype: torch.dtype, empty: Any = None
+) -> Any:
     """The model of `folder`, its quantized weights read from `path` instead of rounded anew.
-    Built on the meta device (no memory, no random init), then the file's tensors assigned."""
+    Built on the meta device (no memory, no random init), then the file's tensors assigned.
+    `empty`: that meta model already built (`model.lean`), else transformers builds it."""
     from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
-    config = AutoConfig.from_pretrained(folder)
+    model = empty if empty is not None else _meta_model(folder, dtype)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         quantize(model, quant, empty=True)
     # Cloned: tensors mapped from the file sit at any byte offset, and the packed kernels
     # crash on buffers that are not aligned.
     state = {k: v.clone() for k, v in load_file(str(path)).items()}
     model.load_state_dict(state, assign=True, strict=True)
     _rebuild_unsaved_buffers(model)
+    return model.eval()
+
+
+def _meta_model(folder: Path, dtype: torch.dtype) -> Any:
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder), dtype=dtype)
     if (folder / "generation_config.json").is_file():
         model.generation_config = GenerationConfig.from_pretrained(folder)
-    return model.eval()
+    return model
 
 
 def _rebuild_unsaved_buffers(model: Any) -> None:

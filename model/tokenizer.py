@@ -7,15 +7,20 @@ them in tool output), and, through the `tokenizers` library itself, encoding and
 vocabulary that costs about half a second of CPU, and a client of a server has the server
 encode its prompts (`model.remote`), so an `ask` never pays it.
 
-Not here: where the tokenizer and template come from (`model.served`), rendering rules
+`from_folder` builds one from a saved tokenizer (tokenizer.json, tokenizer_config.json) as
+transformers' fast tokenizer reads it, for a model loaded without transformers (`model.lean`).
+
+Not here: where a server's tokenizer and template come from (`model.served`), rendering rules
 (`model.template`).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model.template import ChatTemplate, render_chat
@@ -64,6 +69,18 @@ class LightTokenizer:
     def __len__(self) -> int:
         return self.vocab_size
 
+    @property
+    def eos_token_id(self) -> int | None:
+        return self._id_of("eos_token")
+
+    @property
+    def pad_token_id(self) -> int | None:
+        return self._id_of("pad_token")
+
+    def _id_of(self, name: str) -> int | None:
+        token = self.special_tokens_map.get(name)
+        return None if token is None else self.backend_tokenizer.token_to_id(token)
+
     def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
         """{"input_ids": [...]}, as a transformers tokenizer called on one text."""
         ids = self.backend_tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
@@ -93,3 +110,44 @@ class LightTokenizer:
             {**self.special_tokens_map, **variables},
         )
         return self(text)["input_ids"] if tokenize else text
+
+
+# transformers' named special tokens, in the order its `all_special_tokens` lists them
+NAMED = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+
+def from_folder(folder: Path) -> LightTokenizer | None:
+    """The fast tokenizer saved in `folder`, or None when it holds no tokenizer.json (a
+    sentencepiece-only one: transformers then converts it, so the caller uses transformers)."""
+    data, config_path = folder / "tokenizer.json", folder / "tokenizer_config.json"
+    if not data.is_file() or not config_path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    config = json.loads(config_path.read_text())
+    template = config.get("chat_template")
+    if template is None and (folder / "chat_template.jinja").is_file():
+        template = (folder / "chat_template.jinja").read_text()
+    if isinstance(template, list):  # [{"name": ..., "template": ...}], as transformers saves
+        template = {t["name"]: t["template"] for t in template}
+    named = {k: _content(config[k]) for k in NAMED if config.get(k) is not None}
+    extra = config.get("additional_special_tokens") or config.get("extra_special_tokens") or []
+    everything = [*named.values(), *(_content(t) for t in extra)]
+    backend = Tokenizer.from_file(str(data))  # wanted at the first prompt anyway
+    added = backend.get_added_tokens_decoder()
+    tokenizer = LightTokenizer(
+        lambda: backend,
+        template,
+        named,
+        list(dict.fromkeys(everything)),
+        {i: t.content for i, t in added.items()},
+        backend.get_vocab_size(with_added_tokens=True),
+    )
+    tokenizer.added_tokens_decoder = {
+        i: AddedToken(t.content, t.special) for i, t in sorted(added.items())
+    }
+    return tokenizer
+
+
+def _content(token: str | dict[str, Any]) -> str:
+    return token if isinstance(token, str) else token["content"]

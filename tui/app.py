@@ -59,7 +59,8 @@ def load_generator(settings: Settings, progress: Callable[[str], None]) -> Gener
 
     m = settings.model
     lm = load(m.spec, adapter=m.adapter, dtype=m.dtype, online=not settings.offline,
-              progress=progress, quant=m.quant, device=m.device, relayout=m.relayout)  # fmt: skip
+              progress=progress, quant=m.quant, device=m.device, relayout=m.relayout,
+              lean=m.lean)  # fmt: skip
     return Generator(lm)
 
 

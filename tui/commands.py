@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterable
 from contextlib import AbstractContextManager as ContextManager
@@ -28,13 +29,11 @@ def say(text: str) -> None:
 
 
 def load_model(settings: Settings) -> Any:
+    quiet_transformers()
     import torch
-    from transformers.utils import logging as hf_logging
 
     from model.loader import load
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     if settings.model.threads:
         torch.set_num_threads(settings.model.threads)
     m = settings.model
@@ -47,7 +46,20 @@ def load_model(settings: Settings) -> Any:
         quant=m.quant,
         device=m.device,
         relayout=m.relayout,
+        lean=m.lean,
     )
+
+
+def quiet_transformers() -> None:
+    """No warnings or progress bars from transformers, without importing it (a lean load never
+    does): it reads these at import; where it is imported already, it is told directly."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
 
 
 def make_generator(settings: Settings, args: argparse.Namespace) -> Generator:
@@ -326,7 +338,7 @@ def engine_rows(
         say(f"edgeagent: {note}")
     rows = bench.run(settings.model.spec, variants + refs, gguf, prompt_ids, args.rounds,
                      args.tokens, threads, progress=lambda m: say(f"bench: {m}"),
-                     relayout=settings.model.relayout)  # fmt: skip
+                     relayout=settings.model.relayout, lean=settings.model.lean)  # fmt: skip
     return list(rows), refs[0].label if refs else None, len(prompt_ids)
 
 
