@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from model import adapter as adapters
-from model import embedded, layout
+from model import embedded, layout, prepared
 from model.chat import ToolFormat, detect_format
 from model.lean import build as build_lean
 from model.lean import read_config as lean_config
@@ -65,8 +65,14 @@ def load(
     folder, hub_id = resolve(spec, online=online, cache=cache, progress=progress)
     known = embedded.lookup(spec)
     adapter = adapters.resolve(known.name if known else None, adapter)
-    if quant != "none" and folder is not None:
-        where = cache or embedded.cache_root()
+    where = cache or embedded.cache_root()
+    moved: list[str] | None = None
+    ready = None
+    if lean and folder and quant == "none" and target.type == "cpu" and dtype == "float32":
+        ready = _prepared(folder, where, adapter, relayout)
+    if ready:
+        model, tokenizer, moved = ready
+    elif quant != "none" and folder is not None:
         model, tokenizer = _quantized(folder, dtype, quant, where, adapter, lean)
     else:
         model, tokenizer = _from_pretrained(folder or hub_id, dtype, online=online, lean=lean)
@@ -77,7 +83,9 @@ def load(
         model.to(target)
     lm = wrap(model, tokenizer, spec=spec, source=folder, adapter=adapter)
     lm.quant = quant
-    if relayout and target.type == "cpu":
+    if moved is not None:
+        lm.moved = moved
+    elif relayout and target.type == "cpu":
         lm.moved = layout.relayout(model)  # float32 layers only: quantized ones are not Linear
     lm.load_seconds = time.perf_counter() - start
     return lm
@@ -240,6 +248,31 @@ def _lean(folder: Path, dtype: Dtype, empty: bool = False) -> tuple[Any, Any] | 
     if tokenizer is None:
         return None
     return build_lean(folder, getattr(torch, dtype), empty=empty), tokenizer
+
+
+def _prepared(
+    folder: Path, cache: Path, adapter: str | None, relayout: bool
+) -> tuple[Any, Any, list[str]] | None:
+    """A lean float32 model with its adapter merged and its weights moved, read from the
+    cache (`model.prepared`), or made now and saved there; None where there is nothing to
+    prepare (no adapter, no relayout) or `model.lean` does not apply."""
+    if not (adapter or relayout):
+        return None
+    if adapter:
+        _check_adapter(adapter)
+    path = prepared.path_for(folder, Path(adapter) if adapter else None, relayout, cache)
+    tokenizer = from_folder(folder) if lean_config(folder) else None
+    if tokenizer is None:
+        return None
+    found = prepared.read(folder, path)
+    if found:
+        return found[0], tokenizer, found[1]
+    model = build_lean(folder, torch.float32)
+    _merge(model, adapter)
+    moved = layout.relayout(model) if relayout else []
+    with contextlib.suppress(OSError):  # a read-only or full cache: the next start prepares again
+        prepared.save(model, path, moved)
+    return model, tokenizer, moved
 
 
 def _quantized(

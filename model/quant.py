@@ -38,6 +38,7 @@ from torch import nn
 
 from model import fast
 from model.loaded import Quant
+from model.prepared import stamps
 
 GROUP = 32
 # Rows at or above these go through a float matmul: the packed kernels are matrix-vector
@@ -266,16 +267,11 @@ def saved_path(
     """Where the quantized weights of a model folder (with `adapter` merged in) live; new
     weights, a new adapter or a new torch, new file."""
     # LAYOUT changes whenever what `quantize` builds does: an old file is then never opened.
-    key = f"{folder.resolve()}|{_stamps(folder)}|{torch.__version__}|{LAYOUT}"
+    key = f"{folder.resolve()}|{stamps(folder)}|{torch.__version__}|{LAYOUT}"
     if adapter is not None:
-        key += f"|{adapter.resolve()}|{_stamps(adapter)}"
+        key += f"|{adapter.resolve()}|{stamps(adapter)}"
     key = hashlib.sha256(key.encode()).hexdigest()
     return cache / "quantized" / f"{folder.name}-{key[:12]}-{dtype}-{quant}.safetensors"
-
-
-def _stamps(folder: Path) -> list[str]:
-    return sorted(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
-                  for f in folder.glob("*.safetensors"))  # fmt: skip
 
 
 def save(model: Any, path: Path) -> None:
