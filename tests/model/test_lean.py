@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from model.batch import complete_many
 from model.generate import Generator, SamplingSettings
 from model.lean import CausalLM, read_config
 from model.loader import load, resolve
@@ -59,6 +60,16 @@ def test_same_logits_text_and_tokens_as_transformers(tmp_path: Path, arch: str, 
         theirs.tokenizer.eos_token_id,
         theirs.tokenizer.pad_token_id,
     )
+
+
+def test_batched_decoding_of_a_lean_model_is_transformers_one_by_one(tmp_path: Path) -> None:
+    folder = saved(tmp_path, "llama")
+    ours, theirs = Generator(load(str(folder), lean=True)), Generator(load(str(folder)))
+    prompts = [list(range(3, 3 + n)) for n in (5, 40, 1, 17)]
+    settings = SamplingSettings(max_new_tokens=15)
+    batched = dict(complete_many(ours, prompts, settings, slots=3))
+    for i, prompt in enumerate(prompts):
+        assert batched[i].token_ids == theirs.complete(prompt, settings).token_ids
 
 
 @pytest.mark.parametrize("quant", ["int8", "int4"])
