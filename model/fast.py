@@ -78,14 +78,23 @@ def _fuse(owner: nn.Module, name: str, parts: list[str]) -> None:
         return
     fused = nn.Linear(linears[0].in_features, sum(x.out_features for x in linears), all(has_bias))
     with torch.no_grad():
-        fused.weight = nn.Parameter(torch.cat([x.weight for x in linears]), requires_grad=False)
+        fused.weight = nn.Parameter(_cat([x.weight for x in linears]), requires_grad=False)
         if all(has_bias):
-            fused.bias = nn.Parameter(torch.cat([x.bias for x in linears]), requires_grad=False)
+            fused.bias = nn.Parameter(_cat([x.bias for x in linears]), requires_grad=False)
     setattr(owner, name, fused)
     start = 0
     for part, x in zip(parts, linears, strict=True):
         setattr(owner, part, Part(owner, name, start, start + x.out_features))
         start += x.out_features
+
+
+def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    # On the meta device (a saved quantized model being built) only the shape matters, and
+    # meta arithmetic imports torch._dynamo: 2-4 s of a start.
+    if tensors[0].is_meta:
+        rows = sum(t.shape[0] for t in tensors)
+        return torch.empty(rows, *tensors[0].shape[1:], dtype=tensors[0].dtype, device="meta")
+    return torch.cat(tensors)
 
 
 class Decoder:
