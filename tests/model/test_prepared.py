@@ -11,7 +11,6 @@ import torch
 from model import layout
 from model.lean import CausalLM
 from model.loader import load
-from model.tiny import tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -25,30 +24,14 @@ def moving(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(layout, "_pays", lambda weights: True)
 
 
-def model_and_adapter(tmp_path: Path, scale: float = 0.5) -> tuple[Path, Path]:
-    pytest.importorskip("peft")
-    from model.train.lora import attach, save_adapter
-
-    lm = tiny_model("qwen2")
-    folder = tmp_path / "model"
-    lm.model.save_pretrained(folder)
-    lm.tokenizer.save_pretrained(folder)
-    adapted = attach(tiny_model("qwen2").model)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, p in adapted.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, scale)
-    save_adapter(adapted, tmp_path / "adapter")
-    return folder, tmp_path / "adapter"
-
-
 def prepared_files(cache: Path) -> list[Path]:
     return sorted((cache / "prepared").glob("*.safetensors"))
 
 
-def test_saved_once_then_read_back_as_the_same_model(tmp_path: Path, moving) -> None:
-    folder, adapter = model_and_adapter(tmp_path)
+def test_saved_once_then_read_back_as_the_same_model(
+    tmp_path: Path, saved_with_adapter, moving
+) -> None:
+    folder, adapter, _ = saved_with_adapter()
     cache = tmp_path / "cache"
     want = load(str(folder), adapter=str(adapter))  # transformers, merged, torch's order
     first = load(str(folder), adapter=str(adapter), cache=cache, relayout=True, lean=True)
@@ -64,12 +47,14 @@ def test_saved_once_then_read_back_as_the_same_model(tmp_path: Path, moving) -> 
             torch.testing.assert_close(lm.model(IDS).logits, expected)
 
 
-def test_a_new_adapter_makes_a_new_file_and_the_stale_one_goes(tmp_path: Path, moving) -> None:
-    folder, adapter = model_and_adapter(tmp_path)
+def test_a_new_adapter_makes_a_new_file_and_the_stale_one_goes(
+    tmp_path: Path, saved_with_adapter, moving
+) -> None:
+    folder, adapter, _ = saved_with_adapter()
     cache = tmp_path / "cache"
     load(str(folder), adapter=str(adapter), cache=cache, relayout=True, lean=True)
     old = prepared_files(cache)
-    model_and_adapter(tmp_path, scale=1.0)  # retrained: new weights in the same folder
+    saved_with_adapter(scale=1.0)  # retrained: new weights in the same folder
     lm = load(str(folder), adapter=str(adapter), cache=cache, relayout=True, lean=True)
     new = prepared_files(cache)
     assert len(new) == 1 and new != old
@@ -78,8 +63,8 @@ def test_a_new_adapter_makes_a_new_file_and_the_stale_one_goes(tmp_path: Path, m
         torch.testing.assert_close(lm.model(IDS).logits, want.model(IDS).logits)
 
 
-def test_a_torn_file_is_prepared_again(tmp_path: Path, moving) -> None:
-    folder, adapter = model_and_adapter(tmp_path)
+def test_a_torn_file_is_prepared_again(tmp_path: Path, saved_with_adapter, moving) -> None:
+    folder, adapter, _ = saved_with_adapter()
     cache = tmp_path / "cache"
     first = load(str(folder), adapter=str(adapter), cache=cache, relayout=True, lean=True)
     prepared_files(cache)[0].write_bytes(b"torn")
@@ -89,8 +74,8 @@ def test_a_torn_file_is_prepared_again(tmp_path: Path, moving) -> None:
     assert prepared_files(cache)[0].stat().st_size > 1000
 
 
-def test_nothing_to_prepare_without_adapter_or_relayout(tmp_path: Path) -> None:
-    folder, _ = model_and_adapter(tmp_path)
+def test_nothing_to_prepare_without_adapter_or_relayout(tmp_path: Path, saved_with_adapter) -> None:
+    folder, _, _ = saved_with_adapter()
     cache = tmp_path / "cache"
     lm = load(str(folder), adapter="none", cache=cache, relayout=False, lean=True)
     assert isinstance(lm.model, CausalLM) and not prepared_files(cache)

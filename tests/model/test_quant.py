@@ -76,22 +76,13 @@ def test_quantized_weights_are_smaller() -> None:
     assert sizes["int4"] < sizes["int8"] < plain
 
 
-def test_loader_quantizes_by_setting_and_merges_an_adapter_first(tmp_path) -> None:
-    pytest.importorskip("peft")
+def test_loader_quantizes_by_setting_and_merges_an_adapter_first(
+    tmp_path, saved_with_adapter
+) -> None:
     from model.loaded import ModelLoadError
     from model.loader import load
-    from model.train.lora import attach, save_adapter
 
-    lm = tiny_model("qwen2")
-    folder = tmp_path / "model"
-    lm.model.save_pretrained(folder)
-    lm.tokenizer.save_pretrained(folder)
-    adapted = attach(tiny_model("qwen2").model)
-    with torch.no_grad():
-        for name, p in adapted.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    save_adapter(adapted, tmp_path / "adapter")
+    folder, _, adapted = saved_with_adapter()
     ids = torch.tensor([list(range(3, 60))])
     with torch.no_grad():
         want = adapted(ids).logits[0].argmax(-1)
