@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,7 @@ class Int4Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
-        if rows.shape[0] >= GEMM_ROWS["int4"] and self.out_features % 32 == 0:  # whole blocks
+        if rows.shape[0] >= GEMM_ROWS["int4"] and int4_layout() is not None:
             dtype = gemm_dtype(rows.dtype)
             y = torch.mm(rows.to(dtype), self.transposed(dtype)).to(x.dtype)
         else:
@@ -143,21 +144,67 @@ class Int4Linear(nn.Module):
         return y.reshape(*x.shape[:-1], self.out_features)
 
     def transposed(self, dtype: torch.dtype) -> torch.Tensor:
-        """The weight as floats, [in, out], in the thread's scratch buffer. The CPU pack keeps
-        each block of 32 outputs as [in, 16] bytes, outputs 0-15 in the low nibbles and 16-31
-        in the high ones (`tests/model/test_quant.py` pins this against torch's packer)."""
+        """The weight as floats, [in, out], in the thread's scratch buffer, unpacked from
+        torch's CPU pack as `int4_layout` found it on this CPU."""
+        layout = int4_layout()
+        assert layout is not None, "no known int4 layout on this CPU: the kernel path only"
+        block, split = layout
         k, n = self.in_features, self.out_features
-        packed = self.qweight.view(n // 32, k, 16)
-        nibbles = scratch((n // 32, k, 32), torch.uint8, slot=1)
-        torch.bitwise_and(packed, 15, out=nibbles[..., :16])
-        torch.bitwise_right_shift(packed, 4, out=nibbles[..., 16:])
-        weight = scratch((k, n // 32, 32), dtype)
-        weight.permute(1, 0, 2).copy_(nibbles)
+        weight = scratch((k, n), dtype)
+        full = n // block * block
+        packed = self.qweight.view(-1)
+        if full:
+            nibbles = scratch((full // block, k, block), torch.uint8, slot=1)
+            rows = packed[: full * k // 2].view(full // block, k, block // 2)
+            _split_nibbles(rows, nibbles, split)
+            weight[:, :full].unflatten(1, (full // block, block)).copy_(nibbles.permute(1, 0, 2))
+        if full < n:  # a last, partial block: always pairs of neighbours
+            tail = scratch((k, n - full), torch.uint8, slot=2)
+            _split_nibbles(packed[full * k // 2 :].view(k, (n - full) // 2), tail, split=False)
+            weight[:, full:].copy_(tail)
         # q * scale + (zero - 8 * scale), per group of 32 inputs and per output
         scale, zero = self.scales_zeros.to(dtype).unbind(-1)  # each [in / 32, out]
         grouped = weight.view(k // GROUP, GROUP, n)
         grouped.mul_(scale[:, None]).add_((zero - 8 * scale)[:, None])
-        return weight.view(k, n)
+        return weight
+
+
+def _split_nibbles(packed: torch.Tensor, out: torch.Tensor, split: bool) -> None:
+    """Each byte's two values into `out` (last dimension twice the bytes): low nibbles first
+    and high ones after them (`split`), or each byte's two side by side."""
+    half = packed.shape[-1]
+    low, high = (out[..., :half], out[..., half:]) if split else (out[..., 0::2], out[..., 1::2])
+    torch.bitwise_and(packed, 15, out=low)
+    torch.bitwise_right_shift(packed, 4, out=high)
+
+
+@functools.cache
+def int4_layout() -> tuple[int, bool] | None:
+    """How torch's CPU packer lays out int4 weights here, which depends on the kernel it
+    dispatches to: blocks of 64 outputs on AVX-512, 32 on AVX2 and without vectors; each block
+    is [in, block / 2] bytes, a full block's low nibbles holding its first half of outputs and
+    the high ones the second (`split`), a partial block's and the plain kernel's each byte two
+    neighbours. Found by packing a probe and comparing with each candidate, so an unknown
+    layout (another torch, another CPU) is None and prompts stay in the kernel, not wrong."""
+    probe = torch.randint(0, 16, (80, GROUP), generator=torch.Generator().manual_seed(0))
+    probe = probe.to(torch.int32)
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(probe, 1).view(-1)
+    for block, split in ((64, True), (32, True), (32, False)):
+        if torch.equal(_pack_like(probe, block, split), packed):
+            return block, split
+    return None
+
+
+def _pack_like(q: torch.Tensor, block: int, split: bool) -> torch.Tensor:
+    """`q` [out, in] of 4-bit values packed as the candidate layout would, bytes in order."""
+    parts = []
+    for start in range(0, q.shape[0], block):
+        part = q[start : start + block].t().to(torch.uint8)  # [in, size]
+        whole = split and part.shape[1] == block
+        half = part.shape[1] // 2
+        low, high = (part[:, :half], part[:, half:]) if whole else (part[:, 0::2], part[:, 1::2])
+        parts.append((low | (high << 4)).reshape(-1))
+    return torch.cat(parts)
 
 
 class Int8Embedding(nn.Module):
@@ -267,7 +314,9 @@ def saved_path(
     """Where the quantized weights of a model folder (with `adapter` merged in) live; new
     weights, a new adapter or a new torch, new file."""
     # LAYOUT changes whenever what `quantize` builds does: an old file is then never opened.
-    key = f"{folder.resolve()}|{stamps(folder)}|{torch.__version__}|{LAYOUT}"
+    # torch packs int4 for the kernel it dispatches to on this CPU (`int4_layout`).
+    capability = torch.backends.cpu.get_cpu_capability()
+    key = f"{folder.resolve()}|{stamps(folder)}|{torch.__version__}|{LAYOUT}|{capability}"
     if adapter is not None:
         key += f"|{adapter.resolve()}|{stamps(adapter)}"
     key = hashlib.sha256(key.encode()).hexdigest()
@@ -289,17 +338,37 @@ def load_saved(
     """The model of `folder`, its quantized weights read from `path` instead of rounded anew.
     Built on the meta device (no memory, no random init), then the file's tensors assigned.
     `empty`: that meta model already built (`model.lean`), else transformers builds it."""
-    from safetensors.torch import load_file
-
     model = empty if empty is not None else _meta_model(folder, dtype)
     with torch.device("meta"):
         quantize(model, quant, empty=True)
-    # Cloned: tensors mapped from the file sit at any byte offset, and the packed kernels
-    # crash on buffers that are not aligned.
-    state = {k: v.clone() for k, v in load_file(str(path)).items()}
-    model.load_state_dict(state, assign=True, strict=True)
+    model.load_state_dict(read_copied(path), assign=True, strict=True)
     _rebuild_unsaved_buffers(model)
     return model.eval()
+
+
+_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16,
+           "I8": torch.int8, "U8": torch.uint8, "I32": torch.int32, "I64": torch.int64}  # fmt: skip
+
+
+def read_copied(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file read into fresh tensors, not memory-mapped. The packed kernels crash
+    on buffers that are not aligned, and a mapped tensor sits at any byte offset, so these were
+    clones of the mapped file: its pages and the copies counted together (the default model's
+    int8 start peaked at 1.5 GB of RSS for 0.9 GB after). Read here, only the copies count."""
+    with path.open("rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        header.pop("__metadata__", None)
+        state = {}
+        for name, info in header.items():
+            begin, end = info["data_offsets"]
+            tensor = torch.empty(info["shape"], dtype=_DTYPES[info["dtype"]])
+            raw = tensor.view(-1).view(torch.uint8).numpy()
+            f.seek(8 + size + begin)
+            if raw.nbytes != end - begin or f.readinto(memoryview(raw)) != raw.nbytes:
+                raise ValueError(f"{path.name}: {name} is cut short")
+            state[name] = tensor
+    return state
 
 
 def _meta_model(folder: Path, dtype: torch.dtype) -> Any:

@@ -47,6 +47,29 @@ def test_a_prompts_float_matmul_agrees_with_the_packed_kernel(
     assert (first - kernel).norm() / kernel.norm() < 0.01
 
 
+def test_this_cpus_int4_layout_is_known() -> None:
+    """torch packs int4 per the kernel it dispatches to (blocks of 64 outputs on AVX-512, 32
+    on AVX2); on x86 one of the known layouts must match, or prompts lose the float path."""
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        assert layers.int4_layout() is not None
+
+
+@pytest.mark.parametrize("layout", [(64, True), (32, True), (32, False)])
+@pytest.mark.parametrize("outputs", [128, 96, 48])  # whole blocks, and partial last blocks
+def test_every_known_int4_layout_unpacks_to_its_weight(layout, outputs, monkeypatch) -> None:
+    """Each candidate layout, whatever this CPU's: packed as that layout, unpacked by
+    `transposed`, the weight is the rounded one, output by output."""
+    torch.manual_seed(0)
+    layer = Int4Linear.of(nn.Linear(64, outputs, bias=False))
+    q = torch.randint(0, 16, (outputs, 64), dtype=torch.int32)
+    layer.qweight = layers._pack_like(q, *layout)
+    monkeypatch.setattr(layers, "int4_layout", lambda: layout)
+    scale, zero = layer.scales_zeros.float().unbind(-1)  # each [in / 32, out]
+    groups = torch.arange(64) // layers.GROUP
+    expected = (q.t().float() - 8) * scale[groups] + zero[groups]
+    assert torch.allclose(layer.transposed(torch.float32), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("quant", ["int8", "int4"])
 def test_quantized_model_keeps_most_greedy_choices(quant: str) -> None:
     plain, lm = tiny_model("qwen2"), tiny_model("qwen2")
