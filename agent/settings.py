@@ -41,11 +41,11 @@ class ModelSettings(BaseModel):
         description="LoRA adapter: none, default (shipped with an embedded model), a folder",
     )
     dtype: Dtype = Field(default="float32", description=f"weights' dtype: {', '.join(DTYPES)}")
-    # Not int8 by default: it kept the BFCL score (18 of 44, no case won or lost) and runs an
-    # episode 2x faster, but lost 1 of 24 search-QA cases with tools (won none), and flipped
-    # the first call to a guessed URL on both end-to-end questions (README, Performance).
+    # auto: `model.loader.CPU_QUANT` on a CPU (chosen by the paired quality runs in
+    # evals/results/arms/quant-*), none on a GPU.
     quant: Quant = Field(
-        default="none", description="weight-only quantized layers on CPU: faster, smaller"
+        default="auto",
+        description="weight-only quantized layers (CPU only); auto: the CPU default, none on a GPU",
     )
     threads: int | None = Field(default=None, ge=1, description="torch threads; None = cores")
     # float32 on a CPU: the big projections stored in the order this CPU's BLAS streams

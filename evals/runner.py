@@ -29,7 +29,7 @@ from evals.stats import wilson
 from model import adapter as adapters
 from model.embedded import lookup
 from model.generate import Generator
-from model.loader import resolve_device, resolve_dtype
+from model.loader import resolve_device, resolve_dtype, resolve_quant
 from model.served import ServedModel
 
 SUITES = {
@@ -159,7 +159,7 @@ def run_meta(settings: Settings, split: str, limit: int | str | None, data: str 
         "model": settings.model.spec,
         "adapter": adapters.label(settings.model.spec, settings.model.adapter),
         "dtype": concrete_dtype(settings),  # "auto" as this machine made it: resumes compare it
-        "quant": settings.model.quant,
+        "quant": concrete_quant(settings),
         "split": split,
         "limit": limit,
         "data": data,
@@ -191,6 +191,11 @@ def canonical(spec: str) -> str:
 def concrete_dtype(settings: Settings) -> str:
     m = settings.model
     return resolve_dtype(m.dtype, resolve_device(m.device, m.quant))
+
+
+def concrete_quant(settings: Settings) -> str:
+    m = settings.model
+    return resolve_quant(m.quant, resolve_device(m.device, m.quant))
 
 
 def commit() -> str:

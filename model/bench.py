@@ -34,6 +34,8 @@ from pydantic import BaseModel
 
 from model.loaded import DTYPES, QUANTS
 
+KINDS = [q for q in QUANTS if q not in ("auto", "none")]  # a variant names its quantization
+
 PROMPT = (
     "Here are notes from a road trip. Day one: we left Lyon at dawn, drove through the Beaujolais "
     "hills, stopped for coffee in Mâcon and reached Dijon by noon, where the mustard shop was "
@@ -84,7 +86,7 @@ def parse_variants(text: str) -> list[Variant]:
         dtype, _, quant = item.partition("+")
         if dtype in ("int8", "int4"):
             dtype, quant = "float32", dtype
-        if dtype not in DTYPES or dtype == "auto" or quant not in ("", *QUANTS[1:]):
+        if dtype not in DTYPES or dtype == "auto" or quant not in ("", *KINDS):
             raise ValueError(f"unknown variant '{item}': use DTYPE[+int8|+int4], e.g. float32+int8")
         out.append(Variant(engine="ours", dtype=dtype, quant=quant or "none"))
     return out

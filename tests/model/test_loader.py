@@ -12,7 +12,14 @@ import torch
 from model import embedded, loader
 from model.chat import render
 from model.generate import Generator, SamplingSettings
-from model.loader import ModelLoadError, describe, load, resolve_device, resolve_dtype
+from model.loader import (
+    ModelLoadError,
+    describe,
+    load,
+    resolve_device,
+    resolve_dtype,
+    resolve_quant,
+)
 from model.messages import Message
 
 
@@ -92,6 +99,15 @@ def test_auto_dtype_is_bfloat16_only_where_it_is_native(tiny, tmp_path, monkeypa
         assert resolve_dtype("auto", cpu) == str(made).removeprefix("torch.")
         lm = load(str(save_tiny(tiny("qwen2"), tmp_path / f"m{native}")), dtype="auto")
         assert next(lm.model.parameters()).dtype == made
+
+
+def test_auto_quant_is_the_cpu_default_on_a_cpu_and_none_on_a_gpu(tiny, tmp_path, monkeypatch):
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert resolve_quant("auto", gpu) == "none" and resolve_quant("int8", cpu) == "int8"
+    monkeypatch.setattr(loader, "CPU_QUANT", "int8")
+    assert resolve_quant("auto", cpu) == "int8"
+    lm = load(str(save_tiny(tiny("qwen2"), tmp_path / "m")), quant="auto", cache=tmp_path / "c")
+    assert lm.quant == "int8" and describe(lm)["quant"] == "int8"
 
 
 def test_folder_without_config_and_bad_adapter(tiny, tmp_path: Path) -> None:
