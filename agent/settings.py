@@ -41,7 +41,7 @@ class ModelSettings(BaseModel):
         description="LoRA adapter: none, default (shipped with an embedded model), a folder",
     )
     dtype: Dtype = Field(default="float32", description=f"weights' dtype: {', '.join(DTYPES)}")
-    # auto: `model.loader.CPU_QUANT` on a CPU (chosen by the paired quality runs in
+    # auto: `model.loader.CPU_QUANT` on a CPU (int8, chosen by the paired quality runs in
     # evals/results/arms/quant-*), none on a GPU.
     quant: Quant = Field(
         default="auto",
