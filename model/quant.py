@@ -253,7 +253,10 @@ def scratch(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype, slot: int =
     buffers: dict[tuple[int, torch.dtype], torch.Tensor] = _scratch.__dict__.setdefault("b", {})
     buffer = buffers.get(key)
     if buffer is None or buffer.numel() < need:
-        buffer = buffers[key] = torch.empty(need, dtype=dtype)
+        # Made outside inference mode: a buffer made in it (a decode step's) could not be
+        # written outside it later (a forward with gradients off but not in inference mode).
+        with torch.inference_mode(False):
+            buffer = buffers[key] = torch.empty(need, dtype=dtype)
     return buffer[:need].view(shape)
 
 

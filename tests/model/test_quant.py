@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from torch import nn
@@ -45,6 +47,18 @@ def test_a_prompts_float_matmul_agrees_with_the_packed_kernel(
     first, again = layer(x), layer(x)  # the second reuses the thread's buffer
     assert torch.equal(first, again)
     assert (first - kernel).norm() / kernel.norm() < 0.01
+
+
+@pytest.mark.parametrize("kind", [Int8Linear, Int4Linear])
+def test_a_prompt_outside_inference_mode_after_one_inside(kind, monkeypatch) -> None:
+    """The thread's buffer, first made during a decode step (inference mode), is written again
+    by a forward outside it (the trainer's, transformers' generate)."""
+    monkeypatch.setattr(layers, "_scratch", threading.local())
+    layer, x = kind.of(nn.Linear(256, 96)), torch.randn(200, 256)
+    with torch.inference_mode():
+        inside = layer(x)
+    with torch.no_grad():
+        assert torch.equal(layer(x), inside)
 
 
 def test_this_cpus_int4_layout_is_known() -> None:

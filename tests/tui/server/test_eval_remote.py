@@ -17,7 +17,9 @@ from model.loader import load
 from model.tiny import tiny_model
 from tui.cli import main
 
-SUITE = ["eval", "--suite", "bfcl", "--limit", "6", "--set", "sampling.max_new_tokens=12"]
+# float weights, as `load` gives the server below (the setting's default is int8 on a CPU)
+SUITE = ["eval", "--suite", "bfcl", "--limit", "6", "--set", "sampling.max_new_tokens=12",
+         "--quant", "none"]  # fmt: skip
 
 
 @pytest.fixture
