@@ -44,7 +44,7 @@ from model.train import distributed
 
 # What `quant="auto"` (the setting's default) is on a CPU: int8, the fastest kind whose
 # quality paired against float32 is not significantly worse (full non-live BFCL test split
-# 452 -> 454 of 635, p = 0.77; search-QA and long context: evals/results/arms/quant-*).
+# 452 -> 454 of 635, p = 0.77: evals/results/arms/quant-*; search-QA and long context: README).
 # int4 is faster still but lost: BFCL 452 -> 432, p = 0.002.
 CPU_QUANT: Quant = "int8"
 
