@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from model import native
+
 ARCHS = ("llama", "qwen2")
 
 
@@ -164,6 +166,11 @@ class Decoder:
         end = self.length + n
         self.keys[i][:, :, self.length : end] = k
         self.values[i][:, :, self.length : end] = v
+        if n == 1 and native.ready() and q.dtype == torch.float32:
+            out = torch.ops.edgeagent.decode_attention(
+                q, self.keys[i], self.values[i], end, attn.scaling
+            )
+            return attn.o_proj(out.view(1, 1, -1))
         out = F.scaled_dot_product_attention(
             q,
             self.keys[i][:, :, :end],
@@ -201,14 +208,26 @@ def _norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
     """Llama/Qwen2 RMSNorm as one fused op in float32 (transformers spells it as eight)."""
     if x.dtype != torch.float32:
         return norm(x)
+    if _one_position(x) and norm.weight.dtype == torch.float32:
+        return torch.ops.edgeagent.rms_norm(x.contiguous(), norm.weight, norm.variance_epsilon)
     return F.rms_norm(x, (x.shape[-1],), norm.weight, norm.variance_epsilon)
 
 
 def _mlp(mlp: Any, x: torch.Tensor) -> torch.Tensor:
     if not hasattr(mlp, "gate_up_proj"):
         return mlp(x)
-    gate, up = mlp.gate_up_proj(x).chunk(2, dim=-1)
+    gate_up = mlp.gate_up_proj(x)
+    if _one_position(gate_up) and isinstance(mlp.act_fn, nn.SiLU):
+        return mlp.down_proj(torch.ops.edgeagent.silu_mul(gate_up.contiguous()))
+    gate, up = gate_up.chunk(2, dim=-1)
     return mlp.down_proj(mlp.act_fn(gate) * up)
+
+
+def _one_position(x: torch.Tensor) -> bool:
+    """Whether our small ops take `x` ([sequences, positions, d]): a decode step's float32
+    rows, where torch's several calls per op cost more than the op (a prompt's many rows
+    amortize them, and keep transformers' numbers exactly)."""
+    return native.ready() and x.dim() == 3 and x.shape[1] == 1 and x.dtype == torch.float32
 
 
 def _causal_mask(past: int, n: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from model import adapter as adapters
-from model import embedded, layout, prepared
+from model import embedded, layout, native, prepared
 from model.chat import ToolFormat, detect_format
 from model.lean import build as build_lean
 from model.lean import read_config as lean_config
@@ -74,6 +74,8 @@ def load(
     where = cache or embedded.cache_root()
     moved: list[str] | None = None
     ready = None
+    if quant != "none":  # before the layers are built: they take our kernel's layout if loaded
+        native.load(where, progress)
     if lean and folder and quant == "none" and target.type == "cpu" and dtype == "float32":
         ready = _prepared(folder, where, adapter, relayout)
     if ready:
@@ -392,6 +394,8 @@ def describe(lm: LoadedModel) -> dict[str, Any]:
         "tied_embeddings": tied,
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "quant": lm.quant,
+        # Ours are built and loaded for quantized weights; "torch" also where they could not be.
+        "kernels": "ours (model/native.cpp)" if native.ready() else "torch",
         "adapter": lm.adapter,
         "tool_format": lm.tool_format.value,
         "source": str(lm.source) if lm.source else None,

@@ -3,8 +3,10 @@
 Decoding one token reads every weight once and does little arithmetic with it, so on a CPU it
 is bound by memory bandwidth: fewer bytes per weight is more tokens per second. `quantize`
 swaps each `nn.Linear` (the vocabulary projection included) for a module holding
-- int8: one signed byte per weight and one scale per output row, multiplied by torch's
-  `_weight_int8pack_mm` CPU kernel;
+- int8: one signed byte per weight and one scale per output row, multiplied by our kernel
+  (`model.native`: blocks of 16 x 16 that each thread reads as one stream, float32 in and
+  out; 2x torch's on the default model's decode step) where it could be built, else by
+  torch's `_weight_int8pack_mm` (rows as they are, bfloat16 in and out);
 - int4: four bits per weight, asymmetric, one scale and offset per group of 32 inputs, in the
   layout of torch's `_weight_int4pack_mm_for_cpu` kernel; the vocabulary projection stays
   int8. GGUF blocks are also 32 inputs with a scale and a minimum, so on a 4-bit GGUF (SmolLM2's
@@ -37,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from model import fast
+from model import fast, native
 from model.loaded import Quant
 from model.prepared import stamps
 
@@ -48,32 +50,50 @@ GROUP = 32
 # float copy and matmul 9.5 ms (int8) or 15 ms (int4) plus the matmul: even at about 80 and 120
 # rows. Batched decoding (a row per sequence) stays in the kernels.
 GEMM_ROWS = {"int8": 64, "int4": 128}
+BLOCK = 16  # outputs and inputs per block of our int8 kernel (model/int8_linear.cpp)
 _scratch = threading.local()
 LAYOUT = 2  # of the saved files: fused projections, int8 head and token table
 
 
 class Int8Linear(nn.Module):
-    # The packed kernel returns bfloat16: logits of 25 come out in steps of 0.125, which ties
+    # torch's packed kernel returns bfloat16: logits of 25 come out in steps of 0.125, which ties
     # near-equal candidates and flipped SmolLM2's first word. As the vocabulary projection,
     # the layer recomputes its `refine` best outputs in float32 (a few rows of the weight).
     refine = 0
+    head = False  # the vocabulary projection
 
     def __init__(self, in_features: int, out_features: int, bias: bool, dtype: torch.dtype) -> None:
         """Empty buffers, in the current default device (meta, when loading a saved model)."""
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.register_buffer("qweight", torch.empty(out_features, in_features, dtype=torch.int8))
-        self.register_buffer("scales", torch.empty(out_features, dtype=torch.bfloat16))
+        # Our kernel where it is loaded and the inputs are whole blocks: its layout, outputs
+        # padded with zero rows to whole blocks, float32 scales; else torch's, [out, in] and
+        # bfloat16 scales. Decided here, so a model built empty for a saved file expects what
+        # `of` saved (the file's name keys the kernel).
+        self.blocked = native.ready() and in_features % BLOCK == 0
+        self.padded = -(-out_features // BLOCK) * BLOCK if self.blocked else out_features
+        shape = (out_features, in_features)
+        if self.blocked:
+            shape = (self.padded // BLOCK, in_features // BLOCK, BLOCK, BLOCK)
+        self.register_buffer("qweight", torch.empty(shape, dtype=torch.int8))
+        scale_dtype = torch.float32 if self.blocked else torch.bfloat16
+        self.register_buffer("scales", torch.empty(self.padded, dtype=scale_dtype))
         self.bias = nn.Parameter(torch.empty(out_features, dtype=dtype), False) if bias else None
 
     @classmethod
     def of(cls, linear: nn.Linear) -> Int8Linear:
         w = linear.weight.detach().float()
         layer = cls(w.shape[1], w.shape[0], linear.bias is not None, linear.weight.dtype)
-        # The kernel takes bfloat16 scales: round with the scale it will really use.
+        # torch's kernel takes bfloat16 scales: round with the scale it will really use. Ours
+        # takes the same values in float32, so both kernels hold the same weights.
         scales = (w.abs().amax(dim=1) / 127).clamp(min=1e-10).to(torch.bfloat16)
-        layer.qweight = torch.round(w / scales.float()[:, None]).clamp(-127, 127).to(torch.int8)
-        layer.scales = scales
+        q = torch.round(w / scales.float()[:, None]).clamp(-127, 127).to(torch.int8)
+        if layer.blocked:
+            pad = layer.padded - layer.out_features
+            layer.qweight = to_blocks(nn.functional.pad(q, (0, 0, 0, pad)))
+            layer.scales = nn.functional.pad(scales.float(), (0, pad))
+        else:
+            layer.qweight, layer.scales = q, scales
         if linear.bias is not None:
             layer.bias = nn.Parameter(linear.bias.detach(), requires_grad=False)
         return layer
@@ -81,11 +101,20 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
         # The vocabulary head keeps the kernel: its float copy would be half a gigabyte.
-        if rows.shape[0] >= GEMM_ROWS["int8"] and not self.refine:
+        if rows.shape[0] >= GEMM_ROWS["int8"] and not self.head:
             dtype = gemm_dtype(rows.dtype)
-            weight = scratch(self.qweight.shape, dtype).copy_(self.qweight)
+            weight = scratch((self.padded, self.in_features), dtype)
+            if self.blocked:  # the blocks back into rows, in the same pass
+                blocks = self.qweight.permute(0, 2, 1, 3)  # [out/16, 16, in/16, 16]
+                weight.view(blocks.shape).copy_(blocks)
+            else:
+                weight.copy_(self.qweight)
             weight.mul_(self.scales.to(dtype)[:, None])
-            y = nn.functional.linear(rows.to(dtype), weight).to(rows.dtype)
+            y = nn.functional.linear(rows.to(dtype), weight[: self.out_features]).to(rows.dtype)
+        elif self.blocked:  # float32 in and out: no bfloat16 logits, nothing to refine
+            floats = rows.float().contiguous()
+            y = torch.ops.edgeagent.int8_linear(floats, self.qweight, self.scales)
+            y = y[:, : self.out_features].to(rows.dtype)
         else:
             y = _int8_mm(rows, self.qweight, self.scales)
             if self.refine:
@@ -95,6 +124,7 @@ class Int8Linear(nn.Module):
         return y.reshape(*x.shape[:-1], self.out_features)
 
     def _refined(self, rows: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # Only for torch's kernel: ours returns float32.
         top = y.topk(min(self.refine, self.out_features), dim=-1).indices  # (rows, refine)
         weight = self.qweight[top].float() * self.scales[top].float()[..., None]
         exact = torch.einsum("rk,rnk->rn", rows.float(), weight)
@@ -260,6 +290,12 @@ def scratch(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype, slot: int =
     return buffer[:need].view(shape)
 
 
+def to_blocks(q: torch.Tensor) -> torch.Tensor:
+    """[out, in] int8 rows into our kernel's [out/16, in/16, 16, 16] blocks."""
+    out, inputs = q.shape
+    return q.view(out // BLOCK, BLOCK, inputs // BLOCK, BLOCK).transpose(1, 2).contiguous()
+
+
 def _int8_mm(rows: torch.Tensor, q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     # The kernel is vectorized for bfloat16 inputs; with float32 ones it is 10x slower.
     y = torch.ops.aten._weight_int8pack_mm(rows.to(torch.bfloat16).contiguous(), q, scales)
@@ -306,7 +342,8 @@ def quantize(model: Any, quant: Quant, empty: bool = False) -> Any:
                     else cls.of(child)
                 )
                 if child is head:
-                    layer.refine = 64
+                    layer.head = True
+                    layer.refine = 0 if getattr(layer, "blocked", False) else 64
                 setattr(parent, name, layer)
     return model
 
@@ -320,6 +357,7 @@ def saved_path(
     # torch packs int4 for the kernel it dispatches to on this CPU (`int4_layout`).
     capability = torch.backends.cpu.get_cpu_capability()
     key = f"{folder.resolve()}|{stamps(folder)}|{torch.__version__}|{LAYOUT}|{capability}"
+    key += "|blocks" if native.ready() else ""  # our kernel's layout, or torch's
     if adapter is not None:
         key += f"|{adapter.resolve()}|{stamps(adapter)}"
     key = hashlib.sha256(key.encode()).hexdigest()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 
+from model import native
 from model.tiny import tiny_model
 
 Saved = Callable[..., tuple[Path, Path, Any]]
@@ -37,3 +40,28 @@ def saved_with_adapter(tmp_path: Path) -> Saved:
         return folder, tmp_path / "adapter", adapted
 
     return make
+
+
+@pytest.fixture(scope="session")
+def native_built(tmp_path_factory: pytest.TempPathFactory) -> bool:
+    """Our kernels built once for the whole session (a process loads them once)."""
+    return native.load(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture
+def ours(native_built: bool) -> None:
+    """Our kernels loaded; skipped only where no compiler could build them."""
+    if not native_built:
+        if shutil.which(os.environ.get("CXX", "g++")) is None:
+            pytest.skip("no C++ compiler: our kernels cannot be built here")
+        pytest.fail("our kernels did not build although a compiler is here")
+
+
+@pytest.fixture(params=["ours", "torch"])
+def int8_kernel(request: pytest.FixtureRequest, monkeypatch) -> str:
+    """Layers built in this test take our kernel (`model.native`) or torch's."""
+    if request.param == "ours":
+        request.getfixturevalue("ours")
+    else:
+        monkeypatch.setattr(native, "ready", lambda: False)
+    return request.param

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize(("kind", "tolerance"), [(Int8Linear, 0.02), (Int4Linear, 0.15)])
 @pytest.mark.parametrize("rows", [1, 3, 200])  # decode rows and a prompt's many rows
 def test_layer_is_close_to_the_float_one(
-    kind: type[Int8Linear] | type[Int4Linear], tolerance: float, rows: int
+    int8_kernel: str, kind: type[Int8Linear] | type[Int4Linear], tolerance: float, rows: int
 ) -> None:
     torch.manual_seed(0)
     linear = nn.Linear(256, 96, bias=True)
@@ -34,7 +34,7 @@ def test_layer_is_close_to_the_float_one(
 @pytest.mark.parametrize("kind", [Int8Linear, Int4Linear])
 @pytest.mark.parametrize("shape", [(256, 96), (64, 48)])  # 48 outputs: not whole int4 blocks
 def test_a_prompts_float_matmul_agrees_with_the_packed_kernel(
-    kind: type[Int8Linear] | type[Int4Linear], shape: tuple[int, int], monkeypatch
+    int8_kernel: str, kind: type[Int8Linear] | type[Int4Linear], shape: tuple[int, int], monkeypatch
 ) -> None:
     """The float copy (the int4 one unpacks torch's CPU layout by hand) is the kernel's weight:
     the two paths differ only by the kernel's bfloat16 activations."""
@@ -50,7 +50,7 @@ def test_a_prompts_float_matmul_agrees_with_the_packed_kernel(
 
 
 @pytest.mark.parametrize("kind", [Int8Linear, Int4Linear])
-def test_a_prompt_outside_inference_mode_after_one_inside(kind, monkeypatch) -> None:
+def test_a_prompt_outside_inference_mode_after_one_inside(int8_kernel, kind, monkeypatch) -> None:
     """The thread's buffer, first made during a decode step (inference mode), is written again
     by a forward outside it (the trainer's, transformers' generate)."""
     monkeypatch.setattr(layers, "_scratch", threading.local())
@@ -85,7 +85,7 @@ def test_every_known_int4_layout_unpacks_to_its_weight(layout, outputs, monkeypa
 
 
 @pytest.mark.parametrize("quant", ["int8", "int4"])
-def test_quantized_model_keeps_most_greedy_choices(quant: str) -> None:
+def test_quantized_model_keeps_most_greedy_choices(int8_kernel: str, quant: str) -> None:
     plain, lm = tiny_model("qwen2"), tiny_model("qwen2")
     quantize(lm.model, quant)
     linears = [m for m in lm.model.modules() if isinstance(m, nn.Linear)]
@@ -177,7 +177,9 @@ def test_real_model_quantized_predicts_like_the_float_one(quant: str) -> None:
 
 
 @pytest.mark.parametrize("quant", ["int8", "int4"])
-def test_quantized_weights_are_saved_and_read_back_at_the_next_start(tmp_path, quant) -> None:
+def test_quantized_weights_are_saved_and_read_back_at_the_next_start(
+    int8_kernel: str, tmp_path, quant
+) -> None:
     from model.loader import load
 
     lm = tiny_model("llama")

@@ -1,0 +1,101 @@
+"""Our C++ kernels (`model/native.cpp`) against torch's own ops, and in a decode step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from model import fast, native
+from model.quant import BLOCK, Int8Linear, quantize, to_blocks
+from model.tiny import tiny_model
+
+pytestmark = pytest.mark.usefixtures("ours")
+
+
+def ops():  # noqa: ANN201 - torch's op namespace has no useful type
+    return torch.ops.edgeagent
+
+
+@pytest.mark.parametrize("rows", [1, 5, 63])
+@pytest.mark.parametrize(("outputs", "inputs"), [(32, 16), (96, 256), (1152, 896)])
+def test_int8_linear_is_the_product_with_the_dequantized_weight(rows, outputs, inputs) -> None:
+    torch.manual_seed(0)
+    q = torch.randint(-127, 128, (outputs, inputs), dtype=torch.int8)
+    scales = torch.rand(outputs) / 100
+    x = torch.randn(rows, inputs)
+    got = ops().int8_linear(x, to_blocks(q), scales)
+    want = (x.double() @ q.double().t()) * scales.double()
+    assert got.shape == (rows, outputs) and got.dtype == torch.float32
+    assert ((got.double() - want).abs().max() / want.abs().max()) < 1e-5
+
+
+def test_int8_linear_refuses_what_it_cannot_read() -> None:
+    q = to_blocks(torch.zeros(32, 32, dtype=torch.int8))
+    with pytest.raises(RuntimeError, match="float32"):
+        ops().int8_linear(torch.zeros(1, 32, dtype=torch.float64), q, torch.ones(32))
+    with pytest.raises(RuntimeError, match="inputs differ"):
+        ops().int8_linear(torch.zeros(1, 48), q, torch.ones(32))
+    with pytest.raises(RuntimeError, match="out/16"):
+        ops().int8_linear(torch.zeros(1, 32), torch.zeros(32, 32, dtype=torch.int8), torch.ones(32))
+
+
+@pytest.mark.parametrize("rows", [2, 100])  # decode rows, and a prompt's float matmul
+def test_a_layer_takes_our_kernel_with_outputs_padded_to_whole_blocks(rows: int) -> None:
+    torch.manual_seed(0)
+    whole, ragged = Int8Linear.of(nn.Linear(64, 48)), Int8Linear.of(nn.Linear(64, 40))
+    assert whole.blocked and whole.qweight.shape == (48 // BLOCK, 64 // BLOCK, BLOCK, BLOCK)
+    assert ragged.blocked and ragged.qweight.shape == (48 // BLOCK, 64 // BLOCK, BLOCK, BLOCK)
+    assert not Int8Linear.of(nn.Linear(40, 48)).blocked  # inputs are never padded: torch's
+    x = torch.randn(rows, 64)
+    for layer in (whole, ragged):
+        blocks = layer.qweight.permute(0, 2, 1, 3).reshape(layer.padded, -1)
+        weight = blocks.float() * layer.scales[:, None]
+        want = (x @ weight.t())[:, : layer.out_features] + layer.bias
+        got = layer(x)
+        assert got.shape == want.shape
+        assert (got - want).norm() / want.norm() < (1e-5 if rows < 64 else 0.01)
+
+
+def test_rms_norm_and_silu_mul_match_torch() -> None:
+    torch.manual_seed(0)
+    x, weight = torch.randn(3, 7, 896), torch.rand(896)
+    want = F.rms_norm(x, (896,), weight, 1e-6)
+    torch.testing.assert_close(ops().rms_norm(x, weight, 1e-6), want)
+    gate_up = torch.randn(2, 1, 2 * 100)
+    gate, up = gate_up.chunk(2, dim=-1)
+    torch.testing.assert_close(ops().silu_mul(gate_up), F.silu(gate) * up)
+
+
+@pytest.mark.parametrize("length", [1, 37, 300])
+@pytest.mark.parametrize(("heads", "kv_heads"), [(14, 2), (4, 4)])
+def test_decode_attention_matches_sdpa(length: int, heads: int, kv_heads: int) -> None:
+    torch.manual_seed(0)
+    q = torch.randn(1, heads, 64, 1).transpose(2, 3)  # a view, as the rotated query is
+    keys, values = torch.randn(2, 1, kv_heads, 512, 64).unbind(0)
+    got = ops().decode_attention(q, keys, values, length, 0.125)
+    want = F.scaled_dot_product_attention(
+        q, keys[:, :, :length], values[:, :, :length], scale=0.125, enable_gqa=True
+    )
+    torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama"])
+def test_a_decode_step_with_our_small_ops_is_torchs(arch: str, monkeypatch) -> None:
+    """Same int8 model, same tokens: the step with our norm, activation and attention gives
+    the logits of the step with torch's, and the same greedy tokens."""
+    lm = tiny_model(arch)
+    quantize(lm.model, "int8")
+    prompt, logits = list(range(3, 40)), {}
+    for ours in (True, False):
+        monkeypatch.setattr(native, "ready", lambda ours=ours: ours)
+        decoder, tokens, steps = fast.Decoder(lm.model), [], []
+        step = decoder.forward(prompt)
+        for _ in range(6):
+            tokens.append(int(step.argmax()))
+            step = decoder.forward(tokens[-1:])
+            steps.append(step)
+        logits[ours] = (tokens, torch.stack(steps))
+    assert logits[True][0] == logits[False][0]
+    torch.testing.assert_close(logits[True][1], logits[False][1], rtol=1e-4, atol=1e-4)
