@@ -112,9 +112,18 @@ class Decoder:
         self.head_dim = getattr(config, "head_dim", None) or (
             config.hidden_size // config.num_attention_heads
         )
+        self.fused: list[tuple] | None = None
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         self.length = 0
+
+    def _fused(self) -> bool:
+        """Whether a decode step runs each layer as one call of ours (`decode_layer`): every
+        projection in our int8 blocks, float32 norms, SiLU, no bias but q/k/v's. Decided once."""
+        if self.fused is None:
+            layers = [fused_weights(layer) for layer in self.body.layers]
+            self.fused = [w for w in layers if w is not None] if all(layers) else []
+        return bool(self.fused) and native.ready()
 
     def crop(self, length: int) -> None:
         """Forget every position from `length` on (their slots are overwritten later)."""
@@ -133,6 +142,17 @@ class Decoder:
         # follows kept positions needs the offset mask.
         mask = None if n == 1 or past == 0 else _causal_mask(past, n).to(self.device)
         causal = past == 0 and n > 1
+        if n == 1 and self._fused():
+            h = h.contiguous()
+            c, s = cos.reshape(-1).contiguous(), sin.reshape(-1).contiguous()
+            for i, (layer, weights) in enumerate(zip(self.body.layers, self.fused, strict=True)):
+                attn = layer.self_attn
+                torch.ops.edgeagent.decode_layer(
+                    h, *weights, c, s, self.keys[i], self.values[i], past, self.q_heads,
+                    attn.scaling, layer.input_layernorm.variance_epsilon,
+                )  # fmt: skip
+            self.length = past + n
+            return self.head(_norm(self.body.norm, h))[0, -1].float().cpu()
         for i, layer in enumerate(self.body.layers):
             x = _norm(layer.input_layernorm, h)
             h = h + self._attention(i, layer.self_attn, x, cos, sin, mask, causal)
@@ -204,6 +224,25 @@ def reserve(owner: Any, rows: int, needed: int, dtype: torch.dtype) -> None:
                 store.append(grown)
 
 
+def fused_weights(layer: Any) -> tuple | None:
+    """A layer's weights in the order `decode_layer` takes them, or None where it cannot run
+    the layer (float or torch-kernel projections, another activation, biases it lacks)."""
+    attn, mlp = layer.self_attn, layer.mlp
+    projections = [getattr(attn, "qkv_proj", None), getattr(attn, "o_proj", None),
+                   getattr(mlp, "gate_up_proj", None), getattr(mlp, "down_proj", None)]  # fmt: skip
+    norms = (layer.input_layernorm.weight, layer.post_attention_layernorm.weight)
+    if not all(getattr(p, "blocked", False) and p.padded == p.out_features for p in projections):
+        return None
+    if any(p.bias is not None for p in projections[1:]) or not _is_silu(mlp.act_fn):
+        return None
+    if any(w.dtype != torch.float32 for w in norms):
+        return None
+    qkv, o, gate_up, down = projections
+    bias = qkv.bias.float().contiguous() if qkv.bias is not None else None
+    return (norms[0], qkv.qweight, qkv.scales, bias, o.qweight, o.scales, norms[1],
+            gate_up.qweight, gate_up.scales, down.qweight, down.scales)  # fmt: skip
+
+
 def _norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
     """Llama/Qwen2 RMSNorm as one fused op in float32 (transformers spells it as eight)."""
     if x.dtype != torch.float32:
@@ -217,10 +256,15 @@ def _mlp(mlp: Any, x: torch.Tensor) -> torch.Tensor:
     if not hasattr(mlp, "gate_up_proj"):
         return mlp(x)
     gate_up = mlp.gate_up_proj(x)
-    if _one_position(gate_up) and isinstance(mlp.act_fn, nn.SiLU):
+    if _one_position(gate_up) and _is_silu(mlp.act_fn):
         return mlp.down_proj(torch.ops.edgeagent.silu_mul(gate_up.contiguous()))
     gate, up = gate_up.chunk(2, dim=-1)
     return mlp.down_proj(mlp.act_fn(gate) * up)
+
+
+def _is_silu(act: Any) -> bool:
+    # transformers' own class where it built the model, torch's in `model.lean`
+    return type(act).__name__ in ("SiLU", "SiLUActivation")
 
 
 def _one_position(x: torch.Tensor) -> bool:

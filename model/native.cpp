@@ -21,7 +21,9 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <cstdint>
 #include <vector>
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -79,33 +81,78 @@ inline void dot_block(const float* x, const int8_t* q, int64_t in, float* acc) {
 #endif
 }
 
-at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous(),
-              "x: contiguous float32 [rows, in]");
-  TORCH_CHECK(w.dim() == 4 && w.scalar_type() == at::kChar && w.is_contiguous() &&
-                  w.size(2) == OUT && w.size(3) == IN,
-              "w: contiguous int8 [out/16, in/16, 16, 16]");
-  const int64_t rows = x.size(0), in = x.size(1), out = w.size(0) * OUT;
-  TORCH_CHECK(w.size(1) * IN == in, "w's inputs differ from x's");
-  TORCH_CHECK(s.dim() == 1 && s.scalar_type() == at::kFloat && s.size(0) == out,
-              "s: float32 [out]");
-  at::Tensor y = at::empty({rows, out}, x.options());
-  const float* xp = x.data_ptr<float>();
-  const int8_t* wp = w.data_ptr<int8_t>();
-  const float* sp = s.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
+// y[r, :] = s * (w x[r, :]) for `rows` rows, blocks split over torch's threads.
+void gemv(const float* x, int64_t rows, const int8_t* w, const float* s, int64_t in, int64_t out,
+          float* y) {
   at::parallel_for(0, out / OUT, 4, [&](int64_t begin, int64_t end) {
     float acc[OUT];
     for (int64_t b = begin; b < end; ++b) {
-      const int8_t* q = wp + b * OUT * in;
+      const int8_t* q = w + b * OUT * in;
       for (int64_t r = 0; r < rows; ++r) {  // a block is read from memory once, then from cache
-        dot_block(xp + r * in, q, in, acc);
-        float* yr = yp + r * out + b * OUT;
-        for (int i = 0; i < OUT; ++i) yr[i] = acc[i] * sp[b * OUT + i];
+        dot_block(x + r * in, q, in, acc);
+        float* yr = y + r * out + b * OUT;
+        for (int i = 0; i < OUT; ++i) yr[i] = acc[i] * s[b * OUT + i];
       }
     }
   });
+}
+
+void check_blocks(const at::Tensor& w, const at::Tensor& s, int64_t in, const char* name) {
+  TORCH_CHECK(w.dim() == 4 && w.scalar_type() == at::kChar && w.is_contiguous() &&
+                  w.size(2) == OUT && w.size(3) == IN,
+              name, ": contiguous int8 [out/16, in/16, 16, 16]");
+  TORCH_CHECK(w.size(1) * IN == in, name, "'s inputs differ from x's");
+  TORCH_CHECK(s.dim() == 1 && s.scalar_type() == at::kFloat && s.is_contiguous() &&
+                  s.size(0) == w.size(0) * OUT,
+              name, " scales: float32 [out]");
+}
+
+at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous(),
+              "x: contiguous float32 [rows, in]");
+  const int64_t rows = x.size(0), in = x.size(1), out = w.size(0) * OUT;
+  check_blocks(w, s, in, "w");
+  at::Tensor y = at::empty({rows, out}, x.options());
+  gemv(x.data_ptr<float>(), rows, w.data_ptr<int8_t>(), s.data_ptr<float>(), in, out,
+       y.data_ptr<float>());
   return y;
+}
+
+void norm_row(const float* x, const float* w, int64_t d, float eps, float* y) {
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < d; ++i) sum += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(sum / d + eps);
+#pragma omp simd
+  for (int64_t i = 0; i < d; ++i) y[i] = x[i] * inv * w[i];
+}
+
+void silu_mul_row(const float* g, const float* u, int64_t m, float* y) {
+#pragma omp simd
+  for (int64_t i = 0; i < m; ++i) y[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+// One query head over `length` cached keys and values of its group, [length, dim] each.
+void attend(const float* q, const float* k, const float* v, int64_t length, int64_t dim, float scale,
+            float* score, float* out) {
+  float top = -INFINITY;
+  for (int64_t j = 0; j < length; ++j) {
+    const float* kj = k + j * dim;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t i = 0; i < dim; ++i) dot += q[i] * kj[i];
+    score[j] = dot * scale;
+    top = std::max(top, score[j]);
+  }
+  float total = 0.0f;
+  for (int64_t j = 0; j < length; ++j) total += (score[j] = std::exp(score[j] - top));
+  for (int64_t i = 0; i < dim; ++i) out[i] = 0.0f;
+  for (int64_t j = 0; j < length; ++j) {
+    const float p = score[j] / total;
+    const float* vj = v + j * dim;
+#pragma omp simd
+    for (int64_t i = 0; i < dim; ++i) out[i] += p * vj[i];
+  }
 }
 
 // y = x / sqrt(mean(x^2) + eps) * weight, per row of a contiguous float32 [..., d].
@@ -118,16 +165,7 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   const float* xp = x.data_ptr<float>();
   const float* wp = weight.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = xp + r * d;
-    float* yr = yp + r * d;
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < d; ++i) sum += xr[i] * xr[i];
-    const float inv = 1.0f / std::sqrt(sum / d + static_cast<float>(eps));
-#pragma omp simd
-    for (int64_t i = 0; i < d; ++i) yr[i] = xr[i] * inv * wp[i];
-  }
+  for (int64_t r = 0; r < rows; ++r) norm_row(xp + r * d, wp, d, static_cast<float>(eps), yp + r * d);
   return y;
 }
 
@@ -141,13 +179,7 @@ at::Tensor silu_mul(const at::Tensor& gate_up) {
   at::Tensor y = at::empty(shape, gate_up.options());
   const float* p = gate_up.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* g = p + r * 2 * m;
-    const float* u = g + m;
-    float* yr = yp + r * m;
-#pragma omp simd
-    for (int64_t i = 0; i < m; ++i) yr[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-  }
+  for (int64_t r = 0; r < rows; ++r) silu_mul_row(p + r * 2 * m, p + r * 2 * m + m, m, yp + r * m);
   return y;
 }
 
@@ -174,31 +206,87 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& keys, const a
   at::parallel_for(0, heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> score(length);
     for (int64_t h = begin; h < end; ++h) {
-      const float* qh = qp + h * dim;
-      const float* kh = kp + (h / (heads / kv)) * cap * dim;
-      const float* vh = vp + (h / (heads / kv)) * cap * dim;
-      float top = -INFINITY;
-      for (int64_t j = 0; j < length; ++j) {
-        const float* kj = kh + j * dim;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int64_t i = 0; i < dim; ++i) dot += qh[i] * kj[i];
-        score[j] = dot * s;
-        top = std::max(top, score[j]);
-      }
-      float total = 0.0f;
-      for (int64_t j = 0; j < length; ++j) total += (score[j] = std::exp(score[j] - top));
-      float* oh = op + h * dim;
-      for (int64_t i = 0; i < dim; ++i) oh[i] = 0.0f;
-      for (int64_t j = 0; j < length; ++j) {
-        const float p = score[j] / total;
-        const float* vj = vh + j * dim;
-#pragma omp simd
-        for (int64_t i = 0; i < dim; ++i) oh[i] += p * vj[i];
-      }
+      const int64_t group = h / (heads / kv);
+      attend(qp + h * dim, kp + group * cap * dim, vp + group * cap * dim, length, dim,
+             static_cast<float>(scale), score.data(), op + h * dim);
     }
   });
   return out;
+}
+
+// One decode step of a Llama/Qwen2 layer for one sequence, in place on the residual stream
+// h [1, 1, d]: norm, the fused q/k/v product (+ bias), rotary on q and k, k and v written at
+// `position` of the layer's cache, attention over positions 0..position, the output product
+// added to h; norm, the fused gate/up product, silu(gate) * up, the down product added to h.
+// One call instead of about 25 torch ops: what bounds a small model's step (SmolLM2-135M).
+void decode_layer(at::Tensor h, const at::Tensor& in_norm, const at::Tensor& qkv_w,
+                  const at::Tensor& qkv_s, const std::optional<at::Tensor>& qkv_b,
+                  const at::Tensor& o_w, const at::Tensor& o_s, const at::Tensor& post_norm,
+                  const at::Tensor& gu_w, const at::Tensor& gu_s, const at::Tensor& down_w,
+                  const at::Tensor& down_s, const at::Tensor& cos, const at::Tensor& sin,
+                  at::Tensor keys, at::Tensor values, int64_t position, int64_t heads,
+                  double scale, double eps) {
+  TORCH_CHECK(h.scalar_type() == at::kFloat && h.is_contiguous() && h.numel() == h.size(-1),
+              "h: contiguous float32 [1, 1, d]");
+  const int64_t d = h.size(-1), kv = keys.size(1), cap = keys.size(2), dim = keys.size(3);
+  const int64_t qkv_out = (heads + 2 * kv) * dim, inner = gu_w.size(0) * OUT / 2;
+  check_blocks(qkv_w, qkv_s, d, "qkv");
+  check_blocks(o_w, o_s, heads * dim, "o");
+  check_blocks(gu_w, gu_s, d, "gate_up");
+  check_blocks(down_w, down_s, inner, "down");
+  TORCH_CHECK(qkv_w.size(0) * OUT == qkv_out && o_w.size(0) * OUT == d &&
+                  down_w.size(0) * OUT == d && heads % kv == 0,
+              "the layer's shapes disagree with its heads");
+  TORCH_CHECK(keys.is_contiguous() && values.is_contiguous() && keys.sizes() == values.sizes() &&
+                  keys.scalar_type() == at::kFloat && values.scalar_type() == at::kFloat &&
+                  position < cap,
+              "keys, values: contiguous float32 [1, kv_heads, capacity, dim] with room");
+  TORCH_CHECK(cos.numel() == dim && sin.numel() == dim && cos.is_contiguous() &&
+                  sin.is_contiguous(), "cos, sin: float32 [dim]");
+  TORCH_CHECK(in_norm.numel() == d && post_norm.numel() == d, "norm weights: float32 [d]");
+  float* hp = h.data_ptr<float>();
+  float* kp = keys.data_ptr<float>();
+  float* vp = values.data_ptr<float>();
+  const float* c = cos.data_ptr<float>();
+  const float* sn = sin.data_ptr<float>();
+  std::vector<float> x(d), qkv(qkv_out), attn(heads * dim), y(std::max(d, 2 * inner));
+
+  norm_row(hp, in_norm.data_ptr<float>(), d, static_cast<float>(eps), x.data());
+  gemv(x.data(), 1, qkv_w.data_ptr<int8_t>(), qkv_s.data_ptr<float>(), d, qkv_out, qkv.data());
+  if (qkv_b.has_value()) {
+    const float* b = qkv_b->data_ptr<float>();
+    for (int64_t i = 0; i < qkv_out; ++i) qkv[i] += b[i];
+  }
+  const int64_t half = dim / 2;
+  for (int64_t head = 0; head < heads + kv; ++head) {  // rotary: q heads, then k heads
+    float* t = qkv.data() + head * dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float a = t[i], b = t[i + half];
+      t[i] = a * c[i] - b * sn[i];
+      t[i + half] = b * c[i + half] + a * sn[i + half];
+    }
+  }
+  for (int64_t g = 0; g < kv; ++g) {
+    std::copy_n(qkv.data() + (heads + g) * dim, dim, kp + (g * cap + position) * dim);
+    std::copy_n(qkv.data() + (heads + kv + g) * dim, dim, vp + (g * cap + position) * dim);
+  }
+  at::parallel_for(0, heads, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> score(position + 1);
+    for (int64_t head = begin; head < end; ++head) {
+      const int64_t g = head / (heads / kv);
+      attend(qkv.data() + head * dim, kp + g * cap * dim, vp + g * cap * dim, position + 1, dim,
+             static_cast<float>(scale), score.data(), attn.data() + head * dim);
+    }
+  });
+  gemv(attn.data(), 1, o_w.data_ptr<int8_t>(), o_s.data_ptr<float>(), heads * dim, d, y.data());
+  for (int64_t i = 0; i < d; ++i) hp[i] += y[i];
+
+  norm_row(hp, post_norm.data_ptr<float>(), d, static_cast<float>(eps), x.data());
+  gemv(x.data(), 1, gu_w.data_ptr<int8_t>(), gu_s.data_ptr<float>(), d, 2 * inner, y.data());
+  std::vector<float> act(inner);
+  silu_mul_row(y.data(), y.data() + inner, inner, act.data());
+  gemv(act.data(), 1, down_w.data_ptr<int8_t>(), down_s.data_ptr<float>(), inner, d, y.data());
+  for (int64_t i = 0; i < d; ++i) hp[i] += y[i];
 }
 
 }  // namespace
@@ -209,4 +297,10 @@ TORCH_LIBRARY(edgeagent, m) {
   m.def("silu_mul(Tensor gate_up) -> Tensor", silu_mul);
   m.def("decode_attention(Tensor q, Tensor keys, Tensor values, int length, float scale) -> Tensor",
         decode_attention);
+  m.def(
+      "decode_layer(Tensor(a!) h, Tensor in_norm, Tensor qkv_w, Tensor qkv_s, Tensor? qkv_b, "
+      "Tensor o_w, Tensor o_s, Tensor post_norm, Tensor gu_w, Tensor gu_s, Tensor down_w, "
+      "Tensor down_s, Tensor cos, Tensor sin, Tensor(b!) keys, Tensor(c!) values, int position, "
+      "int heads, float scale, float eps) -> ()",
+      decode_layer);
 }

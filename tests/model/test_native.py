@@ -82,9 +82,10 @@ def test_decode_attention_matches_sdpa(length: int, heads: int, kv_heads: int) -
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "llama"])
-def test_a_decode_step_with_our_small_ops_is_torchs(arch: str, monkeypatch) -> None:
-    """Same int8 model, same tokens: the step with our norm, activation and attention gives
-    the logits of the step with torch's, and the same greedy tokens."""
+def test_a_decode_step_with_our_layer_is_torchs(arch: str, monkeypatch) -> None:
+    """Same int8 model, same tokens: the step with each layer as one call of ours
+    (`decode_layer`: norm, q/k/v with Qwen2's bias, rotary, cache, attention, MLP) gives the
+    logits of the step with torch's ops, and the same greedy tokens."""
     lm = tiny_model(arch)
     quantize(lm.model, "int8")
     prompt, logits = list(range(3, 40)), {}
@@ -96,6 +97,7 @@ def test_a_decode_step_with_our_small_ops_is_torchs(arch: str, monkeypatch) -> N
             tokens.append(int(step.argmax()))
             step = decoder.forward(tokens[-1:])
             steps.append(step)
+        assert decoder._fused() is ours  # the layers qualify; `native.ready` decides
         logits[ours] = (tokens, torch.stack(steps))
     assert logits[True][0] == logits[False][0]
     torch.testing.assert_close(logits[True][1], logits[False][1], rtol=1e-4, atol=1e-4)
