@@ -55,9 +55,10 @@ def load(cache: Path, progress: Callable[[str], None] | None = None) -> bool:
 
 
 def _built(cache: Path, progress: Callable[[str], None] | None) -> Path:
-    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    name = os.environ.get("CXX")
+    compiler = shutil.which(name) if name else shutil.which("g++") or shutil.which("c++")
     if compiler is None:
-        raise OSError("no C++ compiler: install g++")
+        raise OSError(f"no C++ compiler {name or 'g++'}: install one, or set $CXX")
     path = cache / "native" / f"native-{_key(compiler)}.so"
     if path.is_file():
         return path

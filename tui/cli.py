@@ -64,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_flags(p)
     p.set_defaults(func=commands.cmd_model_prepare)
 
-    p = sub.add_parser("bench", help="time to first token and decode speed (prints figures)")
+    p = sub.add_parser(
+        "bench",
+        help="time to first token and decode speed (prints figures)",
+        description="Times our path and references on one prompt, for the model of --model "
+        "or, without one, for each embedded model in turn.",
+    )
     p.add_argument(
         "--variants",
         default="float32,bfloat16,int8,int4",

@@ -283,8 +283,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     threads = settings.model.threads or 2
+    tables = []  # (model, rows, reference, prompt tokens)
     try:
-        rows, reference, prompt_tokens = engine_rows(args, settings, threads)
+        for spec in bench_models(args, settings):
+            one = settings.model_copy(
+                update={"model": settings.model.model_copy(update={"spec": spec})}
+            )
+            rows, reference, prompt_tokens = engine_rows(args, one, threads)
+            if rows:
+                tables.append((spec, rows, reference, prompt_tokens))
     except ValueError as e:
         say(f"edgeagent: error: {e}")
         return 2
@@ -306,11 +313,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         parts: dict[str, Any] = {"cpu": cpu, "agent": overhead, "first_token": first}
         extra = {k: v.model_dump() for k, v in parts.items() if v is not None}
-        print(json.dumps({"rows": json.loads(bench.as_json(rows)), **extra}, indent=2))
+        models = [{"model": spec, "prompt_tokens": n, "rows": json.loads(bench.as_json(rows))}
+                  for spec, rows, _, n in tables]  # fmt: skip
+        print(json.dumps({"models": models, **extra}, indent=2))
         return 0
     print(f"CPU: {cpu.line}")
-    if rows:
-        print(f"{settings.model.spec}, {threads} threads, {prompt_tokens}-token prompt, "
+    for spec, rows, reference, prompt_tokens in tables:
+        print(f"{spec}, {threads} threads, {prompt_tokens}-token prompt, "
               f"{args.tokens} tokens decoded, median of {args.rounds} rounds")  # fmt: skip
         print(bench.table(rows, reference))
     if overhead is not None:
@@ -320,6 +329,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print()
         print(firsttoken.table(first))
     return 0
+
+
+def bench_models(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """The model named by --model or the settings, else every embedded model (both)."""
+    from model import embedded
+
+    if getattr(args, "model.spec", None) is None and settings.model.spec == "embedded":
+        return list(embedded.EMBEDDED)
+    return [settings.model.spec]
 
 
 def engine_rows(

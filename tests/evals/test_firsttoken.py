@@ -39,7 +39,7 @@ def test_bench_records_first_token_through_a_server(tmp_path, capsys, monkeypatc
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     first = FirstToken.model_validate(out["first_token"])
-    assert out["rows"] == [] and "agent" not in out and out["cpu"]["logical_cores"] >= 1
+    assert out["models"] == [] and "agent" not in out and out["cpu"]["logical_cores"] >= 1
     assert first.started and first.server.startswith("http://127.0.0.1:")
     assert len(first.server_s) == len(first.fresh_s) == len(first.in_process_s) == 1
     assert min(first.cold_s, first.through_server, first.new_question, first.in_process) > 0
