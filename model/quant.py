@@ -374,15 +374,21 @@ def save(model: Any, path: Path) -> None:
 
 
 def load_saved(
-    folder: Path, path: Path, quant: Quant, dtype: torch.dtype, empty: Any = None
+    folder: Path,
+    path: Path,
+    quant: Quant,
+    dtype: torch.dtype,
+    empty: Any = None,
+    state: dict[str, torch.Tensor] | None = None,
 ) -> Any:
     """The model of `folder`, its quantized weights read from `path` instead of rounded anew.
     Built on the meta device (no memory, no random init), then the file's tensors assigned.
-    `empty`: that meta model already built (`model.lean`), else transformers builds it."""
+    `empty`: that meta model already built (`model.lean`), else transformers builds it;
+    `state`: the file already read (`read_copied`)."""
     model = empty if empty is not None else _meta_model(folder, dtype)
     with torch.device("meta"):
         quantize(model, quant, empty=True)
-    model.load_state_dict(read_copied(path), assign=True, strict=True)
+    model.load_state_dict(state or read_copied(path), assign=True, strict=True)
     _rebuild_unsaved_buffers(model)
     return model.eval()
 
