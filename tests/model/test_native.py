@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -120,3 +123,32 @@ def test_without_a_compiler_or_when_turned_off_the_layers_take_torchs_kernel(
     layer = Int8Linear.of(nn.Linear(64, 48))
     assert not layer.blocked and layer.refine == 0  # torch's layout: still a working layer
     assert layer(torch.randn(2, 64)).shape == (2, 48)
+
+
+CHECK = """
+import sys, torch
+from model.quant import to_blocks
+torch.ops.load_library(sys.argv[1])
+torch.manual_seed(0)
+q, s = torch.randint(-127, 128, (96, 256), dtype=torch.int8), torch.rand(96) / 100
+x = torch.randn(3, 256)
+got = torch.ops.edgeagent.int8_linear(x, to_blocks(q), s).double()
+want = (x.double() @ q.double().t()) * s.double()
+print(float((got - want).abs().max() / want.abs().max()))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("without", [["-mno-avx512f"], ["-mno-avx512f", "-mno-avx2", "-mno-fma"]])
+def test_the_avx2_and_plain_paths_compute_the_same_product(tmp_path, without) -> None:
+    """A CPU without AVX-512 (or without AVX2) builds the other branches of native.cpp: built
+    here with those extensions turned off, each gives the product (run in a process of its own:
+    a process registers the `edgeagent` ops once)."""
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX"):
+        pytest.skip("not an x86 CPU with AVX2")
+    library = tmp_path / "native.so"
+    flags = native._flags()
+    subprocess.run(["g++", str(native.SOURCE), *flags, *without, "-o", str(library)], check=True)
+    done = subprocess.run([sys.executable, "-c", CHECK, str(library)], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert float(done.stdout) < 1e-5
