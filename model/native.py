@@ -22,6 +22,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import torch
 
 SOURCE = Path(__file__).with_name("native.cpp")
 _loaded: list[bool] = []  # once tried: whether it worked
+_lock = threading.Lock()
 
 
 def ready() -> bool:
@@ -39,8 +41,13 @@ def ready() -> bool:
 def load(cache: Path, progress: Callable[[str], None] | None = None) -> bool:
     """Builds the kernels into `cache`/native if this machine has no build yet, then loads
     them; False (and why, to `progress`) where they cannot be had."""
-    if _loaded:
+    with _lock:  # two threads loading models at once build and register once
+        if not _loaded:
+            _loaded.append(_load(cache, progress))
         return _loaded[0]
+
+
+def _load(cache: Path, progress: Callable[[str], None] | None) -> bool:
     ok = False
     if os.environ.get("EDGEAGENT_NATIVE", "1") == "0":
         _say(progress, "native kernels off ($EDGEAGENT_NATIVE=0): torch's ops")
@@ -50,7 +57,6 @@ def load(cache: Path, progress: Callable[[str], None] | None = None) -> bool:
             ok = True
         except (OSError, RuntimeError, subprocess.SubprocessError) as e:
             _say(progress, f"native kernels unavailable ({_first_line(e)}): torch's ops")
-    _loaded.append(ok)
     return ok
 
 
