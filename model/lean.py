@@ -190,7 +190,7 @@ def _attend(attn: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, c:
 def build(folder: Path, dtype: torch.dtype, empty: bool = False) -> CausalLM | None:
     """The model in `folder` with its weights (memory-mapped where `dtype` is the file's), or
     None when `read_config` cannot take it. `empty`: on the meta device, for a caller that
-    assigns a state dict of its own (`model.quant.load_saved`)."""
+    assigns a state dict of its own (`model.quant_saved.load_saved`)."""
     config = read_config(folder)
     if config is None:
         return None

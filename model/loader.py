@@ -31,16 +31,8 @@ from model.chat import ToolFormat, detect_format
 from model.lean import build as build_lean
 from model.lean import read_config as lean_config
 from model.loaded import Dtype, LoadedModel, ModelLoadError, Quant
-from model.quant import (
-    Int4Linear,
-    Int8Linear,
-    load_saved,
-    native_bf16,
-    quantize,
-    read_copied,
-    save,
-    saved_path,
-)
+from model.quant import Int4Linear, Int8Linear, native_bf16, quantize
+from model.quant_saved import load_saved, read_copied, save, saved_path
 from model.tokenizer import from_folder
 from model.train import distributed
 

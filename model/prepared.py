@@ -11,7 +11,7 @@ neighbour during a later start cannot produce another one.
 
 The key names the model's and the adapter's files (name, size, mtime), torch's version and
 the CPU (`model.cpu`); a file of the same model and adapter under another key is stale and
-removed when a new one is written. Not here: quantized weights (`model.quant.save`, the same
+removed when a new one is written. Not here: quantized weights (`model.quant_saved.save`, the same
 idea for int8/int4), bfloat16, GPUs, models `model.lean` does not build.
 """
 

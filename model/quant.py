@@ -20,20 +20,16 @@ float32 elsewhere), written into one reused buffer per thread, since fresh gigab
 forward cost more in page faults than the matmul itself (on 2 AVX2 cores a 241-token prompt
 took 3.8 s as int8 against 1.3 s in float32 before the buffer, TTFT below).
 
-`save` and `load_saved` keep a quantized model in one safetensors file, so that later starts
-read a quarter of the bytes and round nothing (quantizing the default model takes 6-12 s on
-2 cores). Not here: GPU kernels (on a GPU use bfloat16), activation or KV-cache
-quantization, and training: LoRA needs float base weights, so `model.loader` merges an adapter
-before quantizing and the trainer never quantizes.
+`model.quant_saved` keeps a quantized model in one safetensors file, so that later starts read
+a quarter of the bytes and round nothing. Not here: GPU kernels (on a GPU use bfloat16),
+activation or KV-cache quantization, and training: LoRA needs float base weights, so
+`model.loader` merges an adapter before quantizing and the trainer never quantizes.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import threading
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,7 +37,6 @@ from torch import nn
 
 from model import fast, native
 from model.loaded import Quant
-from model.prepared import stamps
 
 GROUP = 32
 # Rows at or above these go through a float matmul: the packed kernels are matrix-vector
@@ -50,9 +45,8 @@ GROUP = 32
 # float copy and matmul 9.5 ms (int8) or 15 ms (int4) plus the matmul: even at about 80 and 120
 # rows. Batched decoding (a row per sequence) stays in the kernels.
 GEMM_ROWS = {"int8": 64, "int4": 128}
-BLOCK = 16  # outputs and inputs per block of our int8 kernel (model/int8_linear.cpp)
+BLOCK = 16  # outputs and inputs per block of our int8 kernel (model/native.cpp)
 _scratch = threading.local()
-LAYOUT = 2  # of the saved files: fused projections, int8 head and token table
 
 
 class Int8Linear(nn.Module):
@@ -346,94 +340,3 @@ def quantize(model: Any, quant: Quant, empty: bool = False) -> Any:
                     layer.refine = 0 if getattr(layer, "blocked", False) else 64
                 setattr(parent, name, layer)
     return model
-
-
-def saved_path(
-    folder: Path, quant: Quant, dtype: str, cache: Path, adapter: Path | None = None
-) -> Path:
-    """Where the quantized weights of a model folder (with `adapter` merged in) live; new
-    weights, a new adapter or a new torch, new file."""
-    # LAYOUT changes whenever what `quantize` builds does: an old file is then never opened.
-    # torch packs int4 for the kernel it dispatches to on this CPU (`int4_layout`).
-    capability = torch.backends.cpu.get_cpu_capability()
-    key = f"{folder.resolve()}|{stamps(folder)}|{torch.__version__}|{LAYOUT}|{capability}"
-    key += "|blocks" if native.ready() else ""  # our kernel's layout, or torch's
-    if adapter is not None:
-        key += f"|{adapter.resolve()}|{stamps(adapter)}"
-    key = hashlib.sha256(key.encode()).hexdigest()
-    return cache / "quantized" / f"{folder.name}-{key[:12]}-{dtype}-{quant}.safetensors"
-
-
-def save(model: Any, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(path)  # a start that is killed mid-write leaves no half file behind
-
-
-def load_saved(
-    folder: Path,
-    path: Path,
-    quant: Quant,
-    dtype: torch.dtype,
-    empty: Any = None,
-    state: dict[str, torch.Tensor] | None = None,
-) -> Any:
-    """The model of `folder`, its quantized weights read from `path` instead of rounded anew.
-    Built on the meta device (no memory, no random init), then the file's tensors assigned.
-    `empty`: that meta model already built (`model.lean`), else transformers builds it;
-    `state`: the file already read (`read_copied`)."""
-    model = empty if empty is not None else _meta_model(folder, dtype)
-    with torch.device("meta"):
-        quantize(model, quant, empty=True)
-    model.load_state_dict(state or read_copied(path), assign=True, strict=True)
-    _rebuild_unsaved_buffers(model)
-    return model.eval()
-
-
-_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16,
-           "I8": torch.int8, "U8": torch.uint8, "I32": torch.int32, "I64": torch.int64}  # fmt: skip
-
-
-def read_copied(path: Path) -> dict[str, torch.Tensor]:
-    """A safetensors file read into fresh tensors, not memory-mapped. The packed kernels crash
-    on buffers that are not aligned, and a mapped tensor sits at any byte offset, so these were
-    clones of the mapped file: its pages and the copies counted together (the default model's
-    int8 start peaked at 1.5 GB of RSS for 0.9 GB after). Read here, only the copies count."""
-    with path.open("rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(size))
-        header.pop("__metadata__", None)
-        state = {}
-        for name, info in header.items():
-            begin, end = info["data_offsets"]
-            tensor = torch.empty(info["shape"], dtype=_DTYPES[info["dtype"]])
-            raw = tensor.view(-1).view(torch.uint8).numpy()
-            f.seek(8 + size + begin)
-            if raw.nbytes != end - begin or f.readinto(memoryview(raw)) != raw.nbytes:
-                raise ValueError(f"{path.name}: {name} is cut short")
-            state[name] = tensor
-    return state
-
-
-def _meta_model(folder: Path, dtype: torch.dtype) -> Any:
-    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
-
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder), dtype=dtype)
-    if (folder / "generation_config.json").is_file():
-        model.generation_config = GenerationConfig.from_pretrained(folder)
-    return model
-
-
-def _rebuild_unsaved_buffers(model: Any) -> None:
-    """Rotary frequencies are computed at init, not saved: build those modules for real."""
-    for name, module in list(model.named_modules()):
-        if not any(b.is_meta for b in module.buffers(recurse=False)):
-            continue
-        if "Rotary" not in type(module).__name__:
-            raise ValueError(f"{name} has buffers the saved file lacks")
-        parent_name, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent_name), attr, type(module)(config=model.config))

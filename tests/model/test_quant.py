@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from model import quant as layers
+from model import quant_saved
 from model.generate import Generator, SamplingSettings
 from model.quant import Int4Linear, Int8Linear, quantize
 from model.tiny import tiny_model
@@ -204,7 +205,7 @@ def test_quantized_weights_are_saved_and_read_back_at_the_next_start(
     whole = saved[0].read_bytes()
     saved[0].write_bytes(whole[: len(whole) // 2])  # cut short: read, it would be zeros
     with pytest.raises(ValueError, match="cut short"):
-        layers.read_copied(saved[0])
+        quant_saved.read_copied(saved[0])
     fourth = load(str(folder), quant=quant, cache=cache)
     with torch.no_grad():
         torch.testing.assert_close(fourth.model(ids).logits, first.model(ids).logits)
