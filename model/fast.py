@@ -10,7 +10,10 @@ keys and values go into a buffer that grows by doubling, and rolling back is mov
 
 For quantized models `fuse` goes further: q, k and v become one projection, gate and up another
 (one weight read and one kernel call instead of three and two); the old names stay as `Part`s
-that slice the fused output, so transformers' forward still runs, only slower.
+that slice the fused output, so transformers' forward still runs, only slower. Where our C++
+kernels are loaded (`model.native`, with quantized weights), a one-token step runs each layer
+as one `decode_layer` call when all its projections are in our int8 blocks, and otherwise
+takes our norm, activation and attention for the step's small ops; prompts keep torch's.
 
 `supports(model)` says when all this applies: Llama and Qwen2 layouts with full attention
 everywhere. Everything else (LFM2's convolutions, Gemma 3's sliding windows and extra norms)
@@ -122,7 +125,9 @@ class Decoder:
         projection in our int8 blocks, float32 norms, SiLU, no bias but q/k/v's. Decided once."""
         if self.fused is None:
             layers = [fused_weights(layer) for layer in self.body.layers]
-            self.fused = [w for w in layers if w is not None] if all(layers) else []
+            self.fused = [w for w in layers if w is not None]
+            if len(self.fused) < len(layers):  # one layer it cannot run: none of them
+                self.fused = []
         return bool(self.fused) and native.ready()
 
     def crop(self, length: int) -> None:
