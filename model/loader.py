@@ -38,8 +38,8 @@ from model.train import distributed
 
 # What `quant="auto"` (the setting's default) is on a CPU: int8, the fastest kind whose
 # quality paired against float32 is not significantly worse (full non-live BFCL test split
-# 452 -> 455 of 635 with our kernels, p = 0.55; search-QA 50 -> 49 of 55, p = 1.0:
-# evals/results/arms/quant-*; long context not yet paired). int4 is faster (with torch's
+# 452 -> 455 of 635 with our kernels, p = 0.55; search-QA 50 -> 49 of 55, p = 1.0; long
+# context 12 -> 12 of 36, the same cases: evals/results/arms/quant-*). int4 is faster (with torch's
 # kernel; ours are int8) but lost: BFCL 452 -> 432, p = 0.002.
 CPU_QUANT: Quant = "int8"
 
