@@ -32,7 +32,7 @@ from model.lean import build as build_lean
 from model.lean import read_config as lean_config
 from model.loaded import Dtype, LoadedModel, ModelLoadError, Quant
 from model.quant import Int4Linear, Int8Linear, native_bf16, quantize
-from model.quant_saved import load_saved, read_copied, save, saved_path
+from model.quant_saved import load_saved, read, save, saved_path
 from model.tokenizer import from_folder
 from model.train import distributed
 
@@ -296,15 +296,13 @@ def _quantized(
     path = saved_path(folder, quant, dtype, cache, Path(adapter) if adapter else None)
     if path.is_file():
         try:
-            # The file is read in a thread (its reads let go of the GIL) while the tokenizer
-            # is parsed here: about 0.4 s each for the default model, now at once.
+            # The file is read (or mapped, `quant_saved.read`) in a thread while the tokenizer
+            # is parsed here: about 0.4 s each for the default model when read, now at once.
             with ThreadPoolExecutor(1) as pool:
-                state = pool.submit(read_copied, path)
+                state = pool.submit(read, path)
                 built = _lean(folder, dtype, empty=True) if lean else None
-                empty = built and built[0]
-                model = load_saved(
-                    folder, path, quant, getattr(torch, dtype), empty, state.result()
-                )
+                empty, kind = built and built[0], getattr(torch, dtype)
+                model = load_saved(folder, path, quant, kind, empty, state.result())
             return model, built[1] if built else _tokenizer(folder)
         except Exception:  # noqa: BLE001 - unreadable or from another layout: quantize again
             path.unlink(missing_ok=True)
