@@ -71,11 +71,14 @@ def _built(cache: Path, progress: Callable[[str], None] | None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     _say(progress, "building our kernels for this CPU (once, about 10 s)")
     partial = path.with_suffix(f".{os.getpid()}.partial")
-    subprocess.run(
-        [compiler, str(SOURCE), *_flags(), "-o", str(partial)],  # libraries after the source
-        check=True, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    partial.replace(path)  # a build killed halfway leaves no file that looks done
+    try:
+        subprocess.run(
+            [compiler, str(SOURCE), *_flags(), "-o", str(partial)],  # libraries after the source
+            check=True, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        partial.replace(path)  # a build killed halfway leaves no file that looks done
+    finally:
+        partial.unlink(missing_ok=True)  # a failed one leaves nothing
     return path
 
 

@@ -4,7 +4,8 @@ quarter of the bytes and round nothing (quantizing the default model takes 6-12 
 `saved_path` names the file after everything its contents depend on (the model's files, the
 adapter, torch, what `model.quant.quantize` builds and for which kernel); `save` writes it
 whole or not at all; `load_saved` builds the model on the meta device and assigns the file's
-tensors, read by `read_copied` into fresh aligned memory. Not here: rounding
+tensors, memory-mapped where our kernels take the int8 layers, else read by `read_copied` into
+fresh aligned memory for torch's packed kernels (`read`). Not here: rounding
 (`model.quant`), float32 weights kept for a start (`model.prepared`).
 """
 
