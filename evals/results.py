@@ -30,7 +30,7 @@ from evals import plots, runner
 from evals.choices import CATEGORIES_HELP
 from evals.latency import BUDGET_S
 from evals.stats import wilson
-from model.loaded import DTYPES
+from model.loaded import DTYPES, QUANTS, Quant
 
 DEFAULT_LIMITS = "bfcl=44,searchqa=8,longctx=12,doomloop=10,latency=15,incar=30,pytools=30"
 MODELS = "qwen2.5-coder-0.5b,smollm2,qwen2.5-coder-0.5b+adapter"
@@ -135,6 +135,7 @@ def run_model(
     dtype: str = "float32",
     batch: int = 8,
     adapter: str | None = "none",
+    quant: Quant = "none",
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -145,8 +146,8 @@ def run_model(
     earlier = runner.read_run(out)["summary"] if add and (out / "run.json").is_file() else {}
     settings = Settings()
     settings.model.spec, settings.model.dtype, settings.eval.batch = spec, dtype, batch
-    settings.model.adapter = adapter
-    generator = Generator(load(spec, adapter=adapter, dtype=dtype))
+    settings.model.adapter, settings.model.quant = adapter, quant
+    generator = Generator(load(spec, adapter=adapter, dtype=dtype, quant=quant))
     cases = {
         n: runner.load_suite_cases(n, "test", limit, None, categories)
         for n, limit in limits.items()
@@ -299,6 +300,8 @@ def page(
     first = runs[0]
     hours = "; ".join(f"{r['model']} {case_seconds(r) / 3600:.1f} h" for r in runs)
     dtype_flag = "" if first["dtype"] == "float32" else f"--dtype {first['dtype']} "
+    if first.get("quant", "none") != "none":
+        dtype_flag += f"--quant {first['quant']} "
     batches = sorted({r.get("settings", {}).get("eval", {}).get("batch", 1) for r in runs})
     batched = (
         f", BFCL and guard-off doom-loop cases {' or '.join(map(str, batches))} at a time"
@@ -431,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default="float32", choices=DTYPES)
     p.add_argument("--batch", type=int, default=8, help="BFCL cases decoded at once")
     p.add_argument("--adapter", default="none", help="none, default (shipped), or a folder")
+    # Not the app's "auto" (int8 on a CPU): the page's runs are the models' own weights.
+    p.add_argument("--quant", default="none", choices=QUANTS, help="weight quantization")
     args = p.parse_args(argv)
     limits = parse_limits(args.limits)
     tests = test_cases()
@@ -454,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.dtype,
                 args.batch,
                 adapter,
+                args.quant,
             )  # fmt: skip
         )
         runs.append({**held(folder, run, tests), "model": entry})  # the column's name

@@ -134,6 +134,8 @@ def test_the_header_names_the_dtype_batch_and_where_the_runs_are() -> None:
     plain = results.page([fake_run("qwen", 1, 0)], "x", {}, Path("/elsewhere"))
     assert "--limits all --resume` (2 CPU cores, float32" in plain.splitlines()[2]
     assert "`/elsewhere/<model>/`" in plain
+    int8 = results.page([{**run, "quant": "int8"}], "x", {}, inside)
+    assert "--dtype bfloat16 --quant int8 --resume" in int8.splitlines()[2]
 
 
 def test_provenance_names_mixed_commits() -> None:
@@ -146,3 +148,21 @@ def test_provenance_names_mixed_commits() -> None:
     assert "m mixed commits: abc 3, def 1" in results.provenance(
         "bfcl", [run({"abc": 3, "def": 1})]
     )
+
+
+@pytest.mark.parametrize("quant", ["none", "int8"])
+def test_a_run_records_the_weights_it_loaded(tmp_path: Path, tiny, monkeypatch, quant) -> None:
+    """The page's runs are the models' own weights unless asked: run.json says what was loaded
+    (the app's default, int8 on a CPU, once went into run.json of a float run)."""
+    import model.loader
+
+    asked: list[str] = []
+
+    def load(spec: str, **kw):
+        asked.append(kw["quant"])
+        return tiny("qwen2")
+
+    monkeypatch.setattr(model.loader, "load", load)
+    run = results.run_model("qwen", {"latency": 1}, tmp_path / "run", add=False, quant=quant)
+    assert asked == [quant]
+    assert run["quant"] == quant == json.loads((tmp_path / "run" / "run.json").read_text())["quant"]
