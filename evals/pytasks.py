@@ -146,6 +146,16 @@ def model_answer(traj: Trajectory) -> str:
     return answer
 
 
+def verdict(traj: Trajectory, task: Task) -> tuple[bool, dict[str, str]]:
+    """Whether the episode's own closing answer states the task's answer, and why not: the
+    suite's score, and the trainer's task reward (`evals.rewards`)."""
+    if traj.meta.get("answered_by", "model") == "fallback":
+        return False, {"why": "not the model's answer (the loop's fallback text)"}
+    if traj.outcome not in ANSWERED:
+        return False, {"why": f"the episode ended on {traj.outcome}, not an answer"}
+    return judge(task, model_answer(traj))
+
+
 def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseResult:
     """One real agent episode with the python tool, scored on the model's own answer."""
     task = Task.model_validate(case.data)
@@ -156,12 +166,7 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
         traj = run(generator, case.prompt, tools, episode, meta=meta)
     seconds = time.perf_counter() - start
     answered_by = traj.meta.get("answered_by", "model")
-    if answered_by == "fallback":
-        ok, why = False, {"why": "not the model's answer (the loop's fallback text)"}
-    elif traj.outcome not in ANSWERED:
-        ok, why = False, {"why": f"the episode ended on {traj.outcome}, not an answer"}
-    else:
-        ok, why = judge(task, model_answer(traj))
+    ok, why = verdict(traj, task)
     details = {
         "family": task.family,
         "check": task.check,

@@ -7,10 +7,11 @@ measure:
   buried in a list of guesses, which "contains" alone would reward); a BFCL case by
   `evals.ast_check` on the calls of the first step (BFCL cases are single-turn; the loop
   already parsed them into `step.calls`/`step.parse_errors`); an in-car case by the suite's
-  own checker (`evals.incar_check.judge`). An unreadable call fails here
-  in every category, stricter than `evals.bfcl.score_output`, which (as BFCL) counts it as no
-  call, right in the irrelevance categories: a broken call should not be learnt as a way to
-  decline.
+  own checker (`evals.incar_check.judge`); a python-tool task as its suite scores it
+  (`evals.pytasks.verdict`: the model's own closing answer states the value). An unreadable
+  call fails here in every category, stricter than `evals.bfcl.score_output`, which (as BFCL)
+  counts it as no call, right in the irrelevance categories: a broken call should not be
+  learnt as a way to decline.
 - `well_formed_calls`: the share of steps whose tool calls could all be read.
 - `valid_arguments`: the share of tool runs that were not refused for their arguments (bad or
   non-JSON arguments, a tool that does not exist: `ToolRun.error_kind`, never the wording);
@@ -20,9 +21,12 @@ measure:
 - `repetition_penalty`: n-gram repetition of the sampled tokens (`model.guard.repetition_ratio`,
   per step, weighted by length), subtracted.
 
-`total` = task · within_budget · w_task + well_formed · w_format + valid_arguments · w_args
-+ within_budget · w_budget − repetition · w_repetition. The task term counts only when the
-answer came within budget (a step-limit "answer" is the model's last words, not its answer).
+`total` = task · clean · w_task + well_formed · w_format + valid_arguments · w_args
++ within_budget · w_budget − repetition · w_repetition, where clean is 1 when the episode
+ended with an answer within budget and repeated no call (same name and arguments), else 0: a
+step-limit "answer" is the model's last words, not its answer, and a right answer reached by
+calling the same thing twice must never be the chosen side of a pair (`no_repeats`, also
+recorded).
 The shaping terms are small next to the task (0.3 at most) so that no well-behaved wrong episode
 outranks a right one; GRPO compares rewards within a group, so only their order and spacing
 matter, not their scale. Only the episode's own steps count; sub-episodes are not scored here.
@@ -48,9 +52,11 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from agent.trajectory import Trajectory
+from evals import pytasks
 from evals.ast_check import check
 from evals.common import EvalCase
 from evals.incar_check import judge
+from evals.pytasks_check import Task
 from evals.scoring import contains_answer, f1
 from model.guard import repetition_ratio
 
@@ -85,6 +91,8 @@ def task_success(traj: Trajectory, expected: Expected) -> float:
         return calls_success(traj, expected)
     if isinstance(expected, EvalCase) and expected.suite == "incar":
         return incar_success(traj, expected)
+    if isinstance(expected, EvalCase) and expected.suite == pytasks.SUITE:
+        return float(pytasks.verdict(traj, Task.model_validate(expected.data))[0])
     if isinstance(expected, EvalCase):
         answers = [str(expected.expected), *expected.data.get("aliases", [])]
         return answer_score(traj.final_answer or "", answers)
@@ -151,9 +159,11 @@ def rewards(
         "valid_arguments": valid_arguments(traj),
         "within_budget": within_budget(traj),
         "repetition": repetition_penalty(traj),
+        "no_repeats": no_repeats(traj),
     }
+    clean = terms["within_budget"] * float(terms["no_repeats"] == 1.0)
     terms["total"] = (
-        w.task * terms["task"] * terms["within_budget"]
+        w.task * terms["task"] * clean
         + w.well_formed * terms["well_formed"]
         + w.valid_arguments * terms["valid_arguments"]
         + w.within_budget * terms["within_budget"]

@@ -7,7 +7,7 @@ shaping terms) and written to the trajectory log like any other episode, its rew
 case it came from in the trajectory (`rewards`, `meta`). A group is the episodes of one case:
 DPO takes its best and worst, GRPO its relative rewards.
 
-Three suites make rollouts:
+Four suites make rollouts:
 - `bfcl`: the case's functions become tools that check the arguments against the case's schema
   (required names present, no unknown ones) and end the episode: BFCL has no executor, so
   the calls are the answer, scored by BFCL's AST rules. The prompt is the eval's own prompt.
@@ -15,6 +15,9 @@ Three suites make rollouts:
 - `incar`: an offline episode as the in-car mode runs it (no tools, the offline system prompt,
   the suite's short answer budget), scored by the suite's own checker. An answer the loop's
   unit converter gave without the model (`answered_by`) has no model step and trains nothing.
+- `pytools`: the suite's own episode (the real sandbox, the python tool only, its short turns),
+  scored by its judge on the model's own closing answer; a looping or repeated-call episode
+  scores no task reward, so it is the rejected side of any pair it is in.
 
 Not here: the losses (`model.train.sft`, `model.train.dpo`, `model.train.grpo`), choosing pairs
 (`evals.selection`).
@@ -32,13 +35,13 @@ from agent.loop import run
 from agent.settings import Settings
 from agent.toolbox import toolbox
 from agent.trajectory import LogSink, Step, Trajectory
-from evals import bfcl, incar, searchqa
+from evals import bfcl, incar, pytasks, searchqa
 from evals.common import EvalCase
 from evals.rewards import rewards
 from model.generate import Generator
 from tools.base import Tool, ToolResult, read_arguments
 
-ROLLOUT_SUITES = ("bfcl", "searchqa", "incar")
+ROLLOUT_SUITES = ("bfcl", "searchqa", "incar", "pytools")
 RECORDED = "(call recorded: this task is scored on the calls themselves)"
 
 
@@ -124,6 +127,8 @@ def episode(
         return _searchqa(generator, case, settings, sink, meta)
     if case.suite == "incar":
         return _incar(generator, case, settings, sink, meta)
+    if case.suite == pytasks.SUITE:
+        return _pytools(generator, case, settings, sink, meta)
     raise ValueError(
         f"no rollouts for suite {case.suite!r}; choose from {', '.join(ROLLOUT_SUITES)}"
     )
@@ -172,6 +177,18 @@ def _incar(
         update={"temperature": settings.sampling.temperature, "seed": settings.sampling.seed}
     )})  # fmt: skip
     return run(generator, case.prompt, {}, settings, log=sink, mode="offline", meta=meta)
+
+
+def _pytools(
+    generator: Generator, case: EvalCase, settings: Settings, sink: _Scored, meta: dict[str, Any]
+) -> Trajectory:
+    # The eval's episode (the python tool only, short turns), this rollout's temperature and seed.
+    episode = pytasks.episode_settings(settings)
+    episode = episode.model_copy(update={"sampling": episode.sampling.model_copy(
+        update={"temperature": settings.sampling.temperature, "seed": settings.sampling.seed}
+    )})  # fmt: skip
+    with toolbox(episode, question=case.prompt) as tools:
+        return run(generator, case.prompt, tools, episode, log=sink, meta=meta)
 
 
 def collect(

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from agent.log import TrajectoryLog, read_trajectories
 from agent.settings import Settings
+from evals import pytasks
 from evals.common import EvalCase
+from evals.pytasks_check import Task
 from evals.rewards import ARGUMENT_KINDS
 from evals.rollouts import RECORDED, SchemaTool, collect, episode
 from model.scripted import ScriptedGenerator
@@ -106,3 +108,27 @@ def test_an_incar_rollout_runs_offline_and_is_scored_by_the_suites_checker(tiny)
     episode(prompt, case, Settings(), 0)
     text = prompt.lm.tokenizer.decode(prompt.prompts[0])
     assert "in-car voice assistant" in text and "web_search" not in text
+
+
+def python_call(code: str) -> str:
+    return f"<tool_call>{json.dumps({'name': 'python', 'arguments': {'code': code}})}</tool_call>"
+
+
+def test_a_pytools_rollout_runs_the_real_sandbox_and_is_scored_as_the_suite_scores(tiny) -> None:
+    (case,) = pytasks.load_cases("train", 1)
+    task = Task.model_validate(case.data)
+    right = [python_call(task.code), f"The answer is {task.answer}."]
+    traj = episode(ScriptedGenerator(tiny(), right), case, Settings(), 0.7, seed=3)
+    assert traj.steps[0].tool_runs[0].text.strip() == task.answer  # really ran
+    assert traj.rewards["task"] == 1.0 and traj.outcome == "answer"
+    assert traj.settings["sampling"]["temperature"] == 0.7  # the rollout's, not the eval's 0
+    assert traj.settings["agent"]["tools"] == ["python"]
+    # The same call again: the task term is the suite's verdict, and the episode ranks below
+    # the clean one (it did not end within budget on its own).
+    again = [python_call(task.code), python_call(task.code), f"The answer is {task.answer}."]
+    repeated = episode(ScriptedGenerator(tiny(), again), case, Settings(), 0.0)
+    assert pytasks.verdict(repeated, task)[0] == bool(repeated.rewards["task"])
+    assert repeated.rewards["total"] < traj.rewards["total"]
+    wrong = episode(ScriptedGenerator(tiny(), [python_call(task.code), "It is 7."]), case,
+                    Settings(), 0.0)  # fmt: skip
+    assert wrong.rewards["task"] == 0.0 and wrong.rewards["total"] < traj.rewards["total"]
