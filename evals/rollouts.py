@@ -36,12 +36,12 @@ from agent.settings import Settings
 from agent.toolbox import toolbox
 from agent.trajectory import LogSink, Step, Trajectory
 from evals import bfcl, incar, pytasks, searchqa
+from evals.choices import ROLLOUT_SUITES
 from evals.common import EvalCase
 from evals.rewards import rewards
 from model.generate import Generator
 from tools.base import Tool, ToolResult, read_arguments
 
-ROLLOUT_SUITES = ("bfcl", "searchqa", "incar", "pytools")
 RECORDED = "(call recorded: this task is scored on the calls themselves)"
 
 

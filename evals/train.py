@@ -180,8 +180,12 @@ def run_training(
     train on."""
     w, out = watch or Quiet(), job.out
     if job.collect_only:  # a piece of a longer run, or episodes of one model to train another on
-        episodes = episodes_for(generator, cases, settings, ts, job, w)
-        return f"{len(episodes)} episodes of {len(cases)} cases in {job.log_path}\n"
+        todo = not_collected(cases, job.log_path, generator.lm, ts.k) if job.resume else cases
+        log = TrajectoryLog(job.log_path)
+        episodes = episodes_of(collect_rollouts(generator, todo, settings, ts, log, job.out, w))
+        held = len(cases) - len(todo)
+        return (f"{len(episodes)} episodes of {len(todo)} cases in {job.log_path}"
+                + (f" ({held} cases were there already)" if held else "") + "\n")  # fmt: skip
     before = evaluate(generator, settings, evals, out / "eval-before", "before", w)
     report = w.training()
     if job.method == "rl":
@@ -250,6 +254,20 @@ def episodes_for(
         return [e for e in read_trajectories(job.log_path) if e.id in ids]
     log = TrajectoryLog(job.log_path)
     return episodes_of(collect_rollouts(generator, cases, settings, ts, log, job.out, watch))
+
+
+def not_collected(cases: list, log_path: Path, lm: LoadedModel, k: int) -> list:
+    """The cases of which the log holds fewer than k + 1 rollouts by this model and adapter: what
+    a stopped `--collect-only --resume` has left to do (a group cut short is rolled out again,
+    with the same seeds, so the same samples)."""
+    if not log_path.is_file():
+        return cases
+    held: dict[str, int] = {}
+    for t in read_trajectories(log_path):
+        if t.model == lm.spec and t.adapter == lm.adapter and "rollout" in t.meta:
+            key = f"{t.meta.get('suite')}/{t.meta.get('case')}"
+            held[key] = held.get(key, 0) + 1
+    return [c for c in cases if held.get(f"{c.suite}/{c.id}", 0) < k + 1]
 
 
 def reference_examples(lm: LoadedModel, settings: Settings, job: Job) -> list[TrainExample]:

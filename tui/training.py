@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evals.choices import REFERENCE_KINDS
+from evals.choices import REFERENCE_KINDS, ROLLOUT_SUITES
 from tui.flags import add_settings_flags, csv, settings_from
 
 
 def add_train_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train a LoRA adapter on the agent's own episodes")
     p.add_argument("method", choices=["sft", "dpo", "rl"])
-    p.add_argument("--suite", default="bfcl", help="task set: bfcl, searchqa, incar (train split)")
+    p.add_argument("--suite", default="bfcl", choices=ROLLOUT_SUITES, help="task set (train split)")
     p.add_argument("--out", required=True, help="run folder: adapter, checkpoints, report")
     p.add_argument("--limit", type=int, help="at most N train-split cases")
     p.add_argument("-k", type=int, default=4, help="sampled rollouts per case (plus one greedy)")
@@ -28,8 +28,10 @@ def add_train_parser(sub: Any) -> None:
                    "already in the log (the suite's scored rollouts and your own chat and "
                    "ask episodes, scored without a reference) instead of new rollouts")  # fmt: skip
     p.add_argument("--collect-only", action="store_true", help="roll out the suite's train "
-                   "cases into the log and stop: train on them later with --from-log (another "
-                   "--adapter may start from them)")  # fmt: skip
+                   "cases into the log and stop, with the model as `ask` runs it (--adapter "
+                   "merged, --quant, the fast decoder); --resume skips the cases the log holds: "
+                   "train on them later with --from-log (another --adapter may start from "
+                   "them)")  # fmt: skip
     p.add_argument("--log", help="trajectory log (default: $EDGEAGENT_LOG or the cache)")
     p.add_argument("--min-reward", type=float, default=1.0, help="sft: keep episodes this good")
     p.add_argument("--prompts-per-step", type=int, default=4, help="rl: cases per step")
@@ -59,14 +61,10 @@ def add_train_parser(sub: Any) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from agent.log import default_log_path
     from evals import train as t
-    from evals.rollouts import ROLLOUT_SUITES
     from model.generate import Generator
     from model.train import distributed
     from tui.commands import load_model, say
 
-    if args.suite not in ROLLOUT_SUITES:
-        say(f"edgeagent: error: no training on {args.suite!r}; choose {', '.join(ROLLOUT_SUITES)}")
-        return 2
     ts = t.TrainSettings(
         suite=args.suite,
         limit=args.limit,
@@ -105,8 +103,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     out.mkdir(parents=True, exist_ok=True)
     distributed.init()  # under torchrun or accelerate launch; nothing in one process
-    lm = load_model(t.load_settings(settings))
-    t.make_trainable(lm, settings.model.adapter, args.rank)
+    if job.collect_only:  # episodes only: nothing is trained, so no trainable copy is needed
+        lm = load_model(settings)
+    else:
+        lm = load_model(t.load_settings(settings))
+        t.make_trainable(lm, settings.model.adapter, args.rank)
     try:
         text = t.run_training(Generator(lm), settings, ts, job, cases, evals, _Bars())
     except t.NoData as e:

@@ -131,10 +131,21 @@ def test_collect_only_logs_the_rollouts_and_trains_nothing(tmp_path: Path) -> No
     logged = read_trajectories(job.log_path)
     assert sorted(e.rewards["task"] for e in logged) == [0.0, 0.0, 1.0, 1.0]
     assert not (job.out / "adapter").exists() and not read_history(job.out)
+    # Resumed, a case the log holds k + 1 rollouts of is not rolled out again (the script is
+    # empty: any episode would fail); one more case is.
+    resumed = job.model_copy(update={"resume": True})
+    text = t.run_training(ScriptedGenerator(lm, []), Settings(), t.TrainSettings(k=1), resumed,
+                          cases, {})  # fmt: skip
+    assert text is not None and "0 episodes of 0 cases" in text and "2 cases were there" in text
+    more = [*cases, add_case(ids_in("train", 3)[2])]
+    text = t.run_training(ScriptedGenerator(lm, [RIGHT, RIGHT]), Settings(),
+                          t.TrainSettings(k=1), resumed, more, {})  # fmt: skip
+    assert text is not None and text.startswith("2 episodes of 1 cases")
+    assert len(read_trajectories(job.log_path)) == 6
     # The next piece trains on them from the log.
     sft = job.model_copy(update={"collect_only": False, "from_log": True})
     report = t.run_training(gen, Settings(), t.TrainSettings(), sft, [], {})
-    assert report is not None and "Data: episodes 4" in report
+    assert report is not None and "Data: episodes 6" in report
 
 
 def test_an_eval_already_run_is_read_back_not_run_again(tmp_path: Path) -> None:
@@ -147,8 +158,9 @@ def test_an_eval_already_run_is_read_back_not_run_again(tmp_path: Path) -> None:
 
 
 def test_train_cli_refuses_bad_input_in_one_line(capsys, tmp_path: Path) -> None:
-    assert main(["train", "dpo", "--suite", "latency", "--out", str(tmp_path)]) == 2
-    assert "no training on 'latency'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "dpo", "--suite", "latency", "--out", str(tmp_path)])
+    assert stop.value.code == 2 and "invalid choice: 'latency'" in capsys.readouterr().err
     assert eval_limits("bfcl=40,doomloop=6") == {"": 50, "bfcl": 40, "doomloop": 6}
     assert eval_limits("8") == {"": 8}
     args = ["train", "sft", "--out", str(tmp_path), "--eval-limit", "bfcl=x"]
