@@ -19,4 +19,4 @@ CATEGORIES_HELP = (
 REFERENCE_KINDS = ("bfcl", "masked", "doomloop", "pytools", "searchqa", "split", "read")
 
 # The suites `evals.rollouts.episode` rolls out, i.e. what `edgeagent train --suite` takes.
-ROLLOUT_SUITES = ("bfcl", "searchqa", "incar", "pytools")
+ROLLOUT_SUITES = ("bfcl", "searchqa", "incar", "pytools", "doomloop")

@@ -273,6 +273,19 @@ def agent_details(case: EvalCase, traj: Trajectory, guard: GuardSettings) -> dic
     }
 
 
+def answered(case: EvalCase, traj: Trajectory, guard: GuardSettings | None = None) -> bool:
+    """Whether an episode of `case` (a rollout) ended by itself, without a loop or a repeated
+    call, with the right answer: the eval's `answered`."""
+    if case.data["agent"]:
+        return bool(agent_details(case, traj, guard or GuardSettings())["answered"])
+    last = traj.steps[-1] if traj.steps else None
+    return (
+        last is not None
+        and stopped(last.completion_ids, last.finish_reason, guard)
+        and answer_ok(traj.final_answer or "", case.expected, case.data["check"])
+    )
+
+
 # --- running ------------------------------------------------------------------------------------
 
 

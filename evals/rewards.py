@@ -8,7 +8,8 @@ measure:
   `evals.ast_check` on the calls of the first step (BFCL cases are single-turn; the loop
   already parsed them into `step.calls`/`step.parse_errors`); an in-car case by the suite's
   own checker (`evals.incar_check.judge`); a python-tool task as its suite scores it
-  (`evals.pytasks.verdict`: the model's own closing answer states the value). An unreadable
+  (`evals.pytasks.verdict`: the model's own closing answer states the value); a doom-loop
+  prompt as its guard-off arm does (`evals.doomloop.answered`). An unreadable
   call fails here in every category, stricter than `evals.bfcl.score_output`, which (as BFCL)
   counts it as no call, right in the irrelevance categories: a broken call should not be
   learnt as a way to decline.
@@ -52,7 +53,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from agent.trajectory import Trajectory
-from evals import pytasks
+from evals import doomloop, pytasks
 from evals.ast_check import check
 from evals.common import EvalCase
 from evals.incar_check import judge
@@ -93,6 +94,8 @@ def task_success(traj: Trajectory, expected: Expected) -> float:
         return incar_success(traj, expected)
     if isinstance(expected, EvalCase) and expected.suite == pytasks.SUITE:
         return float(pytasks.verdict(traj, Task.model_validate(expected.data))[0])
+    if isinstance(expected, EvalCase) and expected.suite == doomloop.SUITE:
+        return float(doomloop.answered(expected, traj))
     if isinstance(expected, EvalCase):
         answers = [str(expected.expected), *expected.data.get("aliases", [])]
         return answer_score(traj.final_answer or "", answers)

@@ -7,7 +7,7 @@ shaping terms) and written to the trajectory log like any other episode, its rew
 case it came from in the trajectory (`rewards`, `meta`). A group is the episodes of one case:
 DPO takes its best and worst, GRPO its relative rewards.
 
-Four suites make rollouts:
+Five suites make rollouts:
 - `bfcl`: the case's functions become tools that check the arguments against the case's schema
   (required names present, no unknown ones) and end the episode: BFCL has no executor, so
   the calls are the answer, scored by BFCL's AST rules. The prompt is the eval's own prompt.
@@ -18,6 +18,10 @@ Four suites make rollouts:
 - `pytools`: the suite's own episode (the real sandbox, the python tool only, its short turns),
   scored by its judge on the model's own closing answer; a looping or repeated-call episode
   scores no task reward, so it is the rejected side of any pair it is in.
+- `doomloop`: the guard-off arm (the trainer asks for its `off` cases only): a prompt's one turn
+  with the suite's system prompt, no tools, its token budget and no guard; a tool prompt's
+  agent episode with the python tool. Right when it ended by itself, without looping, with the
+  answer the suite's check accepts (`evals.doomloop.answered`).
 
 Not here: the losses (`model.train.sft`, `model.train.dpo`, `model.train.grpo`), choosing pairs
 (`evals.selection`).
@@ -35,7 +39,7 @@ from agent.loop import run
 from agent.settings import Settings
 from agent.toolbox import toolbox
 from agent.trajectory import LogSink, Step, Trajectory
-from evals import bfcl, incar, pytasks, searchqa
+from evals import bfcl, doomloop, incar, pytasks, searchqa
 from evals.choices import ROLLOUT_SUITES
 from evals.common import EvalCase
 from evals.rewards import rewards
@@ -129,6 +133,8 @@ def episode(
         return _incar(generator, case, settings, sink, meta)
     if case.suite == pytasks.SUITE:
         return _pytools(generator, case, settings, sink, meta)
+    if case.suite == doomloop.SUITE:
+        return _doomloop(generator, case, settings, sink, meta)
     raise ValueError(
         f"no rollouts for suite {case.suite!r}; choose from {', '.join(ROLLOUT_SUITES)}"
     )
@@ -189,6 +195,23 @@ def _pytools(
     )})  # fmt: skip
     with toolbox(episode, question=case.prompt) as tools:
         return run(generator, case.prompt, tools, episode, log=sink, meta=meta)
+
+
+def _doomloop(
+    generator: Generator, case: EvalCase, settings: Settings, sink: _Scored, meta: dict[str, Any]
+) -> Trajectory:
+    # The guard-off arm, what training must make rarer: its budget, no guard, this rollout's
+    # temperature and seed. A prompt alone is one turn with the suite's system prompt and no
+    # tools (the eval's prompt); a tool prompt is an agent episode with the python tool.
+    off = doomloop.agent_settings(settings, guard_on=False)
+    off = off.model_copy(update={"sampling": off.sampling.model_copy(
+        update={"temperature": settings.sampling.temperature, "seed": settings.sampling.seed}
+    )})  # fmt: skip
+    if case.data["agent"]:
+        with toolbox(off, question=case.prompt) as tools:
+            return run(generator, case.prompt, tools, off, log=sink, meta=meta)
+    one = off.model_copy(update={"agent": off.agent.model_copy(update={"max_steps": 1})})
+    return run(generator, case.prompt, {}, one, system=doomloop.SYSTEM, log=sink, meta=meta)
 
 
 def collect(

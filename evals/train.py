@@ -135,8 +135,12 @@ class Quiet:
         return None
 
 
+# Rollouts of the doom-loop suite are its guard-off arm: the loops training must make rarer.
+ROLLOUT_ARMS = {"doomloop": "off"}
+
+
 def train_cases(ts: TrainSettings) -> list:
-    return runner.load_suite_cases(ts.suite, "train", ts.limit, None)
+    return runner.load_suite_cases(ts.suite, "train", ts.limit, None, ROLLOUT_ARMS.get(ts.suite))
 
 
 def eval_cases(names: Iterable[str], limits: dict[str, int]) -> dict[str, list]:

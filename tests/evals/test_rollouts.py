@@ -7,11 +7,12 @@ from pathlib import Path
 
 from agent.log import TrajectoryLog, read_trajectories
 from agent.settings import Settings
-from evals import pytasks
+from evals import doomloop, pytasks
 from evals.common import EvalCase
 from evals.pytasks_check import Task
 from evals.rewards import ARGUMENT_KINDS
 from evals.rollouts import RECORDED, SchemaTool, collect, episode
+from evals.train import TrainSettings, train_cases
 from model.scripted import ScriptedGenerator
 
 ADD = {
@@ -132,3 +133,20 @@ def test_a_pytools_rollout_runs_the_real_sandbox_and_is_scored_as_the_suite_scor
     wrong = episode(ScriptedGenerator(tiny(), [python_call(task.code), "It is 7."]), case,
                     Settings(), 0.0)  # fmt: skip
     assert wrong.rewards["task"] == 0.0 and wrong.rewards["total"] < traj.rewards["total"]
+
+
+def test_a_doomloop_rollout_is_the_guard_off_turn_on_the_suites_prompt(tiny) -> None:
+    case = next(c for c in doomloop.load_cases("train", categories=("off",))
+                if c.data["check"]["kind"] == "number" and not c.data["agent"])  # fmt: skip
+    right = ScriptedGenerator(tiny(), [f"Step by step, the answer is {case.expected}."])
+    traj = episode(right, case, Settings(), 0.7, seed=1)
+    assert right.prompts[0] == doomloop.prompt_ids(right, case.prompt)  # the eval's own prompt
+    assert traj.settings["guard"]["enabled"] is False and len(traj.steps) == 1
+    assert traj.rewards["task"] == 1.0 and traj.rewards["repetition"] == 0.0
+    loop = ScriptedGenerator(tiny(), [" ".join(["and then again"] * 60)])
+    looping = episode(loop, case, Settings(), 0.7, seed=1)
+    assert looping.rewards["task"] == 0.0 and looping.rewards["repetition"] > 0.5
+    assert looping.rewards["total"] < traj.rewards["total"]
+    # The trainer rolls out the guard-off arm only.
+    cases = train_cases(TrainSettings(suite="doomloop", limit=40))
+    assert cases and all(c.data["method"] == "off" for c in cases)
