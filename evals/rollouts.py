@@ -164,6 +164,15 @@ def _bfcl(
     )
 
 
+def sampled_like(suite: Settings, rollout: Settings) -> Settings:
+    """A suite's own episode settings (the evals decode greedily) with the rollout's
+    temperature and seed."""
+    sampling = suite.sampling.model_copy(update={
+        "temperature": rollout.sampling.temperature, "seed": rollout.sampling.seed
+    })  # fmt: skip
+    return suite.model_copy(update={"sampling": sampling})
+
+
 def _searchqa(
     generator: Generator, case: EvalCase, settings: Settings, sink: _Scored, meta: dict[str, Any]
 ) -> Trajectory:
@@ -177,22 +186,15 @@ def _searchqa(
 def _incar(
     generator: Generator, case: EvalCase, settings: Settings, sink: _Scored, meta: dict[str, Any]
 ) -> Trajectory:
-    # The eval's settings, but this rollout's temperature and seed (the eval decodes greedily).
-    offline = incar.offline_settings(settings)
-    settings = offline.model_copy(update={"sampling": offline.sampling.model_copy(
-        update={"temperature": settings.sampling.temperature, "seed": settings.sampling.seed}
-    )})  # fmt: skip
-    return run(generator, case.prompt, {}, settings, log=sink, mode="offline", meta=meta)
+    offline = sampled_like(incar.offline_settings(settings), settings)
+    return run(generator, case.prompt, {}, offline, log=sink, mode="offline", meta=meta)
 
 
 def _pytools(
     generator: Generator, case: EvalCase, settings: Settings, sink: _Scored, meta: dict[str, Any]
 ) -> Trajectory:
-    # The eval's episode (the python tool only, short turns), this rollout's temperature and seed.
-    episode = pytasks.episode_settings(settings)
-    episode = episode.model_copy(update={"sampling": episode.sampling.model_copy(
-        update={"temperature": settings.sampling.temperature, "seed": settings.sampling.seed}
-    )})  # fmt: skip
+    # The eval's episode: the python tool only, short turns.
+    episode = sampled_like(pytasks.episode_settings(settings), settings)
     with toolbox(episode, question=case.prompt) as tools:
         return run(generator, case.prompt, tools, episode, log=sink, meta=meta)
 
@@ -200,13 +202,10 @@ def _pytools(
 def _doomloop(
     generator: Generator, case: EvalCase, settings: Settings, sink: _Scored, meta: dict[str, Any]
 ) -> Trajectory:
-    # The guard-off arm, what training must make rarer: its budget, no guard, this rollout's
-    # temperature and seed. A prompt alone is one turn with the suite's system prompt and no
-    # tools (the eval's prompt); a tool prompt is an agent episode with the python tool.
-    off = doomloop.agent_settings(settings, guard_on=False)
-    off = off.model_copy(update={"sampling": off.sampling.model_copy(
-        update={"temperature": settings.sampling.temperature, "seed": settings.sampling.seed}
-    )})  # fmt: skip
+    # The guard-off arm, what training must make rarer: its budget, no guard. A prompt alone is
+    # one turn with the suite's system prompt and no tools (the eval's prompt); a tool prompt is
+    # an agent episode with the python tool.
+    off = sampled_like(doomloop.agent_settings(settings, guard_on=False), settings)
     if case.data["agent"]:
         with toolbox(off, question=case.prompt) as tools:
             return run(generator, case.prompt, tools, off, log=sink, meta=meta)
