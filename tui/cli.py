@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from agent.settings import SettingsError
 from evals.choices import CATEGORIES_HELP
-from tui import commands
+from tui import bench, commands
 from tui.backend import add_server_flags
 from tui.flags import add_agent_flags, add_settings_flags
 from tui.serve import add_serve_parser
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: one the bench starts on the model)")  # fmt: skip
     p.add_argument("--json", action="store_true")
     add_settings_flags(p)
-    p.set_defaults(func=commands.cmd_bench)
+    p.set_defaults(func=bench.cmd_bench)
 
     p = sub.add_parser("eval", help="run eval suites, or compare two runs")
     p.add_argument("action", nargs="?", choices=["run", "compare"], default="run")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.choices import REFERENCE_KINDS, ROLLOUT_SUITES
+from tui.commands import bar, load_model, say
 from tui.flags import add_settings_flags, csv, settings_from
 
 
@@ -63,7 +64,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from evals import train as t
     from model.generate import Generator
     from model.train import distributed
-    from tui.commands import load_model, say
 
     ts = t.TrainSettings(
         suite=args.suite,
@@ -160,8 +160,6 @@ class _Bars:
         self.bar: Any = None
 
     def evaluating(self, label: str, suite: str, cases: list) -> Any:
-        from tui.commands import bar
-
         return bar(f"{label}: {suite}", cases)
 
     def collecting(self, cases: int) -> Any:
