@@ -18,14 +18,15 @@ The `tool` family runs as agent episodes with the python tool, one by one (`agen
 greedy, guard disabled or armed; categories `tool:agent-off`, `tool:agent-on`): the right move
 is one call, then the answer. An episode stops at its first repeated call.
 
-Per case: `looped` (the model looped: the guard's test, `model.guard.is_doom_loop` with
-`settings.guard`, fires on a turn's tokens, or a turn ran out of tokens with `repetition_ratio`
-at least `RATIO_LOOP`; in agent episodes also the same call twice); `ended` (the case's last
-turn stopped by itself, an end token or stop string, and did not loop: off, the one turn; on,
-the first turn or, after a caught loop, the resample; a turn cut by the token limit never
-ended); `answered` (it ended, and the answer is right by the problem's check). `correct` is
-`ended`; `score` is 1.0 when `answered`, so the runner's accuracy is the ended rate and its
-mean score the answered rate; `loop_ratio` is the looped rate.
+Per case: `looped` (the model looped: an n-gram of `settings.guard` recurred `max_repeats`
+times in a turn's tokens, counted alone as the guard did before it also asked for exact
+repetition, so the suite's figures keep their meaning; or a turn ran out of tokens with
+`repetition_ratio` at least `RATIO_LOOP`; in agent episodes also the same call twice); `ended`
+(the case's last turn stopped by itself, an end token or stop string, and did not loop: off,
+the one turn; on, the first turn or, after a caught loop, the resample; a turn cut by the token
+limit never ended); `answered` (it ended, and the answer is right by the problem's check).
+`correct` is `ended`; `score` is 1.0 when `answered`, so the runner's accuracy is the ended
+rate and its mean score the answered rate; `loop_ratio` is the looped rate.
 
 Not here: the prompts (`evals.doomprompts`), the guard (`model.guard`), the agent (`agent.loop`).
 """
@@ -106,9 +107,13 @@ def case_of(family: str, index: int, method: str) -> EvalCase:
 
 
 def looped(tokens: list[int], finish_reason: str, guard: GuardSettings | None = None) -> bool:
-    """A doom loop: the guard's test fires, or the text ran out of tokens mostly repeating."""
-    armed = (guard or GuardSettings()).model_copy(update={"enabled": True})
-    if finish_reason == "doom_loop" or is_doom_loop(tokens, armed):
+    """A doom loop: one of the guard's n-grams recurred `max_repeats` times (counting alone,
+    whether or not the text between the repeats was the same: a counter that runs on counts
+    here, where the guard lets it go to `varied_repeats`), or the text ran out of tokens mostly
+    repeating."""
+    g = guard or GuardSettings()
+    counting = g.model_copy(update={"enabled": True, "varied_repeats": g.max_repeats})
+    if finish_reason == "doom_loop" or is_doom_loop(tokens, counting):
         return True
     return finish_reason == "length" and repetition_ratio(tokens) >= RATIO_LOOP
 

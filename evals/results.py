@@ -13,7 +13,9 @@ default limits keep a run on 2 CPU cores near half an hour; `--limits all` runs 
 case (BFCL alone is then hours). `--resume` keeps every case a run folder already holds, so
 the full run can be stopped and started again, or grown limit by limit, session by session.
 `--rescore` judges the BFCL outputs the run folders hold again with today's checker (no
-model), rewrites their JSONL, run.json, summary.md and plots, then the page.
+model), rewrites their JSONL, run.json, summary.md and plots, then the page. After a change to
+the doom-loop guard, `--redo-stopped` runs again only the cases it stopped (nothing else can
+change: greedy decoding is the same up to the guard's first stop).
 
 Not here: the suites, the runner (`evals.runner`), the CLI.
 """
@@ -430,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the cases each run holds, run only the others: a stopped run goes on",
     )
+    p.add_argument(
+        "--redo-stopped",
+        action="store_true",
+        help="run again the cases of --limits' suites that the doom-loop guard stopped, as "
+        "their results record it (after a change to the guard; implies --add --resume)",
+    )
     p.add_argument("--categories", help=f"only these, in every suite run: {CATEGORIES_HELP}")
     p.add_argument("--dtype", default="float32", choices=DTYPES)
     p.add_argument("--batch", type=int, default=8, help="BFCL cases decoded at once")
@@ -443,6 +451,11 @@ def main(argv: list[str] | None = None) -> int:
     for entry in args.models.split(","):
         spec, adapter = model_and_adapter(entry, args.adapter)
         folder = Path(args.runs) / entry
+        if args.redo_stopped:
+            args.add = args.resume = True
+            for suite in limits:
+                dropped = runner.drop_results(folder / f"{suite}.jsonl", runner.stopped_by_guard)
+                print(f"{entry}: {suite}: {dropped} cases the guard stopped, to run again")
         if args.rescore:
             rescore_folder(folder, tests)
         reuse = (args.reuse or args.rescore) and (folder / "run.json").is_file()

@@ -121,6 +121,25 @@ def held_results(path: Path) -> dict[str, CaseResult]:
     return found
 
 
+def stopped_by_guard(result: CaseResult) -> bool:
+    """Whether the doom-loop guard cut a turn of this case, as its details record it: the only
+    results a change to the guard can change, since greedy decoding is the same up to the
+    guard's first stop (an agent episode's middle turn is not recorded, only its last)."""
+    d = result.details
+    ends = (d.get("finish_reason"), d.get("final_finish_reason"), d.get("outcome"))
+    return d.get("caught") is True or "doom_loop" in ends
+
+
+def drop_results(path: Path, which: Callable[[CaseResult], bool]) -> int:
+    """Rewrites a suite's JSONL without the results `which` picks (a resumed run then runs those
+    cases again); how many it dropped."""
+    held = held_results(path)
+    kept = [r for r in held.values() if not which(r)]
+    if len(kept) < len(held):
+        path.write_text("".join(r.model_dump_json() + "\n" for r in kept))
+    return len(held) - len(kept)
+
+
 def check_resumable(out: Path, meta: dict[str, Any]) -> None:
     """A resumed run must be the same model, adapter, weights and split as the run it adds to."""
     if not (out / "run.json").is_file():

@@ -258,7 +258,9 @@ def test_both_arms_decode_alike_batched(tiny: Any) -> None:
     """Off and on first turns go through the same batched decoding: a row the guard did not
     catch is the same tokens in both arms, a caught row is a prefix of its off tokens."""
     cases = [c for c in doomloop.load_cases("test") if not c.data["agent"]][:12]
-    settings = load_settings(None, {"eval.batch": 3, "guard.ngram": 2, "guard.max_repeats": 3})
+    settings = load_settings(
+        None, {"eval.batch": 3, "guard.ngram": 2, "guard.max_repeats": 3, "guard.varied_repeats": 3}
+    )
     gen = Generator(tiny("qwen2"))
     off = {c.id.split(":")[0]: d for c, d in doomloop.first_turns(gen, cases[::2], settings, False)}
     on = {c.id.split(":")[0]: d for c, d in doomloop.first_turns(gen, cases[1::2], settings, True)}

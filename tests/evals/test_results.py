@@ -166,3 +166,23 @@ def test_a_run_records_the_weights_it_loaded(tmp_path: Path, tiny, monkeypatch, 
     run = results.run_model("qwen", {"latency": 1}, tmp_path / "run", add=False, quant=quant)
     assert asked == [quant]
     assert run["quant"] == quant == json.loads((tmp_path / "run" / "run.json").read_text())["quant"]
+
+
+def test_redo_stopped_runs_again_only_what_the_guard_cut(tmp_path: Path, tiny, monkeypatch) -> None:
+    """After a change to the guard, the cases it stopped are run again and the rest are kept."""
+    import model.loader
+
+    monkeypatch.setattr(model.loader, "load", lambda spec, **kw: tiny("qwen2"))
+    folder = tmp_path / "qwen"
+    results.run_model("qwen", {"latency": 3}, folder, add=False)
+    path = folder / "latency.jsonl"
+    held = [json.loads(line) for line in path.read_text().splitlines()]
+    held[1]["details"].update(finish_reason="doom_loop", marker=1)  # as if the guard cut it
+    held[2]["details"]["marker"] = 2  # ended by itself: kept as it is
+    path.write_text("".join(json.dumps(r) + "\n" for r in held))
+    argv = ["--models", "qwen", "--limits", "latency=3", "--runs", str(tmp_path),
+            "--out", str(tmp_path / "R.md"), "--redo-stopped"]  # fmt: skip
+    assert results.main(argv) == 0
+    after = {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+    assert len(after) == 3 and after[held[2]["id"]]["details"]["marker"] == 2
+    assert "marker" not in after[held[1]["id"]]["details"]  # run again

@@ -40,7 +40,7 @@ def test_stop_strings_the_guard_and_the_limit_end_rows_as_in_the_stream(tiny) ->
     assert serial[0].finish_reason == "stop" and first[3:5] not in serial[0].text
     assert [c.text for c in batched] == [c.text for c in serial]
     assert [c.finish_reason for c in batched] == [c.finish_reason for c in serial]
-    tight = GuardSettings(ngram=2, max_repeats=2)  # any repeated pair of tokens is a loop
+    tight = GuardSettings(ngram=2, max_repeats=2, varied_repeats=2)  # any repeated pair: a loop
     serial, batched = serial_and_batched(gen, SamplingSettings(max_new_tokens=60), 4, guard=tight)
     assert "doom_loop" in {c.finish_reason for c in serial}
     assert [c.token_ids for c in batched] == [c.token_ids for c in serial]

@@ -39,12 +39,37 @@ def test_quiet_on_prose_and_when_disabled() -> None:
 
 
 def test_window_forgets_old_repeats() -> None:
-    settings = GuardSettings(ngram=4, max_repeats=3, window=40)
+    settings = GuardSettings(ngram=4, max_repeats=3, varied_repeats=3, window=40)  # counting
     spaced = []
     for i in range(3):
         spaced += [1, 2, 3, 4] + list(range(100 + 50 * i, 140 + 50 * i))  # repeats 44 apart
     assert not is_doom_loop(spaced, settings)
     assert is_doom_loop(spaced, settings.model_copy(update={"window": 200}))
+
+
+def calls(values: list[int]) -> list[int]:
+    """A list of tool calls to one function with other arguments, as characters."""
+    text = "\n".join(
+        f'{{"name": "geometry.circumference", "arguments": {{"radius": {v}, "units": "m"}}}}'
+        for v in values
+    )
+    return [ord(c) for c in text]
+
+
+def test_calls_with_other_arguments_are_no_loop_until_twice_the_repeats() -> None:
+    # Their shared span recurs once per call: counting alone fired at the fourth call.
+    assert not is_doom_loop(calls([5, 10, 15, 20, 25, 30, 35]))
+    assert is_doom_loop(calls([5, 10, 15, 20, 25, 30, 35, 40]))  # varied_repeats: 2 x 4
+    assert not is_doom_loop(calls([5, 10, 15, 20, 25]), GuardSettings(varied_repeats=6))
+    assert is_doom_loop(calls([5, 10, 15, 20]), GuardSettings(varied_repeats=4))  # counting alone
+
+
+def test_the_same_call_again_is_a_loop_at_max_repeats() -> None:
+    same = calls([5] * 5)
+    guard = RepetitionGuard()
+    fired_at = next(i for i, t in enumerate(same) if guard.push(t))
+    period = len(calls([5, 5])) - len(calls([5]))
+    assert 3 * period < fired_at < 4 * period  # within the fourth call, as counting alone
 
 
 def test_repetition_ratio() -> None:
