@@ -15,7 +15,8 @@ the full run can be stopped and started again, or grown limit by limit, session 
 `--rescore` judges the BFCL outputs the run folders hold again with today's checker (no
 model), rewrites their JSONL, run.json, summary.md and plots, then the page. After a change to
 the doom-loop guard, `--redo-stopped` runs again only the cases it stopped (nothing else can
-change: greedy decoding is the same up to the guard's first stop).
+change: greedy decoding is the same up to the guard's first stop, but for batched bfloat16's
+near-ties, which a rerun meets among other batch partners).
 
 Not here: the suites, the runner (`evals.runner`), the CLI.
 """
@@ -75,10 +76,11 @@ MEANING = {
     "of no aggregate, twostep or paraphrase one.",
     "doomloop": "Right: the case ended, not in a loop; answered: it ended with the right "
     "answer (every prompt's answer is checked); loops: the model's first turn looped (the "
-    "guard's test, or out of tokens mostly repeating; tool: also the same call twice). off: "
-    "one greedy generation, guard disabled; on: the guard armed, a caught loop nudged and "
-    "resampled once as the agent does (recovered: that resample ended). Both arms' first "
-    "turns are decoded alike (batched, same dtype); agent-off/agent-on: python-tool episodes.",
+    "guard's n-gram counted 4 times, or out of tokens mostly repeating; tool: also the same "
+    "call twice). off: one greedy generation, guard disabled; on: the guard armed, a caught "
+    "loop nudged and resampled once as the agent does (recovered: that resample ended). "
+    "Both arms' first turns are decoded alike (batched, same dtype); agent-off/agent-on: "
+    "python-tool episodes.",
     "latency": f"Right: any answer within {BUDGET_S:g} s, offline, whether or not it is a good "
     "one; the timings are what matter (whether the answer is right is the incar suite's "
     "question).",
