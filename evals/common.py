@@ -14,6 +14,7 @@ Not here: how any one suite builds its prompts or scores its answers.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -61,3 +62,10 @@ def settings_hash(settings: BaseModel) -> str:
     """12 hex digits naming a settings object's values: equal settings, equal hash."""
     text = settings.model_dump_json()  # fields in their declared order, so stable
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def guard_stops(steps: Iterable[Any]) -> int:
+    """How many of an episode's turns the doom-loop guard stopped (finish reason "doom_loop"),
+    recorded per case so that `evals.results --redo-stopped` finds them after a change to the
+    guard, a middle turn included."""
+    return sum(getattr(s, "finish_reason", None) == "doom_loop" for s in steps)

@@ -26,7 +26,7 @@ from typing import Any
 from agent.loop import run
 from agent.settings import Settings
 from agent.trajectory import Trajectory
-from evals.common import CaseResult, EvalCase, Split, in_split
+from evals.common import CaseResult, EvalCase, Split, guard_stops, in_split
 from evals.incar_check import CHECKS, judge
 from evals.incar_data import KINDS, Item, items
 from model.generate import Generator
@@ -141,6 +141,7 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
         **timings(traj, total_s),
         "outcome": traj.outcome,
         "finish_reason": traj.steps[-1].finish_reason if traj.steps else "",
+        "guard_stops": guard_stops(traj.steps),
         "check": case.expected["check"],
         **why,
     }

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.settings import Settings
-from evals.common import CaseResult, EvalCase, Split, in_split
+from evals.common import CaseResult, EvalCase, Split, guard_stops, in_split
 from evals.incar import MAX_NEW_TOKENS, offline_episode, timings
 from model.generate import Generator
 
@@ -78,6 +78,7 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
         **timings(traj, total_s),
         "outcome": traj.outcome,
         "finish_reason": traj.steps[0].finish_reason if traj.steps else "",
+        "guard_stops": guard_stops(traj.steps),
         "answered": bool(answer) and traj.outcome == "answer" and said,
         "budget_s": BUDGET_S,
     }

@@ -34,7 +34,7 @@ from typing import Any
 from agent.attach import run_with_attachment
 from agent.events import drain
 from agent.settings import Settings
-from evals.common import CaseResult, EvalCase, Split, in_split, split_of
+from evals.common import CaseResult, EvalCase, Split, guard_stops, in_split, split_of
 from evals.longcontext import KINDS, Kind, make_case
 from evals.scoring import contains_answer
 from model.chat import render
@@ -314,6 +314,7 @@ def run_rlm(
         "mode": traj.mode,
         "outcome": traj.outcome,
         "steps": len(traj.steps),
+        "guard_stops": guard_stops(traj.steps),
         "tool_turns": sum(1 for s in traj.steps if s.tool_runs),
         "tools": [r.call.name for s in traj.steps for r in s.tool_runs],
         "prefetch": arm_settings.rlm.prefetch,

@@ -34,7 +34,7 @@ from agent.loop import run
 from agent.settings import Settings
 from agent.toolbox import toolbox
 from agent.trajectory import Trajectory
-from evals.common import CaseResult, EvalCase, Split, in_split
+from evals.common import CaseResult, EvalCase, Split, guard_stops, in_split
 from evals.pytasks_check import Task, judge
 from evals.pytasks_data import FAMILIES, tasks
 from model.generate import Generator
@@ -177,6 +177,7 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
         "answered_by": answered_by,
         "outcome": traj.outcome,
         "finish_reason": traj.steps[-1].finish_reason if traj.steps else "",
+        "guard_stops": guard_stops(traj.steps),
         "tokens": traj.sampled_tokens,
     }
     return CaseResult(

@@ -124,11 +124,11 @@ def held_results(path: Path) -> dict[str, CaseResult]:
 def stopped_by_guard(result: CaseResult) -> bool:
     """Whether the doom-loop guard cut a turn of this case, as its details record it: the only
     results a change to the guard can change, since greedy decoding is the same up to the
-    guard's first stop, but for batched bfloat16's near-ties (an agent episode's middle turn is
-    not recorded, only its last)."""
+    guard's first stop, but for batched bfloat16's near-ties (an agent episode's middle turns
+    count where its result records `guard_stops`)."""
     d = result.details
     ends = (d.get("finish_reason"), d.get("final_finish_reason"), d.get("outcome"))
-    return d.get("caught") is True or "doom_loop" in ends
+    return d.get("caught") is True or d.get("guard_stops", 0) > 0 or "doom_loop" in ends
 
 
 def drop_results(path: Path, which: Callable[[CaseResult], bool]) -> int:

@@ -53,7 +53,7 @@ from agent.loop import run
 from agent.settings import TOOL_NAMES, Settings
 from agent.toolbox import ensure_index, toolbox
 from agent.trajectory import Trajectory
-from evals.common import CaseResult, EvalCase, Split, in_split
+from evals.common import CaseResult, EvalCase, Split, guard_stops, in_split
 from evals.corpus import (
     GENERATOR_VERSION,
     Question,
@@ -359,6 +359,7 @@ def run_case(generator: Generator, case: EvalCase, settings: Settings) -> CaseRe
         "variant": variant,
         "hops": case.data.get("hops", 1),
         "steps": len(traj.steps),
+        "guard_stops": guard_stops(traj.steps),
         "outcome": traj.outcome,
         "plan": traj.meta.get("plan", []),  # the lookups the question was split into
         "lookups": traj.meta.get("lookups", []),  # those answered on the way, with the bridge

@@ -202,3 +202,14 @@ def test_summary_md_shows_the_interval() -> None:
         {"demo": runner.summarize(RESULTS)},
     )
     assert "| single | 2 | 1 | 50.0% | 9.5%–90.5% |" in md  # Wilson 1/2
+
+
+def test_stopped_by_guard_reads_every_record_of_a_stop() -> None:
+    def result(**details: object) -> CaseResult:
+        return CaseResult(suite="s", id="x", score=0.0, correct=False, details=details)
+
+    assert runner.stopped_by_guard(result(finish_reason="doom_loop"))  # one turn (BFCL)
+    assert runner.stopped_by_guard(result(caught=True, finish_reason="eos"))  # a resampled turn
+    assert runner.stopped_by_guard(result(guard_stops=1, outcome="answer"))  # a middle turn
+    assert runner.stopped_by_guard(result(outcome="doom_loop"))
+    assert not runner.stopped_by_guard(result(finish_reason="eos", guard_stops=0, caught=False))
