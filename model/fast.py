@@ -115,6 +115,9 @@ class Decoder:
         self.head_dim = getattr(config, "head_dim", None) or (
             config.hidden_size // config.num_attention_heads
         )
+        q, kv, h = self.q_heads * self.head_dim, self.kv_heads * self.head_dim, config.hidden_size
+        per_layer = h * (2 * q + 2 * kv) + 3 * h * config.intermediate_size  # q, k, v, o, MLP
+        self.weights = per_layer * len(self.body.layers)
         self.fused: list[tuple] | None = None
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
@@ -129,6 +132,20 @@ class Decoder:
             if len(self.fused) < len(layers):  # one layer it cannot run: none of them
                 self.fused = []
         return bool(self.fused) and native.ready()
+
+    def fresh_pays(self, kept: int, new: int) -> bool:
+        """Whether running all `kept + new` positions from scratch costs fewer FLOPs than the
+        `new` ones after the `kept`: a first prefill takes the kernel's causal path, which skips
+        the masked half of the scores, while one after kept positions computes every one of its
+        new x (kept + new) scores. It pays for a long text after a short shared prefix (a
+        document after the system prompt: about half the time at 30k tokens), never for a
+        chat's next turn."""
+        if kept == 0 or new <= kept:
+            return False
+        pair = 4 * len(self.body.layers) * self.q_heads * self.head_dim  # q.k and p.v per pair
+        masked = new * (kept + new) * pair
+        fresh = (kept + new) ** 2 / 2 * pair + kept * 2 * self.weights  # + kept's products
+        return fresh < masked
 
     def crop(self, length: int) -> None:
         """Forget every position from `length` on (their slots are overwritten later)."""

@@ -153,7 +153,8 @@ class Generator:
                 break
             common += 1
         common = min(common, len(ids) - 1)  # the last prompt token must run to give logits
-        if not self._cached or common == 0:
+        fresh = self._fast is not None and self._fast.fresh_pays(common, len(ids) - common)
+        if not self._cached or common == 0 or fresh:
             self.reset()
             return 0
         drop = len(self._cached) - common

@@ -67,3 +67,20 @@ def test_lean_forward_runs_lora_wrapped_layers() -> None:
     with lm.model.disable_adapter():  # DPO's reference model: the adapter switched off
         for lean, plain in logits_both_ways(lm, [list(range(3, 30))]):
             torch.testing.assert_close(lean, plain, rtol=1e-4, atol=1e-4)
+
+
+def test_a_long_prompt_after_a_short_shared_prefix_starts_afresh(tiny) -> None:
+    """After kept positions the kernel scores every new x (kept + new) pair; from scratch it
+    takes its causal path, half of them: a long text after a short shared prefix runs afresh,
+    and a chat's next turn keeps its cache."""
+    lm = tiny("qwen2")
+    gen = Generator(lm)
+    decoder = gen._fast
+    assert decoder is not None
+    assert decoder.fresh_pays(4, 400) and not decoder.fresh_pays(400, 4)
+    assert not decoder.fresh_pays(0, 400)
+    head, body = [10, 11, 12, 13], [20 + i % 200 for i in range(400)]
+    gen.complete(head + [5], SamplingSettings(max_new_tokens=1))
+    assert gen._reuse(head + body) == 0  # 4 kept, 400 new: from scratch
+    gen.complete(head + body, SamplingSettings(max_new_tokens=1))
+    assert gen._reuse(head + body + [7, 8]) > 0  # a short turn after a long text: kept
