@@ -7,12 +7,12 @@ repeat `max_repeats` times in ordinary prose, so the guard stays quiet there.
 
 A long n-gram also recurs in text that only looks alike: a list of tool calls to one function
 with other arguments shares `"}}\n{"name": "f", "arguments": {"x": ` between every two calls.
-Counting alone cut such lists at their fourth call (16 of the shipped adapter's 38 wrong
-answers in BFCL's parallel categories). So at `max_repeats` occurrences the guard also asks
-that the text has become periodic: the last q tokens equal the q before them, q being the
-distance back to an earlier occurrence. Text that varies between the occurrences (the calls'
-arguments, a counter) fires only at `varied_repeats` occurrences, twice as many by default.
-A greedy loop repeats exactly, so it is stopped where counting alone stopped it.
+Counting alone cut such lists at their fourth call (16 of the shipped adapter's 84 wrong
+answers in BFCL's four parallel categories, 600 cases). So at `max_repeats` occurrences the
+guard also asks that the text has become periodic: the last q tokens equal the q before them, q
+being the distance back to an earlier occurrence. Text that varies between the occurrences (the
+calls' arguments, a counter) fires only at `varied_repeats` occurrences, twice as many by
+default. A greedy loop repeats exactly, so it is stopped where counting alone stopped it.
 
 This only detects. Stopping the stream and resampling is the caller's job; the same n-gram
 counts also give the trainer its repetition penalty (`repetition_ratio`). Not a judge of
