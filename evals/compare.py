@@ -20,7 +20,7 @@ from typing import Any
 
 from evals import runner
 from evals.common import CaseResult
-from evals.results import mode_of
+from evals.page import mode_of
 from evals.stats import mcnemar, paired_bootstrap
 
 HEADER = (

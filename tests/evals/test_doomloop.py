@@ -15,7 +15,7 @@ import pytest
 
 from agent.loop import run_episode
 from agent.settings import load_settings
-from evals import doomloop, doomprompts, results, runner
+from evals import doomloop, doomprompts, page, runner
 from evals.common import split_of
 from model.generate import Generator
 from model.scripted import LOOP_TEXT, ScriptedGenerator
@@ -208,7 +208,7 @@ def test_ended_and_answered_are_scored_apart(tiny: Any) -> None:
         assert right.details["ended"] and wrong.details["ended"] and not wrong.details["looped"]
         row = runner.summarize([right, wrong])["all"]  # accuracy: ended; mean score: answered
         assert (row["accuracy"], row["mean_score"], row["answered"]) == (1.0, 0.5, 1)
-        assert results.cell(row) == "100% (2/2, CI 34–100%, loops 0%, 1 answered)"
+        assert page.cell(row) == "100% (2/2, CI 34–100%, loops 0%, 1 answered)"
     counted, _ = run(tiny, "count-0:off", [", ".join(map(str, range(505, 542))) + "."])
     skipped, _ = run(tiny, "count-0:off", [", ".join(map(str, range(505, 530))) + ", 541."])
     assert counted.details["answered"] and counted.score == 1.0

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agent.settings import load_settings
-from evals import pytasks, results, runner
+from evals import page, pytasks, runner
 from evals.common import split_of
 from evals.pytasks_check import Task, judge, numbers
 from evals.pytasks_data import FAMILIES, KINDS, PER_FAMILY, tasks
@@ -217,8 +217,8 @@ def test_a_short_run_through_the_runner_and_the_page(tiny: Any, tmp_path: Path) 
     assert [r.correct for r in done] == [True, False, False] and not gen.outputs
     row = runner.summarize(done)["all"]
     assert (row["correct"], row["empty_answer"], row["repeated_identical_calls"]) == (1, 1, 1)
-    assert "33% (1/3, CI 6–79%, 1 empty, 1 repeated a call)" in results.cell(row)
-    assert "pytools" in results.MEANING and (tmp_path / "pytools.jsonl").is_file()
+    assert "33% (1/3, CI 6–79%, 1 empty, 1 repeated a call)" in page.cell(row)
+    assert "pytools" in page.MEANING and (tmp_path / "pytools.jsonl").is_file()
 
 
 def test_a_data_file_replaces_the_generated_tasks(tmp_path: Path) -> None:

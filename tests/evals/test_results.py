@@ -1,4 +1,4 @@
-"""The RESULTS.md page: models side by side per category, loop ratios, timings, plots."""
+"""python -m evals.results: runs into folders, the page and plots made from them, reruns."""
 
 from __future__ import annotations
 
@@ -83,71 +83,12 @@ def test_a_shipped_column_is_named_by_its_folder(tmp_path: Path) -> None:
     assert "Run: qwen 4 (off 2, on 2); qwen+adapter 4 (off 2, on 2)" in text
 
 
-def test_headline_groups_and_coverage() -> None:
-    assert results.mode_of("bfcl", "live_simple") == "live"
-    assert results.mode_of("bfcl", "parallel") == "non-live"
-    assert results.mode_of("searchqa", "two-hop/tools") == "tools"
-    assert results.mode_of("longctx", "needle-1M:rlm") == "rlm"
-    assert results.mode_of("latency", "command") is None
-    rows = [
-        {"cases": 2, "correct": 1, "accuracy": 0.5, "loop_ratio": 0.5},
-        {"cases": 6, "correct": 6, "accuracy": 1.0, "loop_ratio": 0.0},
-    ]
-    merged = results.merge(rows)
-    assert (merged["cases"], merged["correct"], merged["loop_ratio"]) == (8, 7, 0.125)
-    assert results.cell(merged) == "88% (7/8, CI 53–98%, loops 12%)" and results.cell({}) == "–"
-    qa = [{"cases": 1, "correct": 1, "em": 1.0, "f1": 1.0, "recovered": 1},
-          {"cases": 3, "correct": 0, "em": 0.0, "f1": 0.5, "recovered": 0}]  # fmt: skip
-    assert results.cell(results.merge(qa)) == "25% (1/4, CI 5–70%, 1 recovered, EM 25%, F1 62%)"
-    cases = doomloop.load_cases("test")
-    rows = {"count:off": {"cases": 2, "correct": 1}, "count:on": {"cases": 1, "correct": 1}}
-    runs = [{"model": "qwen", "summary": {"doomloop": {"categories": rows}}}]
-    assert "Run: qwen 3 (off 2, on 1)." in results.coverage("doomloop", runs, cases)
-    assert "qwen 3 (off 2, on 1) = all" in results.coverage("doomloop", runs, cases[:3])
-    assert "size unknown" in results.coverage("bfcl", runs, None)
-    timed = {
-        "categories": {
-            "a": {"mean_seconds": 2.0, "cases": 3},
-            "b": {"mean_seconds": 1.0, "cases": 1},
-        }
-    }
-    assert results.case_seconds({"summary": {"x": timed, "y": timed}}) == 14.0
-
-
 def test_limits_are_checked() -> None:
     assert results.parse_limits("bfcl=4,latency=2") == {"bfcl": 4, "latency": 2}
     assert results.parse_limits("all")["searchqa"] is None
     assert results.parse_limits("bfcl=all,latency=3") == {"bfcl": None, "latency": 3}
     with pytest.raises(SystemExit, match="--limits takes"):
         results.parse_limits("bfcl=x")
-
-
-def test_the_header_names_the_dtype_batch_and_where_the_runs_are() -> None:
-    run = {**fake_run("qwen", 1, 0), "dtype": "bfloat16", "settings": {"eval": {"batch": 8}}}
-    smol = {**run, "settings": {"eval": {"batch": 32}}}
-    inside = results.HERE / "results"
-    text = results.page([run, smol], "python -m evals.results --reuse", {}, inside)
-    header = text.splitlines()[2]
-    assert "--limits all --dtype bfloat16 --resume" in header
-    assert "bfloat16, greedy, BFCL and guard-off doom-loop cases 8 or 32 at a time" in header
-    assert "from the runs in `evals/results/<model>/`" in header  # relative to the project
-    plain = results.page([fake_run("qwen", 1, 0)], "x", {}, Path("/elsewhere"))
-    assert "--limits all --resume` (2 CPU cores, float32" in plain.splitlines()[2]
-    assert "`/elsewhere/<model>/`" in plain
-    int8 = results.page([{**run, "quant": "int8"}], "x", {}, inside)
-    assert "--dtype bfloat16 --quant int8 --resume" in int8.splitlines()[2]
-
-
-def test_provenance_names_mixed_commits() -> None:
-    def run(commits: dict[str, int]) -> dict:
-        return {"model": "m", "summary": {"bfcl": {"commits": commits}}}
-
-    assert results.provenance("bfcl", [run({"abc1234": 9})]) == ""  # one known commit
-    mixed = results.provenance("bfcl", [run({"abc1234": 9, "unrecorded": 2})])
-    assert "m mixed commits: abc1234 9, unrecorded 2" in mixed
-    assert "m mixed commits: abc 3, def 1" in results.provenance(
-        "bfcl", [run({"abc": 3, "def": 1})]
-    )
 
 
 @pytest.mark.parametrize("quant", ["none", "int8"])
