@@ -16,7 +16,7 @@ CATEGORIES_HELP = (
 
 # The kinds of reference answer `evals.references.BUILDERS` writes, named here too so a CLI's
 # help lists them without importing the builders (and torch); a test keeps the two equal.
-REFERENCE_KINDS = ("bfcl", "masked", "doomloop", "pytools", "searchqa", "split", "read")
+REFERENCE_KINDS = ("bfcl", "masked", "abstain", "doomloop", "pytools", "searchqa", "split", "read")
 
 # The suites `evals.rollouts.episode` rolls out, i.e. what `edgeagent train --suite` takes.
 ROLLOUT_SUITES = ("bfcl", "searchqa", "incar", "pytools", "doomloop")

@@ -20,6 +20,11 @@ included, with the loss on the reply only. Every example carries `meta["source"]
   sibling's name is nearly the needed one's (a renamed copy may do the same job). With the `bfcl`
   references on the same cases the model sees both sides: the function there, call it; gone,
   say so.
+- `abstain`: BFCL's own irrelevance and live_irrelevance train cases only, each answered that
+  no function fits: `bfcl=N` takes N of each of its 11 categories, so this is the way to give
+  "no call" more weight without more calls (live_irrelevance's terse requests, "air", "turn
+  on", are where the masked near misses do not reach). The cases `bfcl` also takes are the
+  same examples, kept once (`evals.train.reference_examples`).
 - `doomloop`: the enumeration families only (count, spell, alphabet, primes, tables, ...), where
   loops happen: the whole list once, comma-separated, and the end token; kept where the suite's
   own check accepts it. Puzzles with a bare number are left out (a reference without the
@@ -203,6 +208,10 @@ def masked_example(lm: LoadedModel, case: EvalCase) -> TrainExample | None:
     return example
 
 
+def abstain_example(lm: LoadedModel, case: EvalCase) -> TrainExample | None:
+    return bfcl_example(lm, case) if case.category.endswith(NO_CALL_CATEGORIES) else None
+
+
 def doomloop_reply(case: EvalCase) -> Message | None:
     if case.data.get("agent"):
         return None
@@ -234,10 +243,12 @@ def _one(build: Callable[[LoadedModel, EvalCase], TrainExample | None]) -> Build
 
 
 Builder = Callable[[LoadedModel, EvalCase, Settings], list[TrainExample]]
-SOURCE = {"masked": "bfcl"}  # the suite whose train cases a builder reads, where not its own
+# The suite whose train cases a builder reads, where not its own.
+SOURCE = {"masked": "bfcl", "abstain": "bfcl"}
 BUILDERS: dict[str, Builder] = {
     "bfcl": _one(bfcl_example),
     "masked": _one(masked_example),
+    "abstain": _one(abstain_example),
     "doomloop": _one(doomloop_example),
     "pytools": pytools_examples,
     "searchqa": search_examples,

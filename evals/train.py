@@ -275,12 +275,16 @@ def not_collected(cases: list, log_path: Path, lm: LoadedModel, k: int) -> list:
 
 
 def reference_examples(lm: LoadedModel, settings: Settings, job: Job) -> list[TrainExample]:
-    """The data sets' reference answers SFT also trains on (`evals.references`)."""
-    return [
-        e
-        for suite, n in job.references.items()
-        for e in references.examples(lm, suite, settings, n, job.max_length)
-    ]
+    """The data sets' reference answers SFT also trains on (`evals.references`), each
+    distinct sequence once (`bfcl` and `abstain` can take the same irrelevance case)."""
+    seen: set[tuple[int, ...]] = set()
+    out = []
+    for suite, n in job.references.items():
+        for e in references.examples(lm, suite, settings, n, job.max_length):
+            if (key := tuple(e.input_ids)) not in seen:
+                seen.add(key)
+                out.append(e)
+    return out
 
 
 def collect_rollouts(

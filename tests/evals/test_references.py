@@ -7,7 +7,7 @@ import pytest
 
 from agent.hops import SPLIT_SYSTEM
 from agent.settings import Settings
-from evals import bfcl, references, runner, turns
+from evals import bfcl, references, runner, train, turns
 from evals.common import split_of
 from evals.pytasks_check import Task
 from model.chat import parse
@@ -105,6 +105,24 @@ def test_masked_references_drop_the_needed_function_and_decline(lm) -> None:
         prompt = lm.tokenizer.decode(example.input_ids[: example.mask.index(1)])
         assert not any(f'"{name}"' in prompt for name in needed), (case.id, needed)
         assert _reply_text(lm, example) == references.NO_FIT
+
+
+def test_abstain_references_are_bfcls_own_no_call_cases_kept_once_beside_bfcls(
+    lm, tmp_path
+) -> None:
+    found = references.examples(lm, "abstain", Settings(), per_category=4, max_tokens=4000)
+    assert (
+        sorted(e.meta["category"] for e in found) == ["irrelevance"] * 4 + ["live_irrelevance"] * 4
+    )
+    assert all(_reply_text(lm, e) == references.NO_FIT for e in found)
+    assert all(split_of(e.meta["case"]) == "train" for e in found)
+    job = train.Job(method="sft", out=tmp_path, log_path=tmp_path / "log.jsonl",
+                    references={"bfcl": 2, "abstain": 4}, max_length=4000)  # fmt: skip
+    both = train.reference_examples(lm, Settings(), job)
+    assert len({tuple(e.input_ids) for e in both}) == len(both)  # bfcl's 2 are abstain's first 2
+    no_call = [e for e in both if e.meta["category"].endswith("irrelevance")]
+    bfcl_only = references.examples(lm, "bfcl", Settings(), per_category=2, max_tokens=4000)
+    assert len(no_call) == 8 and len(both) == len(bfcl_only) + 4
 
 
 def test_masking_borrows_functions_only_where_none_is_left_and_skips_renamed_copies() -> None:
