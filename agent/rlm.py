@@ -65,6 +65,12 @@ if context_seen is not context:  # a new page or attachment replaced `context`
 """
 
 
+NOT_FOUND = (
+    "{query!r} occurs nowhere in the document. Search for a shorter phrase from the question "
+    "(a name, code or marker) rather than the whole question."
+)
+
+
 class SearchArgs(BaseModel):
     query: str = Field(min_length=1, max_length=200, description="words to find, any case")
     max_hits: int = Field(default=5, ge=1, le=20)
@@ -86,15 +92,25 @@ def context_tools(sandbox: Sandbox, settings: RlmSettings) -> dict[str, Tool]:
         outcome = sandbox.run(PRELUDE + "\nprint(" + expression + ")")
         return outcome_result(outcome, sandbox)
 
+    def found(query: str, expression: str) -> ToolResult:
+        """`expression`'s result, or an "empty" error where `query` occurs nowhere: a small
+        model, and the focused answer after it, read "0 lines" as the answer (gather_evidence
+        leaves such terms out for the same reason), where the query was a whole sentence."""
+        hits = call(f"context_lower.count({query.lower()!r})")
+        if hits.ok and hits.text.strip() == "0":
+            return ToolResult(error=NOT_FOUND.format(query=query), error_kind="empty")
+        return call(expression)
+
     def search(a: SearchArgs) -> ToolResult:
-        return call(f"search_context({a.query!r}, {a.max_hits}, {settings.window})")
+        code = f"search_context({a.query!r}, {a.max_hits}, {settings.window})"
+        return found(a.query, code)
 
     def read(a: ReadArgs) -> ToolResult:
         return call(f"read_context({a.start}, {a.length})")
 
     def count(a: CountArgs) -> ToolResult:
         q = repr(a.query)
-        return call(f"'lines containing ' + repr({q}) + ': ' + str(count_lines({q}))")
+        return found(a.query, f"'lines containing ' + repr({q}) + ': ' + str(count_lines({q}))")
 
     return {
         "search_context": Tool(

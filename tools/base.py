@@ -41,8 +41,9 @@ SCHEMA_KEYWORDS = frozenset(
 # Why a call failed, for code to read (rewards, the app) instead of the error's wording:
 # "arguments": not valid JSON, not an object, or not what the schema asks; "unknown_tool":
 # no tool of that name; "unreadable": the call itself could not be parsed; "repeat": the same
-# call again past the limit; "guess": a page URL nobody showed; "tool": the tool ran and failed.
-ErrorKind = Literal["arguments", "unknown_tool", "unreadable", "repeat", "guess", "tool"]
+# call again past the limit; "guess": a page URL nobody showed; "empty": the tool ran and found
+# nothing (a search without a match); "tool": the tool ran and failed.
+ErrorKind = Literal["arguments", "unknown_tool", "unreadable", "repeat", "guess", "empty", "tool"]
 
 
 class ToolResult(BaseModel):

@@ -35,6 +35,7 @@ ERROR_LABELS: dict[str, str] = {
     "unreadable": "unreadable call",
     "repeat": "refused: a repeat",
     "guess": "refused: a guessed URL",
+    "empty": "nothing found",
     "tool": "error",
 }
 

@@ -85,6 +85,29 @@ def test_count_evidence_and_tools(tiny) -> None:
     assert traj.final_answer == case.answer
 
 
+def test_a_query_found_nowhere_is_an_empty_result_the_answer_never_reads(tiny) -> None:
+    # The whole question as the query occurs nowhere: "0 lines" would read as the answer.
+    case = make_case("count", 30_000, seed=1)
+    gen, traj = rlm(
+        tiny,
+        case.text,
+        case.question,
+        [
+            call("count_lines", query=case.question),
+            call("search_context", query=case.question),
+            "(the model's own draft, replaced by the focused answer)",
+            case.answer,  # the focused sub-query's answer
+        ],
+        {"rlm.max_steps": 3},
+    )
+    runs = [s.tool_runs[0] for s in traj.steps[:2]]
+    assert [r.error_kind for r in runs] == ["empty", "empty"]
+    assert "shorter phrase" in runs[0].text and ": 0" not in runs[0].text
+    focused = traj.steps[-1].sub_episodes[0]
+    assert case.question in focused.task and "occurs nowhere" not in focused.task
+    assert traj.final_answer == case.answer
+
+
 def test_llm_query_and_final_from_python(tiny) -> None:
     case = make_case("needle", 20_000, seed=2)
     code = (
