@@ -108,3 +108,34 @@ def to_bfloat16(source: str | Path, target: str | Path) -> Path:
     save_file(tensors, str(target / WEIGHTS))
     (target / CONFIG).write_text((source / CONFIG).read_text())
     return target
+
+
+def average(sources: list[str | Path], weights: list[float], target: str | Path) -> Path:
+    """One adapter whose change to every layer is the `weights`-weighted sum of the sources'
+    changes, exactly: the sources' low-rank factors side by side (rank the sum of theirs), each
+    pair scaled by the square root of its weight. Two runs trained from the same start and
+    averaged sit between them (weight averaging, as in WiSE-FT); not a way to combine adapters
+    of different base models, which nothing here checks beyond the layer names and shapes."""
+    if len(sources) != len(weights) or not sources:
+        raise AdapterError("average: give one weight per adapter, and at least one adapter")
+    configs = [read_config(Path(s)) for s in sources]
+    scales = [float(c["lora_alpha"]) / float(c["r"]) for c in configs]
+    loaded = [load_file(str(Path(s) / WEIGHTS)) for s in sources]
+    if any(t.keys() != loaded[0].keys() for t in loaded):
+        raise AdapterError("average: the adapters adapt different layers")
+    out: dict[str, torch.Tensor] = {}
+    for key in (k for k in loaded[0] if ".lora_A." in k):
+        up_key = key.replace(".lora_A.", ".lora_B.")
+        factors = [(w * s / scales[0]) ** 0.5 for w, s in zip(weights, scales, strict=True)]
+        dtype = loaded[0][key].dtype
+        downs = [c * t[key].float() for c, t in zip(factors, loaded, strict=True)]
+        ups = [c * t[up_key].float() for c, t in zip(factors, loaded, strict=True)]
+        out[key] = torch.cat(downs, dim=0).to(dtype).contiguous()
+        out[up_key] = torch.cat(ups, dim=1).to(dtype).contiguous()
+    rank = sum(int(c["r"]) for c in configs)
+    config = {**configs[0], "r": rank, "lora_alpha": scales[0] * rank}
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    save_file(out, str(target / WEIGHTS))
+    (target / CONFIG).write_text(json.dumps(config, indent=2))
+    return target

@@ -15,9 +15,9 @@ from model.train.lora import LoraSettings, attach, save_adapter
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _trained_adapter(folder: Path) -> torch.Tensor:
+def _trained_adapter(folder: Path, seed: int = 0) -> torch.Tensor:
     """A tiny model's adapter with non-zero weights saved to `folder`; returns its logits."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = attach(tiny_model("qwen2").model, LoraSettings(rank=4, dropout=0.0))
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -46,6 +46,33 @@ def test_bfloat16_copy_is_half_the_size_and_still_merges(tmp_path: Path) -> None
     size = (small / adapters.WEIGHTS).stat().st_size
     assert size < 0.6 * (tmp_path / "a" / adapters.WEIGHTS).stat().st_size
     assert adapters.merge(tiny_model("qwen2").model, small) > 0
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_an_average_changes_each_layer_by_the_weighted_sum_of_the_changes(tmp_path: Path) -> None:
+    _trained_adapter(tmp_path / "a", seed=0)
+    _trained_adapter(tmp_path / "b", seed=1)
+    base = _weights(tiny_model("qwen2").model)
+    deltas = []
+    for name in ("a", "b"):
+        model = tiny_model("qwen2").model
+        adapters.merge(model, tmp_path / name)
+        deltas.append({k: v - base[k] for k, v in _weights(model).items()})
+    mixed = adapters.average([tmp_path / "a", tmp_path / "b"], [0.3, 0.7], tmp_path / "m")
+    assert adapters.read_config(mixed)["r"] == 8  # the two rank-4 adapters side by side
+    model = tiny_model("qwen2").model
+    adapters.merge(model, mixed)
+    changed = 0
+    for k, v in _weights(model).items():
+        expected = base[k] + 0.3 * deltas[0][k] + 0.7 * deltas[1][k]
+        assert torch.allclose(v, expected, atol=1e-5), k
+        changed += bool(deltas[0][k].abs().sum())
+    assert changed > 0
+    with pytest.raises(adapters.AdapterError, match="one weight per adapter"):
+        adapters.average([tmp_path / "a"], [0.5, 0.5], tmp_path / "x")
 
 
 def test_settings_name_the_shipped_adapter_none_or_a_folder() -> None:
