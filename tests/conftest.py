@@ -44,6 +44,29 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def lora_adapter(one_thread):
+    """lora_adapter(folder, seed=0) -> logits: saves a tiny qwen2 model's LoRA adapter with
+    non-zero weights to `folder` and returns the adapted model's logits on four tokens."""
+    import torch
+
+    from model.tiny import tiny_model
+    from model.train.lora import LoraSettings, attach, save_adapter
+
+    def make(folder, seed: int = 0) -> torch.Tensor:
+        torch.manual_seed(seed)
+        model = attach(tiny_model("qwen2").model, LoraSettings(rank=4, dropout=0.0))
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.5)  # peft starts B at zero: an untrained adapter is a no-op
+        save_adapter(model, folder)
+        with torch.no_grad():
+            return model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def embedded_lm():
     """The embedded default model with its real weights (converted into the cache once)."""

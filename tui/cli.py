@@ -19,7 +19,7 @@ from tui import bench, commands
 from tui.backend import add_server_flags
 from tui.flags import add_agent_flags, add_settings_flags
 from tui.serve import add_serve_parser
-from tui.training import add_train_parser
+from tui.training import add_adapter_parser, add_train_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_eval)
 
     add_train_parser(sub)
+    add_adapter_parser(sub)
     add_serve_parser(sub)
 
     p = sub.add_parser("index", help="index a folder of .md/.txt/.html for offline search")
@@ -177,11 +178,20 @@ def expected_errors() -> tuple[type[Exception], ...]:
     a command that succeeds imports no module it did not use (`ask` on a server: no tools)."""
     from agent.attach import AttachError
     from agent.log import LogError
+    from model.adapter import AdapterError
     from model.loaded import ModelLoadError
     from tools.index import IndexBuildError
     from tui.store import StoreError
 
-    return (ModelLoadError, SettingsError, LogError, AttachError, StoreError, IndexBuildError)
+    return (
+        ModelLoadError,
+        SettingsError,
+        LogError,
+        AttachError,
+        StoreError,
+        IndexBuildError,
+        AdapterError,
+    )
 
 
 if __name__ == "__main__":

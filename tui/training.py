@@ -1,7 +1,9 @@
-"""`edgeagent train sft|dpo|rl`: flags in, progress bars and the report out.
+"""`edgeagent train sft|dpo|rl` and `edgeagent adapter ...`: flags in, progress bars and the
+report out.
 
-The run itself is `evals.train`'s (`run_training`); this module only parses the flags, loads
-the model, shows progress and prints. Not here: any training logic.
+The run itself is `evals.train`'s (`run_training`); the adapter files' arithmetic (bfloat16
+copies, weighted averages) is `model.adapter`'s. This module only parses the flags, loads the
+model, shows progress and prints. Not here: any training logic.
 """
 
 from __future__ import annotations
@@ -57,6 +59,45 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="go on from the latest checkpoint")
     add_settings_flags(p)
     p.set_defaults(func=cmd_train)
+
+
+def add_adapter_parser(sub: Any) -> None:
+    group = sub.add_parser("adapter", help="convert or average trained LoRA adapters")
+    verbs = group.add_subparsers(dest="adapter_command", required=True)
+    p = verbs.add_parser("bfloat16", help="a copy with bfloat16 weights (as shipped)")
+    p.add_argument("source", help="adapter folder (adapter_config.json, adapter_model.*)")
+    p.add_argument("--out", required=True, help="folder for the copy")
+    p.set_defaults(func=cmd_adapter_bfloat16)
+    p = verbs.add_parser(
+        "average",
+        help="one adapter whose change is the weighted sum of the given adapters' changes "
+        "(runs trained from the same start)",
+    )
+    p.add_argument("sources", nargs="+", help="adapter folders")
+    p.add_argument("--weights", help="one per adapter, comma-separated (default: equal)")
+    p.add_argument("--out", required=True, help="folder for the average")
+    p.set_defaults(func=cmd_adapter_average)
+
+
+def cmd_adapter_bfloat16(args: argparse.Namespace) -> int:
+    from model.adapter import read_config, to_bfloat16
+
+    read_config(Path(args.source))  # a wrong folder is one line, before anything is written
+    say(f"edgeagent: adapter in {to_bfloat16(args.source, args.out)}")
+    return 0
+
+
+def cmd_adapter_average(args: argparse.Namespace) -> int:
+    from model.adapter import average
+
+    try:
+        weights = [float(w) for w in csv(args.weights)] if args.weights else None
+    except ValueError:
+        say(f"edgeagent: error: --weights takes numbers, comma-separated; got {args.weights!r}")
+        return 2
+    n = len(args.sources)
+    say(f"edgeagent: adapter in {average(args.sources, weights or [1 / n] * n, args.out)}")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ which adapter a setting names; one-line errors for folders that are not adapters
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,26 +11,15 @@ import torch
 
 from model import adapter as adapters
 from model.tiny import tiny_model
-from model.train.lora import LoraSettings, attach, save_adapter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+Make = Callable[..., torch.Tensor]
 
 
-def _trained_adapter(folder: Path, seed: int = 0) -> torch.Tensor:
-    """A tiny model's adapter with non-zero weights saved to `folder`; returns its logits."""
-    torch.manual_seed(seed)
-    model = attach(tiny_model("qwen2").model, LoraSettings(rank=4, dropout=0.0))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)  # peft starts B at zero: an untrained adapter changes nothing
-    save_adapter(model, folder)
-    with torch.no_grad():
-        return model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
-
-
-def test_merged_weights_compute_what_the_peft_model_computes(tmp_path: Path) -> None:
-    expected = _trained_adapter(tmp_path / "a")
+def test_merged_weights_compute_what_the_peft_model_computes(
+    tmp_path: Path, lora_adapter: Make
+) -> None:
+    expected = lora_adapter(tmp_path / "a")
     base = tiny_model("qwen2").model
     with torch.no_grad():
         before = base(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
@@ -40,8 +30,10 @@ def test_merged_weights_compute_what_the_peft_model_computes(tmp_path: Path) -> 
     assert torch.allclose(after, expected, atol=1e-4)
 
 
-def test_bfloat16_copy_is_half_the_size_and_still_merges(tmp_path: Path) -> None:
-    _trained_adapter(tmp_path / "a")
+def test_bfloat16_copy_is_half_the_size_and_still_merges(
+    tmp_path: Path, lora_adapter: Make
+) -> None:
+    lora_adapter(tmp_path / "a")
     small = adapters.to_bfloat16(tmp_path / "a", tmp_path / "b")
     size = (small / adapters.WEIGHTS).stat().st_size
     assert size < 0.6 * (tmp_path / "a" / adapters.WEIGHTS).stat().st_size
@@ -52,9 +44,11 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def test_an_average_changes_each_layer_by_the_weighted_sum_of_the_changes(tmp_path: Path) -> None:
-    _trained_adapter(tmp_path / "a", seed=0)
-    _trained_adapter(tmp_path / "b", seed=1)
+def test_an_average_changes_each_layer_by_the_weighted_sum_of_the_changes(
+    tmp_path: Path, lora_adapter: Make
+) -> None:
+    lora_adapter(tmp_path / "a", seed=0)
+    lora_adapter(tmp_path / "b", seed=1)
     base = _weights(tiny_model("qwen2").model)
     deltas = []
     for name in ("a", "b"):

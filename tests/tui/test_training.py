@@ -1,14 +1,19 @@
 """The progress bars of `edgeagent train` (the run itself is tested in tests/evals/test_train.py):
-each bar shows its figures and ends when its work does, nothing left open."""
+each bar shows its figures and ends when its work does, nothing left open; `edgeagent adapter`
+writes what `model.adapter` computes and turns bad input into one line."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from evals.choices import REFERENCE_KINDS
 from evals.references import BUILDERS
+from model.adapter import WEIGHTS, read_config
+from tui.cli import main
 from tui.training import _Bars, reference_spec
 
 
@@ -37,3 +42,24 @@ def test_reference_spec_reads_suites_and_counts() -> None:
 
 def test_the_reference_kinds_the_cli_names_are_the_builders() -> None:
     assert tuple(BUILDERS) == REFERENCE_KINDS
+
+
+def test_adapter_commands_average_and_convert(
+    tmp_path: Path, lora_adapter: Callable, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b, mixed, small = (str(tmp_path / n) for n in ("a", "b", "m", "s"))
+    lora_adapter(a, seed=0)
+    lora_adapter(b, seed=1)
+    assert main(["adapter", "average", a, b, "--weights", "0.3,0.7", "--out", mixed]) == 0
+    assert read_config(Path(mixed))["r"] == 8 and f"adapter in {mixed}" in capsys.readouterr().err
+    assert main(["adapter", "bfloat16", mixed, "--out", small]) == 0
+    assert (Path(small) / WEIGHTS).stat().st_size < 0.6 * (Path(mixed) / WEIGHTS).stat().st_size
+    assert f"adapter in {small}" in capsys.readouterr().err
+    for bad, says in [
+        (["average", a, b, "--weights", "half", "--out", mixed], "--weights takes numbers"),
+        (["average", a, "--weights", "0.5,0.5", "--out", mixed], "one weight per adapter"),
+        (["bfloat16", str(tmp_path), "--out", small], "is not a LoRA adapter folder"),
+    ]:
+        assert main(["adapter", *bad]) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1, err
