@@ -113,7 +113,8 @@ def to_bfloat16(source: str | Path, target: str | Path) -> Path:
 def average(sources: list[str | Path], weights: list[float], target: str | Path) -> Path:
     """One adapter whose change to every layer is the `weights`-weighted sum of the sources'
     changes, exactly: the sources' low-rank factors side by side (rank the sum of theirs), each
-    pair scaled by the square root of its weight. Two runs trained from the same start and
+    pair scaled by the square root of its weight's size (the up factor also by its sign, so a
+    negative weight subtracts a change). Two runs trained from the same start and
     averaged sit between them (weight averaging, as in WiSE-FT); not a way to combine adapters
     of different base models, which nothing here checks beyond the layer names and shapes."""
     if len(sources) != len(weights) or not sources:
@@ -126,10 +127,11 @@ def average(sources: list[str | Path], weights: list[float], target: str | Path)
     out: dict[str, torch.Tensor] = {}
     for key in (k for k in loaded[0] if ".lora_A." in k):
         up_key = key.replace(".lora_A.", ".lora_B.")
-        factors = [(w * s / scales[0]) ** 0.5 for w, s in zip(weights, scales, strict=True)]
+        sizes = [(abs(w) * s / scales[0]) ** 0.5 for w, s in zip(weights, scales, strict=True)]
+        signs = [-1.0 if w < 0 else 1.0 for w in weights]
         dtype = loaded[0][key].dtype
-        downs = [c * t[key].float() for c, t in zip(factors, loaded, strict=True)]
-        ups = [c * t[up_key].float() for c, t in zip(factors, loaded, strict=True)]
+        downs = [c * t[key].float() for c, t in zip(sizes, loaded, strict=True)]
+        ups = [g * c * t[up_key].float() for g, c, t in zip(signs, sizes, loaded, strict=True)]
         out[key] = torch.cat(downs, dim=0).to(dtype).contiguous()
         out[up_key] = torch.cat(ups, dim=1).to(dtype).contiguous()
     rank = sum(int(c["r"]) for c in configs)

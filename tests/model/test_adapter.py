@@ -55,16 +55,17 @@ def test_an_average_changes_each_layer_by_the_weighted_sum_of_the_changes(
         model = tiny_model("qwen2").model
         adapters.merge(model, tmp_path / name)
         deltas.append({k: v - base[k] for k, v in _weights(model).items()})
-    mixed = adapters.average([tmp_path / "a", tmp_path / "b"], [0.3, 0.7], tmp_path / "m")
-    assert adapters.read_config(mixed)["r"] == 8  # the two rank-4 adapters side by side
-    model = tiny_model("qwen2").model
-    adapters.merge(model, mixed)
-    changed = 0
-    for k, v in _weights(model).items():
-        expected = base[k] + 0.3 * deltas[0][k] + 0.7 * deltas[1][k]
-        assert torch.allclose(v, expected, atol=1e-5), k
-        changed += bool(deltas[0][k].abs().sum())
-    assert changed > 0
+    for weights in ([0.3, 0.7], [1.5, -0.5]):  # a negative weight subtracts its change
+        mixed = adapters.average([tmp_path / "a", tmp_path / "b"], weights, tmp_path / "m")
+        assert adapters.read_config(mixed)["r"] == 8  # the two rank-4 adapters side by side
+        model = tiny_model("qwen2").model
+        adapters.merge(model, mixed)
+        changed = 0
+        for k, v in _weights(model).items():
+            expected = base[k] + weights[0] * deltas[0][k] + weights[1] * deltas[1][k]
+            assert torch.allclose(v, expected, atol=1e-5), k
+            changed += bool(deltas[0][k].abs().sum())
+        assert changed > 0
     with pytest.raises(adapters.AdapterError, match="one weight per adapter"):
         adapters.average([tmp_path / "a"], [0.5, 0.5], tmp_path / "x")
 
