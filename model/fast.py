@@ -225,20 +225,26 @@ class Decoder:
         return attn.o_proj(out.transpose(1, 2).reshape(1, n, -1))
 
     def _reserve(self, needed: int, dtype: torch.dtype) -> None:
-        reserve(self, 1, needed, dtype)
+        # Every reader here stops at the length kept, so the buffer's tail need not be zeroed:
+        # pages never written are never made resident (a third of the cache, typically).
+        reserve(self, 1, needed, dtype, zeroed=False)
 
 
-def reserve(owner: Any, rows: int, needed: int, dtype: torch.dtype) -> None:
+def reserve(owner: Any, rows: int, needed: int, dtype: torch.dtype, zeroed: bool = True) -> None:
     """Room for `needed` positions in `owner.keys` and `owner.values` (a buffer per layer, `rows`
     sequences each); grows by doubling, so a token costs no copy. The owner is a `Decoder`, or
-    anything with its `body`, `kv_heads`, `head_dim` and `device` (`model.batch.Slots`)."""
+    anything with its `body`, `kv_heads`, `head_dim` and `device` (`model.batch.Slots`).
+    `zeroed`: the unused tail holds zeros, for readers that mask it rather than stop before it
+    (a masked score times a garbage NaN value is still NaN)."""
     have = owner.keys[0].shape[2] if owner.keys else 0
     if needed <= have:
         return
     shape = (rows, owner.kv_heads, max(needed, 2 * have, 256), owner.head_dim)
     for store in (owner.keys, owner.values):
         for i in range(len(owner.body.layers)):
-            grown = torch.zeros(shape, dtype=dtype, device=owner.device)
+            grown = (torch.zeros if zeroed else torch.empty)(
+                shape, dtype=dtype, device=owner.device
+            )
             if store[i:]:
                 grown[:, :, :have] = store[i]
                 store[i] = grown
