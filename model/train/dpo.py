@@ -4,8 +4,10 @@ loss = -log σ(β [(log π(chosen) - log π_ref(chosen)) - (log π(rejected) - l
 
 where log π sums (or, length-normalized, averages) the log-probs of the sampled tokens only: the
 prompt, tool output and any loop prefill in between are context, not choices. The reference is
-the same model with the adapter disabled; its log-probs never change during training, so each
-pair computes them once and keeps them.
+the policy as training starts: the base model under a fresh adapter (which changes nothing
+until trained), or the adapter a run goes on from, so the ratio measures what this run
+changed rather than what earlier stages did. `train_dpo` computes every pair's reference
+before its first step (a resumed run too: the checkpoint is restored after), once.
 
 Written by hand rather than with TRL's `DPOTrainer` because that trainer (TRL 1.16) takes a
 prompt and two completions and trains on every completion token: it has no way to mask the tool
@@ -28,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from model.train import distributed
 from model.train.data import TrainExample, batches, collate
-from model.train.logprobs import reference_logps, sampled_logps, sequence_logps
+from model.train.logprobs import sampled_logps, sequence_logps
 from model.train.loop import fit, optimizer_step, training
 from model.train.lora import Progress
 
@@ -58,11 +60,11 @@ class PreferencePair:
 def pair_loss(
     model: Any, pair: PreferencePair, settings: DpoSettings
 ) -> tuple[torch.Tensor, float]:
-    """(loss, implicit reward margin) of one pair; the loss carries the gradient."""
+    """(loss, implicit reward margin) of one pair; the loss carries the gradient. A pair with
+    no reference yet takes the policy as it is now."""
     batch = collate([pair.chosen, pair.rejected])
     if pair.reference is None:
-        ref = sequence_logps(*reference_logps(model, batch))
-        pair.reference = (float(ref[0]), float(ref[1]))
+        set_reference(model, pair)
     policy = sequence_logps(*sampled_logps(model, batch))
     chosen = policy[0] - pair.reference[0]
     rejected = policy[1] - pair.reference[1]
@@ -70,6 +72,19 @@ def pair_loss(
         chosen, rejected = chosen / pair.chosen.sampled, rejected / pair.rejected.sampled
     margin = settings.beta * (chosen - rejected)
     return -F.logsigmoid(margin), float(margin.detach())
+
+
+def set_reference(model: Any, pair: PreferencePair) -> None:
+    """`pair.reference`: the summed log-probs of both sides under the model as it is, no
+    dropout, no gradient."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            ref = sequence_logps(*sampled_logps(model, collate([pair.chosen, pair.rejected])))
+    finally:
+        model.train(was)
+    pair.reference = (float(ref[0]), float(ref[1]))
 
 
 def dpo_step(
@@ -109,6 +124,9 @@ def train_dpo(
 ) -> dict[str, float]:
     """Train `model` (a PeftModel) in place over `pairs`; the final adapter is OUT/adapter."""
     s = settings or DpoSettings()
+    for pair in pairs:  # the start's log-probs, before a checkpoint is restored or a step taken
+        if pair.reference is None:
+            set_reference(model, pair)
     return fit(
         model,
         batches(pairs, s.batch_size, s.epochs, s.seed),

@@ -51,13 +51,32 @@ def test_one_step_moves_lora_only_and_starts_at_log_2() -> None:
     model = lora_model()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     optimizer = optimizer_for(model, lr=1e-2)
-    stats = dpo_step(model, optimizer, [PreferencePair(CHOSEN, REJECTED)], DpoSettings(beta=0.5))
+    pair = PreferencePair(CHOSEN, REJECTED)
+    stats = dpo_step(model, optimizer, [pair], DpoSettings(beta=0.5))
     assert stats["loss"] == pytest.approx(math.log(2), abs=1e-5)  # the policy is the reference
     moved = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
     assert moved and all("lora_" in n for n in moved)
-    for _ in range(2):
-        stats = dpo_step(model, optimizer, [PreferencePair(CHOSEN, REJECTED)], DpoSettings())
+    for _ in range(2):  # the pair keeps the reference it took at its first step
+        stats = dpo_step(model, optimizer, [pair], DpoSettings())
     assert stats["margin"] > 0 and stats["loss"] < math.log(2)  # chosen now preferred
+
+
+def test_an_adapter_gone_on_from_is_its_own_reference(tmp_path: Path) -> None:
+    """A run from a trained adapter starts at log 2 as a fresh one does: the ratio is taken
+    against the adapter as given, not against the base model underneath it."""
+    model = lora_model()
+    with torch.no_grad():  # an earlier stage's adapter: one that changes the outputs
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    pair = PreferencePair(CHOSEN, REJECTED)
+    first: list[dict[str, float]] = []
+    settings = DpoSettings(batch_size=1, learning_rate=1e-2)
+    train_dpo(model, [pair], tmp_path / "run", settings, progress=first.append)
+    with torch.no_grad(), model.disable_adapter():
+        base = sequence_logps(*sampled_logps(model, collate([CHOSEN, REJECTED])))
+    assert abs(pair.reference[0] - float(base[0])) > 1e-3  # not the base model's log-probs
+    assert first[0]["loss"] == pytest.approx(math.log(2), abs=1e-5)
 
 
 @pytest.mark.parametrize("normalized", [False, True])
