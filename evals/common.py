@@ -29,6 +29,13 @@ def split_of(case_id: str) -> Literal["train", "test"]:
     return "test" if digest[0] % 2 == 0 else "train"
 
 
+def split_of_case(case_id: str) -> Literal["train", "test"]:
+    """The split of an eval case as its suite assigns it: an arm or variant after a ':' (doom
+    loops' `count-3:off`, search-QA's `q12:tools`, long context's `needle-10000-0:rlm`) shares
+    the split of the question before it, so every arm of a question sits on the same side."""
+    return split_of(case_id.split(":", 1)[0])
+
+
 def in_split(case_id: str, split: Split) -> bool:
     return split == "all" or split_of(case_id) == split
 

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
 from agent.trajectory import Trajectory
-from evals.common import split_of
+from evals.common import split_of_case
 from evals.rewards import acceptable, verifiable
 from model.train.data import NOT_FOR_SFT, TrainExample, examples_from_trajectory
 from model.train.dpo import PreferencePair
@@ -44,7 +44,7 @@ def usable(
             if t.mode != "sub" and t.outcome not in NOT_BEHAVIOUR and t.steps:
                 out.append(t.model_copy(update={"rewards": verifiable(t)}))
             continue
-        if not t.rewards or split_of(str(t.meta["case"])) == "test":
+        if not t.rewards or split_of_case(str(t.meta["case"])) == "test":
             continue
         if suite and t.meta.get("suite") != suite:
             continue

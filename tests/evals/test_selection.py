@@ -5,6 +5,7 @@ episodes, and how own episodes group by prompt."""
 from __future__ import annotations
 
 from agent.trajectory import Step, Trajectory
+from evals import doomloop
 from evals import selection as sel
 from evals.common import split_of
 from evals.rewards import verifiable
@@ -58,6 +59,17 @@ def test_usable_never_keeps_a_test_split_case() -> None:
     episodes = [scored(train, 1.0), scored(test, 1.0), Trajectory(task="chat", outcome="answer")]
     assert [e.meta["case"] for e in sel.usable(episodes, "bfcl")] == [train]
     assert sel.usable(episodes, "searchqa") == []
+
+
+def test_usable_keeps_every_arm_of_a_train_question_and_none_of_a_test_one() -> None:
+    """Doom-loop cases split by their prompt, not by the `:off`/`:on` id: the train split's
+    rollouts are all kept (half were once dropped as if test cases) and no test one is."""
+    for split in ("train", "test"):
+        cases = doomloop.load_cases(split)  # type: ignore[arg-type]
+        episodes = [scored(c.id, 1.0).model_copy(update={"meta": {"suite": "doomloop",
+                    "case": c.id}}) for c in cases]  # fmt: skip
+        kept = sel.usable(episodes, "doomloop")
+        assert len(kept) == (len(cases) if split == "train" else 0)
 
 
 def test_sft_keeps_answered_episodes_that_clear_the_bar() -> None:
