@@ -76,6 +76,7 @@ class TrainSettings(BaseModel):
     prompts_per_step: int = Field(default=4, ge=1, description="RL: cases per optimizer step")
     epochs: int = Field(default=1, ge=1)
     learning_rate: float | None = Field(default=None, gt=0, description="None: the method's")
+    sft_weight: float = Field(default=0.0, ge=0, description="DPO: chosen side's NLL weight")
     save_steps: int = Field(default=1, ge=0)
     batch_size: int = Field(default=8, ge=1, description="SFT: examples per optimizer step")
     max_steps: int | None = Field(default=None, ge=1, description="SFT: stop after N steps")
@@ -393,6 +394,7 @@ def train_offline(
             epochs=ts.epochs,
             save_steps=ts.save_steps,
             length_normalized=True,
+            sft_weight=ts.sft_weight,
             seed=ts.seed,
         )
         train_dpo(lm.model, pairs, out, s, resume, progress)

@@ -40,6 +40,9 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--prompts-per-step", type=int, default=4, help="rl: cases per step")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, help="learning rate (default: the method's)")
+    p.add_argument("--sft-weight", type=float, default=0.0, help="dpo: weight of the chosen "
+                   "side's mean negative log-likelihood beside the preference loss (0: plain "
+                   "DPO; keeps the chosen answers likely, see model.train.dpo)")  # fmt: skip
     p.add_argument("--rank", type=int, default=16, help="LoRA rank")
     p.add_argument("--eval", default="SUITE,doomloop", help="suites scored on the test split "
                    "before and after; 'none' to skip")  # fmt: skip
@@ -115,6 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         prompts_per_step=args.prompts_per_step,
         epochs=args.epochs,
         learning_rate=args.lr,
+        sft_weight=args.sft_weight,
         batch_size=args.batch_size,
         max_steps=args.max_steps,
         context_grad=args.context_grad,

@@ -9,6 +9,12 @@ until trained), or the adapter a run goes on from, so the ratio measures what th
 changed rather than what earlier stages did. `train_dpo` computes every pair's reference
 before its first step (a resumed run too: the checkpoint is restored after), once.
 
+With `sft_weight` w > 0 the loss adds w times the chosen side's mean negative log-likelihood
+(RPO, Pang et al. 2024). Plain DPO can lower both sides as long as the rejected one falls
+faster, and on our doom-loop pairs it did (one run, 2026-12-05: loops gone, but counts cut
+short and sums miscomputed, the answered share down from a third to a twelfth); the
+likelihood term keeps the chosen answers likely while the loops are pushed down.
+
 Written by hand rather than with TRL's `DPOTrainer` because that trainer (TRL 1.16) takes a
 prompt and two completions and trains on every completion token: it has no way to mask the tool
 output inside a multi-turn completion, and it re-tokenizes text we already hold as exact ids.
@@ -43,6 +49,7 @@ class DpoSettings(BaseModel):
     epochs: int = Field(default=1, ge=1)
     max_grad_norm: float = Field(default=1.0, gt=0)
     save_steps: int = Field(default=0, ge=0, description="checkpoint every N steps; 0: never")
+    sft_weight: float = Field(default=0.0, ge=0, description="chosen side's mean NLL weight")
     seed: int = 0
 
 
@@ -71,7 +78,10 @@ def pair_loss(
     if settings.length_normalized:
         chosen, rejected = chosen / pair.chosen.sampled, rejected / pair.rejected.sampled
     margin = settings.beta * (chosen - rejected)
-    return -F.logsigmoid(margin), float(margin.detach())
+    loss = -F.logsigmoid(margin)
+    if settings.sft_weight:
+        loss = loss - settings.sft_weight * policy[0] / max(pair.chosen.sampled, 1)
+    return loss, float(margin.detach())
 
 
 def set_reference(model: Any, pair: PreferencePair) -> None:

@@ -120,3 +120,16 @@ def test_resumed_training_ends_where_an_uninterrupted_run_ends(tmp_path: Path) -
     assert steps == [3.0, 4.0] and last["step"] == 4.0
     for (name, a), b in zip(whole.named_parameters(), resumed.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_sft_weight_adds_the_chosen_sides_mean_nll() -> None:
+    model = lora_model()
+    model.eval()
+    plain = pair_loss(model, PreferencePair(CHOSEN, REJECTED, reference=(-30.0, -20.0)),
+                      DpoSettings())[0]  # fmt: skip
+    rpo = pair_loss(model, PreferencePair(CHOSEN, REJECTED, reference=(-30.0, -20.0)),
+                    DpoSettings(sft_weight=0.5))[0]  # fmt: skip
+    with torch.no_grad():
+        chosen = sequence_logps(*sampled_logps(model, collate([CHOSEN, REJECTED])))[0]
+    nll = -float(chosen) / CHOSEN.sampled
+    assert nll > 0 and float(rpo - plain) == pytest.approx(0.5 * nll, abs=1e-4)
