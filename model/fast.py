@@ -226,7 +226,7 @@ class Decoder:
 
     def _reserve(self, needed: int, dtype: torch.dtype) -> None:
         # Every reader here stops at the length kept, so the buffer's tail need not be zeroed:
-        # pages never written are never made resident (a third of the cache, typically).
+        # pages never written are never made resident (up to half the buffer after a doubling).
         reserve(self, 1, needed, dtype, zeroed=False)
 
 
