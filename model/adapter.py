@@ -110,15 +110,21 @@ def to_bfloat16(source: str | Path, target: str | Path) -> Path:
     return target
 
 
-def average(sources: list[str | Path], weights: list[float], target: str | Path) -> Path:
+def average(
+    sources: list[str | Path], weights: list[float], target: str | Path, rank: int | None = None
+) -> Path:
     """One adapter whose change to every layer is the `weights`-weighted sum of the sources'
     changes, exactly: the sources' low-rank factors side by side (rank the sum of theirs), each
     pair scaled by the square root of its weight's size (the up factor also by its sign, so a
     negative weight subtracts a change). Two runs trained from the same start and
     averaged sit between them (weight averaging, as in WiSE-FT); not a way to combine adapters
-    of different base models, which nothing here checks beyond the layer names and shapes."""
+    of different base models, which nothing here checks beyond the layer names and shapes.
+    `rank`: keep each layer's best approximation of that rank instead (its largest singular
+    directions), for a smaller file; exact while the summed change has no higher rank."""
     if len(sources) != len(weights) or not sources:
         raise AdapterError("average: give one weight per adapter, and at least one adapter")
+    if rank is not None and rank < 1:
+        raise AdapterError(f"average: the rank must be at least 1, got {rank}")
     configs = [read_config(Path(s)) for s in sources]
     scales = [float(c["lora_alpha"]) / float(c["r"]) for c in configs]
     loaded = [load_file(str(Path(s) / WEIGHTS)) for s in sources]
@@ -132,12 +138,26 @@ def average(sources: list[str | Path], weights: list[float], target: str | Path)
         dtype = loaded[0][key].dtype
         downs = [c * t[key].float() for c, t in zip(sizes, loaded, strict=True)]
         ups = [g * c * t[up_key].float() for g, c, t in zip(signs, sizes, loaded, strict=True)]
-        out[key] = torch.cat(downs, dim=0).to(dtype).contiguous()
-        out[up_key] = torch.cat(ups, dim=1).to(dtype).contiguous()
-    rank = sum(int(c["r"]) for c in configs)
-    config = {**configs[0], "r": rank, "lora_alpha": scales[0] * rank}
+        down, up = torch.cat(downs, dim=0), torch.cat(ups, dim=1)
+        if rank is not None and rank < down.shape[0]:
+            down, up = truncate(down, up, rank)
+        out[key] = down.to(dtype).contiguous()
+        out[up_key] = up.to(dtype).contiguous()
+    total = sum(int(c["r"]) for c in configs)
+    kept = min(rank, total) if rank else total
+    config = {**configs[0], "r": kept, "lora_alpha": scales[0] * kept}
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     save_file(out, str(target / WEIGHTS))
     (target / CONFIG).write_text(json.dumps(config, indent=2))
     return target
+
+
+def truncate(down: torch.Tensor, up: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Factors of the best rank-`rank` approximation of `up @ down` (Eckart-Young), through the
+    small core of two QR factorizations, so the full matrix is never formed."""
+    q_up, r_up = torch.linalg.qr(up)
+    q_down, r_down = torch.linalg.qr(down.T)
+    u, s, vh = torch.linalg.svd(r_up @ r_down.T)
+    root = s[:rank].sqrt()
+    return (root[:, None] * vh[:rank]) @ q_down.T, (q_up @ u[:, :rank]) * root

@@ -78,6 +78,8 @@ def add_adapter_parser(sub: Any) -> None:
     )
     p.add_argument("sources", nargs="+", help="adapter folders")
     p.add_argument("--weights", help="one per adapter, comma-separated (default: equal)")
+    p.add_argument("--rank", type=int, help="keep each layer's best approximation of this rank "
+                   "(default: the sources' ranks summed, exact)")  # fmt: skip
     p.add_argument("--out", required=True, help="folder for the average")
     p.set_defaults(func=cmd_adapter_average)
 
@@ -99,7 +101,8 @@ def cmd_adapter_average(args: argparse.Namespace) -> int:
         say(f"edgeagent: error: --weights takes numbers, comma-separated; got {args.weights!r}")
         return 2
     n = len(args.sources)
-    say(f"edgeagent: adapter in {average(args.sources, weights or [1 / n] * n, args.out)}")
+    mixed = average(args.sources, weights or [1 / n] * n, args.out, args.rank)
+    say(f"edgeagent: adapter in {mixed}")
     return 0
 
 

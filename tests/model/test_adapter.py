@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from model import adapter as adapters
 from model.tiny import tiny_model
@@ -68,6 +69,29 @@ def test_an_average_changes_each_layer_by_the_weighted_sum_of_the_changes(
         assert changed > 0
     with pytest.raises(adapters.AdapterError, match="one weight per adapter"):
         adapters.average([tmp_path / "a"], [0.5, 0.5], tmp_path / "x")
+
+
+def test_a_lower_rank_average_keeps_each_layers_best_approximation(
+    tmp_path: Path, lora_adapter: Make
+) -> None:
+    lora_adapter(tmp_path / "a", seed=0)
+    lora_adapter(tmp_path / "b", seed=1)
+    sources, weights = [tmp_path / "a", tmp_path / "b"], [0.5, 0.5]
+    full = load_file(str(adapters.average(sources, weights, tmp_path / "f") / adapters.WEIGHTS))
+    for rank, exact in ((8, True), (3, False)):
+        small = adapters.average(sources, weights, tmp_path / f"r{rank}", rank=rank)
+        assert adapters.read_config(small)["r"] == rank
+        kept = load_file(str(small / adapters.WEIGHTS))
+        for key in (k for k in full if ".lora_A." in k):
+            up = key.replace(".lora_A.", ".lora_B.")
+            change = full[up] @ full[key]
+            assert kept[key].shape[0] == rank
+            u, s, vh = torch.linalg.svd(change)
+            best = (u[:, :rank] * s[:rank]) @ vh[:rank]
+            assert torch.allclose(kept[up] @ kept[key], best, atol=1e-5), key
+            assert torch.allclose(best, change, atol=1e-5) == exact or not change.abs().sum()
+    with pytest.raises(adapters.AdapterError, match="rank must be at least 1"):
+        adapters.average(sources, weights, tmp_path / "x", rank=0)
 
 
 def test_settings_name_the_shipped_adapter_none_or_a_folder() -> None:

@@ -52,6 +52,8 @@ def test_adapter_commands_average_and_convert(
     lora_adapter(b, seed=1)
     assert main(["adapter", "average", a, b, "--weights", "0.3,0.7", "--out", mixed]) == 0
     assert read_config(Path(mixed))["r"] == 8 and f"adapter in {mixed}" in capsys.readouterr().err
+    assert main(["adapter", "average", a, b, "--rank", "4", "--out", small]) == 0
+    assert read_config(Path(small))["r"] == 4 and f"adapter in {small}" in capsys.readouterr().err
     assert main(["adapter", "bfloat16", mixed, "--out", small]) == 0
     assert (Path(small) / WEIGHTS).stat().st_size < 0.6 * (Path(mixed) / WEIGHTS).stat().st_size
     assert f"adapter in {small}" in capsys.readouterr().err
