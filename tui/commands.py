@@ -308,6 +308,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     from agent import log
+    from agent.stats import stats
     from tui import logview
 
     path = Path(args.path) if args.path else log.default_log_path()
@@ -315,7 +316,7 @@ def cmd_log(args: argparse.Namespace) -> int:
     if skipped := logview.format_skipped(contents, path):
         say(f"edgeagent: {skipped}")  # on stderr: what is shown is still every usable episode
     if args.log_command == "stats":
-        print(logview.format_stats(log.stats(contents.trajectories)))
+        print(logview.format_stats(stats(contents.trajectories)))
         return 0
     if args.id:
         traj = log.find_in(contents.trajectories, args.id)

@@ -11,7 +11,8 @@ import json
 import textwrap
 from collections.abc import Sequence
 
-from agent.log import LogContents, LogStats
+from agent.log import LogContents
+from agent.stats import LogStats
 from agent.trajectory import Step, ToolRun, Trajectory
 from model.messages import ToolCall
 

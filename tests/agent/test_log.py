@@ -25,8 +25,8 @@ from agent.log import (
     find,
     read_log,
     read_trajectories,
-    stats,
 )
+from agent.stats import stats
 from agent.trajectory import Step, ToolRun, Trajectory
 from model.messages import Message, ToolCall, ToolCallParseError
 from tui.logview import format_episode, format_list, format_stats
