@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tools.base import ToolError
-from tools.fetch import FetchSettings, fetch_text, fetch_tool, loose_ipv4, refusal_reason
+from tools.fetch import FetchSettings, fetch_text, fetch_tool
+from tools.ssrf import loose_ipv4, refusal_reason
 
 ARTICLE = """<!doctype html><html><head><title>Tide Pools of Brittany</title></head><body>
 <nav><a href="/">Home</a> | <a href="/about">About</a></nav>
