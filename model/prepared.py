@@ -64,10 +64,17 @@ def save(model: lean.CausalLM, path: Path, moved: list[str]) -> None:
     tmp = path.with_suffix(".partial")
     save_file(state, str(tmp), metadata=meta)
     tmp.replace(path)
+    remove_stale(path)
+
+
+def remove_stale(path: Path) -> None:
+    """Removes the files beside `path` named as it is but for the key after the last dash: the
+    same model, adapter and kind saved under an older key (new weights, torch or layout), which
+    no start can reach any more. Without this the cache grew by a file per change, for good."""
     stem = path.name.rsplit("-", 1)[0]
     for old in path.parent.glob(f"{stem}-*.safetensors"):
-        if old != path:
-            old.unlink(missing_ok=True)
+        if old != path and old.name.rsplit("-", 1)[0] == stem:
+            old.unlink(missing_ok=True)  # a process that mapped it keeps its pages
 
 
 def read(folder: Path, path: Path) -> tuple[lean.CausalLM, list[str]] | None:

@@ -3,7 +3,8 @@ quarter of the bytes and round nothing (quantizing the default model takes 6-12 
 
 `saved_path` names the file after everything its contents depend on (the model's files, the
 adapter, torch, what `model.quant.quantize` builds and for which kernel); `save` writes it
-whole or not at all; `load_saved` builds the model on the meta device and assigns the file's
+whole or not at all, and removes the file it replaces (the same model and adapter name under
+an older key); `load_saved` builds the model on the meta device and assigns the file's
 tensors, memory-mapped where our kernels take the int8 layers, else read by `read_copied` into
 fresh aligned memory for torch's packed kernels (`read`). Not here: rounding
 (`model.quant`), float32 weights kept for a start (`model.prepared`).
@@ -20,7 +21,7 @@ import torch
 
 from model import native
 from model.loaded import Quant
-from model.prepared import stamps
+from model.prepared import remove_stale, stamps
 from model.quant import Int4Linear, Int8Linear, quantize
 
 LAYOUT = 2  # of the saved files: fused projections, int8 head and token table
@@ -39,7 +40,11 @@ def saved_path(
     if adapter is not None:
         key += f"|{adapter.resolve()}|{stamps(adapter)}"
     key = hashlib.sha256(key.encode()).hexdigest()
-    return cache / "quantized" / f"{folder.name}-{key[:12]}-{dtype}-{quant}.safetensors"
+    # The key last, as `model.prepared` names its files: a new file replaces the one of the
+    # same model, adapter folder name, dtype and kind (`remove_stale`), so the cache holds one
+    # 0.6 GB file per adapter name (the trainer's outputs are all `adapter`), not one per change.
+    tag = adapter.name if adapter is not None else "none"
+    return cache / "quantized" / f"{folder.name}-{tag}-{dtype}-{quant}-{key[:12]}.safetensors"
 
 
 def save(model: Any, path: Path) -> None:
@@ -49,6 +54,7 @@ def save(model: Any, path: Path) -> None:
     tmp = path.with_suffix(".partial")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     tmp.replace(path)  # a start that is killed mid-write leaves no half file behind
+    remove_stale(path)
 
 
 def load_saved(

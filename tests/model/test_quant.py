@@ -140,6 +140,14 @@ def test_loader_quantizes_by_setting_and_merges_an_adapter_first(
     assert len(list((cache / "quantized").glob("*.safetensors"))) == 2
     with torch.no_grad():
         assert not torch.allclose(plain.model(ids).logits, got.model(ids).logits)
+    # Retrained in the same folder: its new file replaces the old one, the plain one stays.
+    before = {f.name for f in (cache / "quantized").glob("*.safetensors")}
+    saved_with_adapter(scale=1.0)
+    retrained = load(str(folder), adapter=str(tmp_path / "adapter"), quant="int8", cache=cache)
+    after = {f.name for f in (cache / "quantized").glob("*.safetensors")}
+    assert len(after) == 2 and len(after & before) == 1  # the adapter's file is a new one
+    with torch.no_grad():
+        assert not torch.allclose(retrained.model(ids).logits, got.model(ids).logits)
     (tmp_path / "adapter" / "adapter_config.json").unlink()  # broken: refused, cache or not
     with pytest.raises(ModelLoadError, match="not a LoRA adapter folder"):
         load(str(folder), adapter=str(tmp_path / "adapter"), quant="int8", cache=cache)
