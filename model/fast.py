@@ -12,7 +12,7 @@ For quantized models `fuse` goes further: q, k and v become one projection, gate
 (one weight read and one kernel call instead of three and two); the old names stay as `Part`s
 that slice the fused output, so transformers' forward still runs, only slower. Where our C++
 kernels are loaded (`model.native`, with quantized weights), a one-token step runs each layer
-as one `decode_layer` call when all its projections are in our int8 blocks, and otherwise
+as one `decode_layer` call when all its projections are in our int8 or int4 blocks, and otherwise
 takes our norm, activation and attention for the step's small ops; prompts keep torch's.
 
 `supports(model)` says when all this applies: Llama and Qwen2 layouts with full attention

@@ -17,7 +17,8 @@ from typing import Any, Literal, get_args
 
 from model.chat import ToolFormat
 
-# "auto": `model.loader.CPU_QUANT` on a CPU, none on a GPU (the packed kernels are CPU ones).
+# "auto": on a CPU the embedded model's choice (SmolLM2: int4) or `model.loader.CPU_QUANT`,
+# none on a GPU (the packed kernels are CPU ones); `model.loader.resolve_quant`.
 Quant = Literal["auto", "none", "int8", "int4"]
 # "auto": bfloat16 on a GPU or a CPU that multiplies it natively (AVX512-BF16, AMX), else
 # float32, since emulated bfloat16 matmuls are 3-5x slower (`model.loader.resolve_dtype`).

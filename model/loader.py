@@ -39,8 +39,9 @@ from model.train import distributed
 # What `quant="auto"` (the setting's default) is on a CPU: int8, the fastest kind whose
 # quality paired against float32 is not significantly worse (full non-live BFCL test split
 # 452 -> 455 of 635 with our kernels, p = 0.55; search-QA 50 -> 49 of 55, p = 1.0; long
-# context 12 -> 12 of 36, the same cases: evals/results/arms/quant-*). int4 is faster (with torch's
-# kernel; ours are int8) but lost: BFCL 452 -> 432, p = 0.002.
+# context 12 -> 12 of 36, the same cases: evals/results/arms/quant-*). int4 lost on the
+# default model (its GGUF is mostly 5-bit): BFCL 452 -> 432, p = 0.002. An embedded model
+# may choose otherwise (`Embedded.cpu_quant`: SmolLM2's 4-bit layers are held exactly).
 CPU_QUANT: Quant = "int8"
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -62,7 +63,7 @@ def load(
     off, or for anything else, transformers loads it. The trainer keeps it off."""
     start = time.perf_counter()
     target = resolve_device(device, quant)
-    dtype, quant = resolve_dtype(dtype, target), resolve_quant(quant, target)
+    dtype, quant = resolve_dtype(dtype, target), resolve_quant(quant, target, spec)
     folder, hub_id = resolve(spec, online=online, cache=cache, progress=progress)
     known = embedded.lookup(spec)
     adapter = adapters.resolve(known.name if known else None, adapter)
@@ -108,11 +109,15 @@ def resolve_device(name: str, quant: Quant = "none") -> torch.device:
     return target
 
 
-def resolve_quant(quant: Quant, device: torch.device) -> Quant:
-    """ "auto" made concrete for `device`: `CPU_QUANT` on a CPU, none on a GPU."""
+def resolve_quant(quant: Quant, device: torch.device, spec: str | None = None) -> Quant:
+    """ "auto" made concrete for `device` and the model of `spec`: none on a GPU; on a CPU
+    the embedded model's own choice (`Embedded.cpu_quant`), else `CPU_QUANT`."""
     if quant != "auto":
         return quant
-    return CPU_QUANT if device.type == "cpu" else "none"
+    if device.type != "cpu":
+        return "none"
+    known = embedded.lookup(spec) if spec else None
+    return known.cpu_quant if known else CPU_QUANT
 
 
 def resolve_dtype(dtype: Dtype, device: torch.device) -> Dtype:

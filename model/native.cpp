@@ -12,8 +12,13 @@
 // torch's several (its CPU rms_norm alone is mean, pow, add, rsqrt, mul: 49 norms a step took
 // 2.8 ms of Qwen2.5-0.5B's 32), float32 only.
 //
+// int4_linear: the same with four bits a weight, y[r, n] = sum_g d[n, g] * sum_k x[r, k] q[n, k]
+// + m[n, g] * sum_k x[r, k] over groups g of 32 inputs, d and m float16 (GGUF's Q4_1: a 4-bit
+// GGUF's own blocks come back exactly). Blocks of 16 outputs by 32 inputs, 16 bytes an output:
+// byte j holds input j (low nibble) and input 16 + j (high); beside them d and m of the 16.
+//
 // Not here: prompts (many rows at once are compute-bound: model/quant.py turns the weight back
-// into floats for one matmul; attention of many queries stays torch's), int4, activation
+// into floats for one matmul; attention of many queries stays torch's), activation
 // quantization, anything but the CPU.
 
 #include <ATen/Parallel.h>
@@ -97,24 +102,138 @@ void gemv(const float* x, int64_t rows, const int8_t* w, const float* s, int64_t
   });
 }
 
-void check_blocks(const at::Tensor& w, const at::Tensor& s, int64_t in, const char* name) {
-  TORCH_CHECK(w.dim() == 4 && w.scalar_type() == at::kChar && w.is_contiguous() &&
-                  w.size(2) == OUT && w.size(3) == IN,
-              name, ": contiguous int8 [out/16, in/16, 16, 16]");
-  TORCH_CHECK(w.size(1) * IN == in, name, "'s inputs differ from x's");
-  TORCH_CHECK(s.dim() == 1 && s.scalar_type() == at::kFloat && s.is_contiguous() &&
-                  s.size(0) == w.size(0) * OUT,
-              name, " scales: float32 [out]");
+constexpr int64_t GROUP = 32;  // inputs per int4 group: one d and one m per output
+
+// acc[i] = sum_g d[g][i] * (x_g . q[g][i]) + m[g][i] * xsum[g] for one int4 block of OUT outputs;
+// sm holds each group's 16 d and then 16 m (float16).
+inline void dot_block4(const float* x, const float* xsum, const uint8_t* q, const at::Half* sm,
+                       int64_t groups, float* acc) {
+#if defined(__AVX512F__)
+  __m512 a[OUT];
+  for (auto& v : a) v = _mm512_setzero_ps();
+  __m512 mins = _mm512_setzero_ps();
+  const __m512i low = _mm512_set1_epi32(15);
+  alignas(64) float d[OUT];
+  for (int64_t g = 0; g < groups; ++g, q += OUT * GROUP / 2, sm += 2 * OUT) {
+    for (int line = 0; line < OUT * GROUP / 2; line += 64) _mm_prefetch((const char*)q + AHEAD + line, _MM_HINT_T0);
+    const __m512 xl = _mm512_loadu_ps(x + g * GROUP), xh = _mm512_loadu_ps(x + g * GROUP + 16);
+    _mm512_store_ps(d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)sm)));
+    const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(sm + OUT)));
+    mins = _mm512_fmadd_ps(m, _mm512_set1_ps(xsum[g]), mins);
+    for (int i = 0; i < OUT; ++i) {
+      const __m512i w = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(q + i * 16)));
+      const __m512 lo = _mm512_cvtepi32_ps(_mm512_and_si512(w, low));
+      const __m512 hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(w, 4));
+      a[i] = _mm512_fmadd_ps(_mm512_fmadd_ps(xh, hi, _mm512_mul_ps(xl, lo)), _mm512_set1_ps(d[i]), a[i]);
+    }
+  }
+  alignas(64) float m[OUT];
+  _mm512_store_ps(m, mins);
+  for (int i = 0; i < OUT; ++i) acc[i] = _mm512_reduce_add_ps(a[i]) + m[i];
+#elif defined(__AVX2__) && defined(__F16C__)
+  const __m256i low = _mm256_set1_epi32(15);
+  for (int half = 0; half < OUT; half += OUT / 2) {  // 8 outputs at a time, as in dot_block
+    __m256 a[OUT / 2];
+    for (auto& v : a) v = _mm256_setzero_ps();
+    __m256 mins = _mm256_setzero_ps();
+    alignas(32) float d[OUT / 2];
+    const uint8_t* p = q + half * GROUP / 2;
+    const at::Half* s = sm + half;
+    for (int64_t g = 0; g < groups; ++g, p += OUT * GROUP / 2, s += 2 * OUT) {
+      _mm_prefetch((const char*)p + AHEAD, _MM_HINT_T0);
+      const float* xg = x + g * GROUP;
+      _mm256_store_ps(d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)s)));
+      const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(s + OUT)));
+      mins = _mm256_fmadd_ps(m, _mm256_set1_ps(xsum[g]), mins);
+      for (int i = 0; i < OUT / 2; ++i) {
+        const __m128i w = _mm_loadu_si128((const __m128i*)(p + i * 16));
+        const __m256i w0 = _mm256_cvtepu8_epi32(w), w1 = _mm256_cvtepu8_epi32(_mm_srli_si128(w, 8));
+        __m256 t = _mm256_mul_ps(_mm256_loadu_ps(xg), _mm256_cvtepi32_ps(_mm256_and_si256(w0, low)));
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(xg + 8), _mm256_cvtepi32_ps(_mm256_and_si256(w1, low)), t);
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(xg + 16), _mm256_cvtepi32_ps(_mm256_srli_epi32(w0, 4)), t);
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(xg + 24), _mm256_cvtepi32_ps(_mm256_srli_epi32(w1, 4)), t);
+        a[i] = _mm256_fmadd_ps(t, _mm256_set1_ps(d[i]), a[i]);
+      }
+    }
+    alignas(32) float m[OUT / 2];
+    _mm256_store_ps(m, mins);
+    for (int i = 0; i < OUT / 2; ++i) {
+      const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(a[i]), _mm256_extractf128_ps(a[i], 1));
+      const __m128 t = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+      acc[half + i] = _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t))) + m[i];
+    }
+  }
+#else
+  for (int i = 0; i < OUT; ++i) acc[i] = 0.0f;
+  for (int64_t g = 0; g < groups; ++g, q += OUT * GROUP / 2, sm += 2 * OUT)
+    for (int i = 0; i < OUT; ++i) {
+      float dot = 0.0f;
+      for (int j = 0; j < 16; ++j) {
+        const uint8_t b = q[i * 16 + j];
+        dot += x[g * GROUP + j] * (b & 15) + x[g * GROUP + 16 + j] * (b >> 4);
+      }
+      acc[i] += static_cast<float>(sm[i]) * dot + static_cast<float>(sm[OUT + i]) * xsum[g];
+    }
+#endif
 }
 
-at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s) {
+// gemv for int4 blocks: each row's group sums first (the m terms), then as gemv.
+void gemv4(const float* x, int64_t rows, const uint8_t* w, const at::Half* sm, int64_t in,
+           int64_t out, float* y) {
+  const int64_t groups = in / GROUP;
+  std::vector<float> xsum(rows * groups);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < groups; ++g) {
+      float total = 0.0f;
+      for (int64_t j = 0; j < GROUP; ++j) total += x[r * in + g * GROUP + j];
+      xsum[r * groups + g] = total;
+    }
+  at::parallel_for(0, out / OUT, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b)
+      for (int64_t r = 0; r < rows; ++r)
+        dot_block4(x + r * in, xsum.data() + r * groups, w + b * OUT * in / 2,
+                   sm + b * 2 * OUT * groups, groups, y + r * out + b * OUT);
+  });
+}
+
+// Blocks of either kind: int8 [out/16, in/16, 16, 16] with float32 scales [out], or int4
+// (uint8) [out/16, in/32, 16, 16] with float16 d and m [out/16, in/32, 2, 16].
+void check_blocks(const at::Tensor& w, const at::Tensor& s, int64_t in, const char* name) {
+  const bool four = w.scalar_type() == at::kByte;
+  TORCH_CHECK(w.dim() == 4 && (four || w.scalar_type() == at::kChar) && w.is_contiguous() &&
+                  w.size(2) == OUT && w.size(3) == IN,
+              name, ": contiguous int8 [out/16, in/16, 16, 16] or uint8 [out/16, in/32, 16, 16]");
+  TORCH_CHECK(w.size(1) * (four ? GROUP : IN) == in, name, "'s inputs differ from x's");
+  if (four) {
+    TORCH_CHECK(s.dim() == 4 && s.scalar_type() == at::kHalf && s.is_contiguous() &&
+                    s.size(0) == w.size(0) && s.size(1) == w.size(1) && s.size(2) == 2 &&
+                    s.size(3) == OUT,
+                name, " d and m: float16 [out/16, in/32, 2, 16]");
+  } else {
+    TORCH_CHECK(s.dim() == 1 && s.scalar_type() == at::kFloat && s.is_contiguous() &&
+                    s.size(0) == w.size(0) * OUT,
+                name, " scales: float32 [out]");
+  }
+}
+
+// y = w x for blocks of either kind (checked by check_blocks).
+void product(const float* x, int64_t rows, const at::Tensor& w, const at::Tensor& s, int64_t in,
+             float* y) {
+  const int64_t out = w.size(0) * OUT;
+  if (w.scalar_type() == at::kByte)
+    gemv4(x, rows, w.data_ptr<uint8_t>(), s.data_ptr<at::Half>(), in, out, y);
+  else
+    gemv(x, rows, w.data_ptr<int8_t>(), s.data_ptr<float>(), in, out, y);
+}
+
+// Either kind of blocks (registered as int8_linear and int4_linear).
+at::Tensor block_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& s) {
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous(),
               "x: contiguous float32 [rows, in]");
   const int64_t rows = x.size(0), in = x.size(1), out = w.size(0) * OUT;
   check_blocks(w, s, in, "w");
   at::Tensor y = at::empty({rows, out}, x.options());
-  gemv(x.data_ptr<float>(), rows, w.data_ptr<int8_t>(), s.data_ptr<float>(), in, out,
-       y.data_ptr<float>());
+  product(x.data_ptr<float>(), rows, w, s, in, y.data_ptr<float>());
   return y;
 }
 
@@ -252,7 +371,7 @@ void decode_layer(at::Tensor h, const at::Tensor& in_norm, const at::Tensor& qkv
   std::vector<float> x(d), qkv(qkv_out), attn(heads * dim), y(std::max(d, 2 * inner));
 
   norm_row(hp, in_norm.data_ptr<float>(), d, static_cast<float>(eps), x.data());
-  gemv(x.data(), 1, qkv_w.data_ptr<int8_t>(), qkv_s.data_ptr<float>(), d, qkv_out, qkv.data());
+  product(x.data(), 1, qkv_w, qkv_s, d, qkv.data());
   if (qkv_b.has_value()) {
     const float* b = qkv_b->data_ptr<float>();
     for (int64_t i = 0; i < qkv_out; ++i) qkv[i] += b[i];
@@ -278,21 +397,22 @@ void decode_layer(at::Tensor h, const at::Tensor& in_norm, const at::Tensor& qkv
              static_cast<float>(scale), score.data(), attn.data() + head * dim);
     }
   });
-  gemv(attn.data(), 1, o_w.data_ptr<int8_t>(), o_s.data_ptr<float>(), heads * dim, d, y.data());
+  product(attn.data(), 1, o_w, o_s, heads * dim, y.data());
   for (int64_t i = 0; i < d; ++i) hp[i] += y[i];
 
   norm_row(hp, post_norm.data_ptr<float>(), d, static_cast<float>(eps), x.data());
-  gemv(x.data(), 1, gu_w.data_ptr<int8_t>(), gu_s.data_ptr<float>(), d, 2 * inner, y.data());
+  product(x.data(), 1, gu_w, gu_s, d, y.data());
   std::vector<float> act(inner);
   silu_mul_row(y.data(), y.data() + inner, inner, act.data());
-  gemv(act.data(), 1, down_w.data_ptr<int8_t>(), down_s.data_ptr<float>(), inner, d, y.data());
+  product(act.data(), 1, down_w, down_s, inner, y.data());
   for (int64_t i = 0; i < d; ++i) hp[i] += y[i];
 }
 
 }  // namespace
 
 TORCH_LIBRARY(edgeagent, m) {
-  m.def("int8_linear(Tensor x, Tensor w, Tensor s) -> Tensor", int8_linear);
+  m.def("int8_linear(Tensor x, Tensor w, Tensor s) -> Tensor", block_linear);
+  m.def("int4_linear(Tensor x, Tensor w, Tensor s) -> Tensor", block_linear);
   m.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor", rms_norm);
   m.def("silu_mul(Tensor gate_up) -> Tensor", silu_mul);
   m.def("decode_attention(Tensor q, Tensor keys, Tensor values, int length, float scale) -> Tensor",

@@ -1,8 +1,8 @@
 """Our C++ CPU kernels for decoding: compiled on this machine at first use, kept in the cache,
 loaded as torch ops (`torch.ops.edgeagent.*`).
 
-`model/native.cpp` holds them: `int8_linear` (int8 weights in blocks that each thread reads as
-one stream, float32 activations; `model.quant`) and a decode step's small ops, `rms_norm`,
+`model/native.cpp` holds them: `int8_linear` and `int4_linear` (weights in blocks that each
+thread reads as one stream, float32 activations; `model.quant`) and a decode step's small ops, `rms_norm`,
 `silu_mul` and `decode_attention` (`model.fast`). It is built with `-march=native`, so it uses
 what this CPU has (AVX-512, AVX2, or plain C++) without a dispatcher of ours; the file's name
 keys the source, torch's version and the CPU's flags, so another CPU or torch builds anew.

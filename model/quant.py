@@ -7,11 +7,12 @@ swaps each `nn.Linear` (the vocabulary projection included) for a module holding
   (`model.native`: blocks of 16 x 16 that each thread reads as one stream, float32 in and
   out; 2x torch's on the default model's decode step) where it could be built, else by
   torch's `_weight_int8pack_mm` (rows as they are, bfloat16 in and out);
-- int4: four bits per weight, asymmetric, one scale and offset per group of 32 inputs, in the
-  layout of torch's `_weight_int4pack_mm_for_cpu` kernel; the vocabulary projection stays
-  int8. GGUF blocks are also 32 inputs with a scale and a minimum, so on a 4-bit GGUF (SmolLM2's
-  Q4_1) int4 loses next to nothing more, less than per-row int8 does; on Qwen's 5-bit one
-  (Q5_0) it rounds off one bit.
+- int4: four bits per weight, asymmetric, one scale and minimum per group of 32 inputs,
+  multiplied by our kernel in blocks of 16 outputs with float16 scales and minimums: GGUF's
+  Q4_1, so a 4-bit GGUF's layers (SmolLM2's) come back exactly, and int4 is its CPU default
+  (`model.embedded`); without our kernel, torch's `_weight_int4pack_mm_for_cpu` and its
+  layout (bfloat16 scales and offsets). The vocabulary projection stays int8. On Qwen's
+  mostly 5-bit GGUF (Q5_0) int4 rounds off one bit.
 The token table becomes int8 rows either way (`Int8Embedding`: a quarter of the memory; for
 Qwen2.5-0.5B 545 MB less). Activations stay float: these are not int8 matmuls, only smaller
 weight reads. A long prompt (many rows at once) is compute-bound instead: both kinds then
@@ -126,13 +127,29 @@ class Int8Linear(nn.Module):
 
 
 class Int4Linear(nn.Module):
+    """Four bits a weight in groups of 32 inputs. With our kernel (`blocked`): `qweight` [out/16,
+    in/32, 16, 16] bytes, output i's 32 values of a group in 16 bytes (input j low, 16 + j
+    high), and `scales` [out/16, in/32, 2, 16] float16, each group's d then m: w = q * d + m
+    (GGUF's Q4_1, so a 4-bit GGUF's own blocks come back exactly). Else torch's packed kernel
+    and its layout (`scales_zeros`, bfloat16)."""
+
+    blocked = False
+    padded = 0
+
     def __init__(self, in_features: int, out_features: int, bias: bool, dtype: torch.dtype) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        packed = torch.empty(out_features, in_features // 2, dtype=torch.uint8)
-        self.register_buffer("qweight", packed)
-        shape = (in_features // GROUP, out_features, 2)
-        self.register_buffer("scales_zeros", torch.empty(shape, dtype=torch.bfloat16))
+        if native.ready() and out_features % BLOCK == 0:  # `quantizable` saw whole groups
+            self.blocked, self.padded = True, out_features
+            shape = (out_features // BLOCK, in_features // GROUP, BLOCK, GROUP // 2)
+            self.register_buffer("qweight", torch.empty(shape, dtype=torch.uint8))
+            shape = (out_features // BLOCK, in_features // GROUP, 2, BLOCK)
+            self.register_buffer("scales", torch.empty(shape, dtype=torch.float16))
+        else:
+            packed = torch.empty(out_features, in_features // 2, dtype=torch.uint8)
+            self.register_buffer("qweight", packed)
+            shape = (in_features // GROUP, out_features, 2)
+            self.register_buffer("scales_zeros", torch.empty(shape, dtype=torch.bfloat16))
         self.bias = nn.Parameter(torch.empty(out_features, dtype=dtype), False) if bias else None
 
     @classmethod
@@ -140,6 +157,11 @@ class Int4Linear(nn.Module):
         w = linear.weight.detach().float()
         n, k = w.shape
         layer = cls(k, n, linear.bias is not None, linear.weight.dtype)
+        if layer.blocked:
+            layer.qweight, layer.scales = to_blocks4(w)
+            if linear.bias is not None:
+                layer.bias = nn.Parameter(linear.bias.detach(), requires_grad=False)
+            return layer
         groups = w.reshape(n, k // GROUP, GROUP)
         low, high = groups.amin(-1), groups.amax(-1)
         # The kernel computes (q - 8) * scale + zero with both in bfloat16, whose 8-bit mantissa
@@ -156,7 +178,14 @@ class Int4Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
-        if rows.shape[0] >= GEMM_ROWS["int4"] and int4_layout() is not None:
+        if self.blocked:
+            if rows.shape[0] >= GEMM_ROWS["int4"]:
+                dtype = gemm_dtype(rows.dtype)
+                y = nn.functional.linear(rows.to(dtype), self.unblocked(dtype)).to(x.dtype)
+            else:
+                floats = rows.float().contiguous()
+                y = torch.ops.edgeagent.int4_linear(floats, self.qweight, self.scales).to(x.dtype)
+        elif rows.shape[0] >= GEMM_ROWS["int4"] and int4_layout() is not None:
             dtype = gemm_dtype(rows.dtype)
             y = torch.mm(rows.to(dtype), self.transposed(dtype)).to(x.dtype)
         else:
@@ -166,6 +195,21 @@ class Int4Linear(nn.Module):
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*x.shape[:-1], self.out_features)
+
+    def unblocked(self, dtype: torch.dtype) -> torch.Tensor:
+        """Our blocks as floats, [out, in], in the thread's scratch buffer."""
+        n, k = self.out_features, self.in_features
+        weight = scratch((n, k), dtype)
+        grouped = weight.view(n // BLOCK, BLOCK, k // GROUP, GROUP).permute(0, 2, 1, 3)
+        nibbles = scratch(self.qweight.shape, torch.uint8, slot=1)
+        half = GROUP // 2
+        torch.bitwise_and(self.qweight, 15, out=nibbles)
+        grouped[..., :half].copy_(nibbles)
+        torch.bitwise_right_shift(self.qweight, 4, out=nibbles)
+        grouped[..., half:].copy_(nibbles)
+        d, m = self.scales.to(dtype).unbind(2)  # each [out/16, in/32, 16]
+        grouped.mul_(d[..., None]).add_(m[..., None])
+        return weight
 
     def transposed(self, dtype: torch.dtype) -> torch.Tensor:
         """The weight as floats, [in, out], in the thread's scratch buffer, unpacked from
@@ -288,6 +332,23 @@ def to_blocks(q: torch.Tensor) -> torch.Tensor:
     """[out, in] int8 rows into our kernel's [out/16, in/16, 16, 16] blocks."""
     out, inputs = q.shape
     return q.view(out // BLOCK, BLOCK, inputs // BLOCK, BLOCK).transpose(1, 2).contiguous()
+
+
+def to_blocks4(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """float [out, in] into our int4 kernel's blocks and float16 d and m (`Int4Linear`): per
+    group of 32 inputs m is the least value and d a fifteenth of the span, both rounded to
+    float16 before the values are, so the values round with what the kernel will use."""
+    n, k = w.shape
+    groups = w.reshape(n, k // GROUP, GROUP)
+    m = groups.amin(-1).to(torch.float16)
+    d = ((groups.amax(-1) - m.float()) / 15).to(torch.float16)
+    step = torch.where(d > 0, d.float(), torch.ones_like(d, dtype=torch.float32))
+    q = torch.round((groups - m.float()[..., None]) / step[..., None]).clamp(0, 15)
+    q = q.to(torch.uint8)
+    packed = q[..., : GROUP // 2] | (q[..., GROUP // 2 :] << 4)  # [out, in/32, 16]
+    blocks = packed.view(n // BLOCK, BLOCK, k // GROUP, GROUP // 2).transpose(1, 2)
+    dm = torch.stack([d, m], -1).view(n // BLOCK, BLOCK, k // GROUP, 2)  # [.., out, group, 2]
+    return blocks.contiguous(), dm.permute(0, 2, 3, 1).contiguous()
 
 
 def _int8_mm(rows: torch.Tensor, q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from model.loaded import Quant
 from model.prepared import remove_stale, stamps
 from model.quant import Int4Linear, Int8Linear, quantize
 
-LAYOUT = 2  # of the saved files: fused projections, int8 head and token table
+LAYOUT = 3  # of the saved files: fused projections, int8 head and token table, int4 blocks
 
 
 def saved_path(
@@ -92,11 +92,9 @@ def read(path: Path) -> dict[str, torch.Tensor]:
 
 def _align_for_torchs_kernels(model: Any) -> None:
     """Copies into aligned memory the buffers of layers that torch's packed kernels multiply
-    (int4, and int8 layers our kernel does not take): they crash on a mapped tensor's offset."""
+    (layers our kernels do not take): they crash on a mapped tensor's offset."""
     for module in model.modules():
-        if isinstance(module, Int4Linear) or (
-            isinstance(module, Int8Linear) and not module.blocked
-        ):
+        if isinstance(module, Int8Linear | Int4Linear) and not module.blocked:
             for name, buffer in list(module.named_buffers(recurse=False)):
                 setattr(module, name, buffer.clone())
 

@@ -106,6 +106,9 @@ def test_auto_quant_is_the_cpu_default_on_a_cpu_and_none_on_a_gpu(tiny, tmp_path
     assert resolve_quant("auto", gpu) == "none" and resolve_quant("int8", cpu) == "int8"
     monkeypatch.setattr(loader, "CPU_QUANT", "int8")
     assert resolve_quant("auto", cpu) == "int8"
+    assert resolve_quant("auto", cpu, "smollm2") == "int4"  # its GGUF's layers, exactly
+    assert resolve_quant("auto", cpu, "qwen") == "int8"
+    assert resolve_quant("auto", gpu, "smollm2") == "none"
     lm = load(str(save_tiny(tiny("qwen2"), tmp_path / "m")), quant="auto", cache=tmp_path / "c")
     assert lm.quant == "int8" and describe(lm)["quant"] == "int8"
 

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from model import fast, native
-from model.quant import BLOCK, Int8Linear, quantize, to_blocks
+from model.quant import BLOCK, GROUP, Int4Linear, Int8Linear, quantize, to_blocks, to_blocks4
 from model.tiny import tiny_model
 
 pytestmark = pytest.mark.usefixtures("ours")
@@ -42,6 +42,57 @@ def test_int8_linear_refuses_what_it_cannot_read() -> None:
         ops().int8_linear(torch.zeros(1, 48), q, torch.ones(32))
     with pytest.raises(RuntimeError, match="out/16"):
         ops().int8_linear(torch.zeros(1, 32), torch.zeros(32, 32, dtype=torch.int8), torch.ones(32))
+
+
+def q4_1_weight(outputs: int, inputs: int) -> torch.Tensor:
+    """Weights as a 4-bit GGUF (Q4_1) holds them: per group of 32 inputs, q * d + m with q in
+    0..15 (each group using both ends) and d, m float16."""
+    q = torch.randint(0, 16, (outputs, inputs // GROUP, GROUP))
+    q[..., 0], q[..., 1] = 0, 15
+    d = (torch.rand(outputs, inputs // GROUP, 1) / 50).half().float()
+    m = (-torch.rand(outputs, inputs // GROUP, 1) / 5).half().float()
+    return (q * d + m).reshape(outputs, inputs)
+
+
+@pytest.mark.parametrize("rows", [1, 5, 63])
+@pytest.mark.parametrize(("outputs", "inputs"), [(16, 32), (96, 256), (1152, 896)])
+def test_int4_blocks_hold_a_4bit_gguf_weight_exactly_and_multiply_it(rows, outputs, inputs) -> None:
+    torch.manual_seed(0)
+    w = q4_1_weight(outputs, inputs)
+    layer = Int4Linear(inputs, outputs, False, torch.float32)
+    assert layer.blocked
+    layer.qweight, layer.scales = to_blocks4(w)
+    assert torch.equal(layer.unblocked(torch.float32), w)  # every weight as it was
+    x = torch.randn(rows, inputs)
+    got = ops().int4_linear(x, layer.qweight, layer.scales)
+    want = x.double() @ w.double().t()
+    assert got.shape == (rows, outputs) and got.dtype == torch.float32
+    assert ((got.double() - want).abs().max() / want.abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("rows", [2, 200])  # decode rows, and a prompt's float matmul
+def test_an_int4_layer_rounds_any_weight_to_its_group_lattice(rows: int) -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(128, 48)
+    layer = Int4Linear.of(linear)
+    assert layer.blocked and layer.qweight.shape == (48 // BLOCK, 128 // GROUP, BLOCK, GROUP // 2)
+    weight = layer.unblocked(torch.float32).clone()
+    span = linear.weight.reshape(48, 4, GROUP).aminmax(dim=-1)
+    step = ((span.max - span.min) / 15).repeat_interleave(GROUP, -1).reshape(48, 128)
+    assert ((weight - linear.weight).abs() <= step * 0.51 + 1e-3).all()  # half a step, float16
+    x = torch.randn(rows, 128)
+    want = nn.functional.linear(x, weight, linear.bias)
+    got = layer(x)
+    tolerance = 2e-2 if rows >= 128 else 1e-5  # a prompt's matmul may be bfloat16 here
+    assert ((got - want).abs().max() / want.abs().max()) < tolerance
+
+
+def test_int4_linear_refuses_what_it_cannot_read() -> None:
+    q, dm = to_blocks4(torch.randn(32, 64))
+    with pytest.raises(RuntimeError, match="inputs differ"):
+        ops().int4_linear(torch.zeros(1, 32), q, dm)
+    with pytest.raises(RuntimeError, match="float16"):
+        ops().int4_linear(torch.zeros(1, 64), q, dm.float())
 
 
 @pytest.mark.parametrize("rows", [2, 100])  # decode rows, and a prompt's float matmul
@@ -84,13 +135,14 @@ def test_decode_attention_matches_sdpa(length: int, heads: int, kv_heads: int) -
     torch.testing.assert_close(got, want)
 
 
+@pytest.mark.parametrize("quant", ["int8", "int4"])
 @pytest.mark.parametrize("arch", ["qwen2", "llama"])
-def test_a_decode_step_with_our_layer_is_torchs(arch: str, monkeypatch) -> None:
-    """Same int8 model, same tokens: the step with each layer as one call of ours
+def test_a_decode_step_with_our_layer_is_torchs(arch: str, quant: str, monkeypatch) -> None:
+    """Same quantized model, same tokens: the step with each layer as one call of ours
     (`decode_layer`: norm, q/k/v with Qwen2's bias, rotary, cache, attention, MLP) gives the
     logits of the step with torch's ops, and the same greedy tokens."""
     lm = tiny_model(arch)
-    quantize(lm.model, "int8")
+    quantize(lm.model, quant)
     prompt, logits = list(range(3, 40)), {}
     for ours in (True, False):
         monkeypatch.setattr(native, "ready", lambda ours=ours: ours)
@@ -131,14 +183,22 @@ def test_without_a_compiler_or_when_turned_off_the_layers_take_torchs_kernel(
 
 CHECK = """
 import sys, torch
-from model.quant import to_blocks
+from model.quant import to_blocks, to_blocks4
 torch.ops.load_library(sys.argv[1])
 torch.manual_seed(0)
 q, s = torch.randint(-127, 128, (96, 256), dtype=torch.int8), torch.rand(96) / 100
 x = torch.randn(3, 256)
 got = torch.ops.edgeagent.int8_linear(x, to_blocks(q), s).double()
 want = (x.double() @ q.double().t()) * s.double()
-print(float((got - want).abs().max() / want.abs().max()))
+error = float((got - want).abs().max() / want.abs().max())
+w = torch.randn(96, 256)
+q4, dm = to_blocks4(w)
+d, m = dm.float().unbind(2)  # [out/16, in/32, 16]: w = q * d + m, q unpacked here
+q = torch.cat([q4 & 15, q4 >> 4], -1).float()  # [out/16, in/32, 16, 32]
+w = (q * d[..., None] + m[..., None]).permute(0, 2, 1, 3).reshape(96, 256)
+got = torch.ops.edgeagent.int4_linear(x, q4, dm).double()
+want = x.double() @ w.double().t()
+print(max(error, float((got - want).abs().max() / want.abs().max())))
 """
 
 
