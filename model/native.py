@@ -2,16 +2,16 @@
 loaded as torch ops (`torch.ops.edgeagent.*`).
 
 `model/native.cpp` holds them: `int8_linear` and `int4_linear` (weights in blocks that each
-thread reads as one stream, float32 activations; `model.quant`) and a decode step's small ops, `rms_norm`,
-`silu_mul` and `decode_attention` (`model.fast`). It is built with `-march=native`, so it uses
-what this CPU has (AVX-512, AVX2, or plain C++) without a dispatcher of ours; the file's name
-keys the source, torch's version and the CPU's flags, so another CPU or torch builds anew.
-Building takes about 8 s on 2 cores, once per machine (`edgeagent model prepare` does it with
-the rest); the loader asks for it with quantized weights only (the CPU default). It needs a C++
-compiler (g++, or $CXX) and torch's headers, which the CPU wheel ships; where either is missing
-or the build fails, `load` returns False, says why through `progress`, and everything keeps
-torch's ops, slower but the same numbers up to the order of additions. $EDGEAGENT_NATIVE=0
-turns the kernels off (to compare, or to rule them out).
+thread reads as one stream, float32 activations; `model.quant`) and a decode step's small ops,
+`rms_norm`, `silu_mul` and `decode_attention` (`model.fast`). It is built with `-march=native`,
+so it uses what this CPU has (AVX-512, AVX2, or plain C++) without a dispatcher of ours; the
+file's name keys the source, torch's version and the CPU's flags, so another CPU or torch
+builds anew. Building takes about 8 s on 2 cores, once per machine (`edgeagent model prepare`
+does it with the rest); the loader asks for it with quantized weights only (the CPU default).
+It needs a C++ compiler (g++, or $CXX) and torch's headers, which the CPU wheel ships; where
+either is missing or the build fails, `load` returns False, says why through `progress`, and
+everything keeps torch's ops, slower but the same numbers up to the order of additions.
+$EDGEAGENT_NATIVE=0 turns the kernels off (to compare, or to rule them out).
 
 Not here: building anything at install time (the wheel stays pure Python), GPU kernels.
 """

@@ -14,12 +14,13 @@ swaps each `nn.Linear` (the vocabulary projection included) for a module holding
   layout (bfloat16 scales and offsets). The vocabulary projection stays int8. On Qwen's
   mostly 5-bit GGUF (Q5_0) int4 rounds off one bit.
 The token table becomes int8 rows either way (`Int8Embedding`: a quarter of the memory; for
-Qwen2.5-0.5B 545 MB less). Activations stay float: these are not int8 matmuls, only smaller
-weight reads. A long prompt (many rows at once) is compute-bound instead: both kinds then
-turn the weight back into floats for one matmul (bfloat16 where the CPU has it natively,
-float32 elsewhere), written into one reused buffer per thread, since fresh gigabytes each
-forward cost more in page faults than the matmul itself (on 2 AVX2 cores a 241-token prompt
-took 3.8 s as int8 against 1.3 s in float32 before the buffer, TTFT below).
+Qwen2.5-0.5B 545 MB less), or, tied to the head, the head's own rows (`HeadRows`). Activations
+stay float: these are not int8 matmuls, only smaller weight reads. A long prompt (many rows at
+once) is compute-bound instead: both kinds then turn the weight back into floats for one matmul
+(bfloat16 where the CPU has it natively, float32 elsewhere), written into one reused buffer per
+thread, since fresh gigabytes each forward cost more in page faults than the matmul itself (on
+2 AVX2 cores a 241-token prompt took 3.8 s as int8 against 1.3 s in float32 before the buffer,
+TTFT below).
 
 `model.quant_saved` keeps a quantized model in one safetensors file, so that later starts read
 a quarter of the bytes and round nothing. Not here: GPU kernels (on a GPU use bfloat16),
@@ -297,6 +298,30 @@ class Int8Embedding(nn.Module):
         return (self.qweight[ids].float() * self.scales[ids][..., None]).to(self.dtype)
 
 
+class HeadRows(nn.Module):
+    """A tied token table as the int8 head's own rows: one copy, which the head reads whole at
+    every token anyway. A table of its own was a second copy in the saved file (SmolLM2: 28
+    MB) and, mapped, cost resident memory out of proportion to its use: each row looked up
+    faults in the 64 KB around it (about 20 MB over a 300-token exchange)."""
+
+    def __init__(self, head: Int8Linear, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.num_embeddings, self.embedding_dim, self.dtype = (
+            head.out_features,
+            head.in_features,
+            dtype,
+        )
+        self._head = (head,)  # not a submodule: its tensors are saved once, under the head's name
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        head = self._head[0]
+        if head.blocked:  # [out/16, in/16, 16, 16]: a row is a slice of every block column
+            rows = head.qweight[ids // BLOCK, :, ids % BLOCK].flatten(-2)
+        else:
+            rows = head.qweight[ids]
+        return (rows.float() * head.scales[ids].float()[..., None]).to(self.dtype)
+
+
 @functools.cache
 def native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX). There a prompt's
@@ -365,20 +390,20 @@ def quantizable(linear: nn.Linear, quant: Quant) -> bool:
     return quant == "int8" or (linear.in_features % GROUP == 0 and linear.out_features % 16 == 0)
 
 
-def quantize(model: Any, quant: Quant, empty: bool = False) -> Any:
+def quantize(model: Any, quant: Quant, empty: bool = False, tied: bool | None = None) -> Any:
     """Swaps the model's linear layers in place (those int4 cannot group stay float). `empty`
-    builds the layers without rounding anything, for a saved state dict to fill (`load_saved`)."""
+    builds the layers without rounding anything, for a saved state dict to fill (`load_saved`).
+    `tied`: whether the token table is the head's weight (None: whether it is the same tensor);
+    a tied table becomes the int8 head's rows (`HeadRows`)."""
     if quant == "none":
         return model
     if not empty and next(model.parameters()).device.type != "cpu":
         raise ValueError(f"{quant} weights are for the CPU; on a GPU use --dtype bfloat16")
     fast.fuse(model)  # fused projections are quantized once, read once per token
-    table = model.get_input_embeddings()
-    if type(table) is nn.Embedding:  # not Gemma's scaled table, whose forward does more
-        dtype = table.weight.dtype
-        shape = (table.num_embeddings, table.embedding_dim, dtype)
-        model.set_input_embeddings(Int8Embedding(*shape) if empty else Int8Embedding.of(table))
-    head = model.get_output_embeddings()
+    table, head = model.get_input_embeddings(), model.get_output_embeddings()
+    if tied is None:
+        weight = getattr(head, "weight", None)
+        tied = weight is not None and weight is getattr(table, "weight", None)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             # The vocabulary projection's error lands on every logit, and GGUFs keep it at 6-8
@@ -400,4 +425,11 @@ def quantize(model: Any, quant: Quant, empty: bool = False) -> Any:
                     layer.head = True
                     layer.refine = 0 if getattr(layer, "blocked", False) else 64
                 setattr(parent, name, layer)
+    if type(table) is nn.Embedding:  # not Gemma's scaled table, whose forward does more
+        dtype, quantized_head = table.weight.dtype, model.get_output_embeddings()
+        if tied and isinstance(quantized_head, Int8Linear):
+            model.set_input_embeddings(HeadRows(quantized_head, dtype))
+        else:
+            shape = (table.num_embeddings, table.embedding_dim, dtype)
+            model.set_input_embeddings(Int8Embedding(*shape) if empty else Int8Embedding.of(table))
     return model

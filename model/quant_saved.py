@@ -24,7 +24,8 @@ from model.loaded import Quant
 from model.prepared import remove_stale, stamps
 from model.quant import Int4Linear, Int8Linear, quantize
 
-LAYOUT = 3  # of the saved files: fused projections, int8 head and token table, int4 blocks
+# Of the saved files: fused projections, int8 head, token table (or the head's rows), int4 blocks.
+LAYOUT = 4
 
 
 def saved_path(
@@ -70,9 +71,11 @@ def load_saved(
     `empty`: that meta model already built (`model.lean`), else transformers builds it;
     `state`: the file already read (`read`)."""
     model = empty if empty is not None else _meta_model(folder, dtype)
-    with torch.device("meta"):
-        quantize(model, quant, empty=True)
-    model.load_state_dict(state or read(path), assign=True, strict=True)
+    state = state or read(path)
+    table = next(n for n, m in model.named_modules() if m is model.get_input_embeddings())
+    with torch.device("meta"):  # a tied table is saved as the head's rows, not a table
+        quantize(model, quant, empty=True, tied=f"{table}.qweight" not in state)
+    model.load_state_dict(state, assign=True, strict=True)
     _align_for_torchs_kernels(model)
     _rebuild_unsaved_buffers(model)
     return model.eval()

@@ -237,3 +237,39 @@ def test_quantized_weights_are_saved_and_read_back_at_the_next_start(
     fourth = load(str(folder), quant=quant, cache=cache)
     with torch.no_grad():
         torch.testing.assert_close(fourth.model(ids).logits, first.model(ids).logits)
+
+
+@pytest.mark.parametrize("quant", ["int8", "int4"])
+def test_a_tied_table_is_the_heads_rows_and_saved_once(
+    int8_kernel: str, quant: str, tmp_path
+) -> None:
+    from model.loader import load
+
+    lm = tiny_model("llama")  # tied, as SmolLM2
+    folder, cache = tmp_path / "model", tmp_path / "cache"
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    got = load(str(folder), quant=quant, cache=cache)
+    table, head = got.model.get_input_embeddings(), got.model.get_output_embeddings()
+    assert isinstance(table, layers.HeadRows) and isinstance(head, Int8Linear)
+    ids = torch.tensor([[0, 5, 17, 63, 64, 200]])
+    weight = head.qweight
+    if head.blocked:  # [out/16, in/16, 16, 16] back to rows
+        weight = weight.permute(0, 2, 1, 3).reshape(head.padded, -1)
+    rows = weight[ids[0]].float() * head.scales[ids[0]].float()[:, None]
+    torch.testing.assert_close(table(ids)[0], rows)
+    original = lm.model.get_input_embeddings().weight[ids[0]].detach()
+    step = original.abs().amax(-1, keepdim=True) / 127
+    assert ((table(ids)[0] - original).abs() <= step * 0.51).all()  # the table, rounded once
+    (saved,) = (cache / "quantized").glob("*.safetensors")
+    names = quant_saved.read(saved).keys()
+    assert not [n for n in names if "embed_tokens" in n]  # the table once, as the head
+    again = load(str(folder), quant=quant, cache=cache)
+    assert isinstance(again.model.get_input_embeddings(), layers.HeadRows)
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(ids).logits, got.model(ids).logits)
+    untied = tiny_model("qwen2")
+    untied.model.config.tie_word_embeddings = False
+    untied.model.lm_head.weight = nn.Parameter(untied.model.lm_head.weight.detach().clone())
+    quantize(untied.model, quant)
+    assert isinstance(untied.model.get_input_embeddings(), layers.Int8Embedding)
