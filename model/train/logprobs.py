@@ -2,8 +2,11 @@
 
 The policy is the model with its LoRA adapter on; the reference is the same model with the adapter
 disabled (`PeftModel.disable_adapter()`), so no second copy of the weights is ever held. Only the
-logits from the first sampled token on are computed (`logits_to_keep`): in a multi-turn episode
-the long prompt needs no vocabulary projection, which is most of the memory of a forward pass.
+logits that predict a sampled token are computed (`logits_to_keep` as the positions): the
+prompt, and a tool's output between two turns, need no vocabulary projection, which is most of
+the memory of a forward pass. Keeping every position from the first sampled token on, as this
+did, a pair with a 4,600-token python output between its turns took over 24 GB on CPU (two rows
+of [4,600, 151,936] logits, a float copy and their gradients) and was killed mid-run.
 
 Not here: the losses built on these (`model.train.dpo`, `model.train.grpo`); SFT computes its own
 (`model.train.sft`).
@@ -23,22 +26,22 @@ def device_of(model: Any) -> torch.device:
 
 
 def sampled_logps(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logps, mask), both [B, K]: the log-prob of every token from the batch's first sampled
-    token on, given the tokens before it, and 1.0 where that token was sampled."""
+    """(logps, mask), both [B, K]: the log-prob of each of the K tokens that some row of the
+    batch sampled (in order), given the tokens before it, and 1.0 where this row sampled it."""
     batch = batch.to(device_of(model))
-    sampled = batch.mask.any(dim=0).nonzero()
-    first = max(1, int(sampled[0])) if len(sampled) else batch.input_ids.shape[1] - 1
-    keep = batch.input_ids.shape[1] - first + 1
+    tokens = batch.mask[:, 1:].any(dim=0).nonzero().squeeze(-1) + 1  # the first token has no logit
+    if not len(tokens):
+        tokens = torch.tensor([batch.input_ids.shape[1] - 1], device=batch.input_ids.device)
     out = model(
         input_ids=batch.input_ids,
         attention_mask=batch.attention_mask,
-        logits_to_keep=keep,
+        logits_to_keep=tokens - 1,  # position i predicts token i + 1
         use_cache=False,
     )
-    logits = out.logits[:, :-1].float()  # position i predicts token i + 1
-    targets = batch.input_ids[:, first:].unsqueeze(-1)
+    logits = out.logits.float()
+    targets = batch.input_ids[:, tokens].unsqueeze(-1)
     logps = logits.gather(-1, targets).squeeze(-1) - logits.logsumexp(-1)
-    return logps, batch.mask[:, first:].to(logps.dtype)
+    return logps, batch.mask[:, tokens].to(logps.dtype)
 
 
 @torch.no_grad()

@@ -96,3 +96,22 @@ def test_online_training_samples_each_step_with_the_adapter_it_has_then(tmp_path
     seen.clear()
     resumed = train_grpo(lora_model(), ["a", "b", "c"], collect, tmp_path / "run", s, True)
     assert seen == [] and resumed == {"step": 2.0}  # every step done: nothing sampled again
+
+
+def test_log_probs_are_computed_only_where_a_token_was_sampled() -> None:
+    """Two turns with a long tool output between them: the log-probs of the sampled tokens are
+    those of the whole forward, and the vocabulary projection runs on those positions only."""
+    model = lora_model()
+    output = list(range(100, 160))  # a tool's output: read, never scored
+    turns = TrainExample(
+        PROMPT + [40, 41] + output + [42, 43], [0] * 12 + [1, 1] + [0] * 60 + [1, 1]
+    )
+    batch = collate([turns, GOOD])
+    with torch.no_grad():
+        logps, mask = sampled_logps(model, batch)
+        full = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    full = full[:, :-1].float().log_softmax(-1).gather(-1, batch.input_ids[:, 1:, None])[..., 0]
+    want = (full * batch.mask[:, 1:]).sum(-1)
+    torch.testing.assert_close((logps * mask).sum(-1), want, rtol=1e-4, atol=1e-4)
+    assert logps.shape == (2, 6)  # 12, 13, 16, 17, 74, 75: not the 64 from 12 on
+    assert mask.sum() == batch.mask.sum()  # every sampled token counted, once
