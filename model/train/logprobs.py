@@ -5,8 +5,8 @@ disabled (`PeftModel.disable_adapter()`), so no second copy of the weights is ev
 logits that predict a sampled token are computed (`logits_to_keep` as the positions): the
 prompt, and a tool's output between two turns, need no vocabulary projection, which is most of
 the memory of a forward pass. Keeping every position from the first sampled token on, as this
-did, a pair with a 4,600-token python output between its turns took over 24 GB on CPU (two rows
-of [4,600, 151,936] logits, a float copy and their gradients) and was killed mid-run.
+did, a pair with a 4,600-token python output between its turns spent gigabytes on two rows of
+[4,600, 151,936] logits, a float copy and their gradients.
 
 Not here: the losses built on these (`model.train.dpo`, `model.train.grpo`); SFT computes its own
 (`model.train.sft`).
@@ -32,9 +32,12 @@ def sampled_logps(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]
     tokens = batch.mask[:, 1:].any(dim=0).nonzero().squeeze(-1) + 1  # the first token has no logit
     if not len(tokens):
         tokens = torch.tensor([batch.input_ids.shape[1] - 1], device=batch.input_ids.device)
+    # No padding mask: padding is on the right, so under causal attention no real token sees
+    # it, and without a mask SDPA takes its causal kernel, memory linear in the length. With the
+    # mask it took the math path, whose [rows, heads, T, T] scores each layer keeps for the
+    # backward: 4,960 tokens, two rows, 24 layers passed 24 GB.
     out = model(
         input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
         logits_to_keep=tokens - 1,  # position i predicts token i + 1
         use_cache=False,
     )
