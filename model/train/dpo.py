@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field
 from model.train import distributed
 from model.train.data import TrainExample, batches, collate
 from model.train.logprobs import sampled_logps, sequence_logps
-from model.train.loop import fit, optimizer_step, training
+from model.train.loop import checkpoint_if_long, fit, optimizer_step, training
 from model.train.lora import Progress
 
 
@@ -137,6 +137,7 @@ def train_dpo(
     for pair in pairs:  # the start's log-probs, before a checkpoint is restored or a step taken
         if pair.reference is None:
             set_reference(model, pair)
+    checkpoint_if_long(model, max(len(e.input_ids) for p in pairs for e in (p.chosen, p.rejected)))
     return fit(
         model,
         batches(pairs, s.batch_size, s.epochs, s.seed),

@@ -35,6 +35,8 @@ from model.train.lora import (
 )
 
 B = TypeVar("B")
+# Tokens in a sequence past which a run checkpoints its layers (`checkpoint_if_long`).
+LONG = 1024
 # (model, optimizer, batch) -> the step's figures; it takes the optimizer step itself.
 StepFn = Callable[[Any, torch.optim.Optimizer, B], dict[str, float]]
 
@@ -82,6 +84,19 @@ def optimizer_step(model: Any, optimizer: torch.optim.Optimizer, max_grad_norm: 
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return float(norm)
+
+
+def checkpoint_if_long(model: Any, longest: int) -> bool:
+    """Activation checkpointing for the whole run when its longest sequence passes `LONG`: each
+    layer keeps only its input and runs again in the backward (dropout replays its masks, so
+    the gradients are the same), about a third more compute. Without it a layer keeps some 60
+    KB a token for the backward: a DPO pair padded to 4,960 tokens passed 24 GB on the CPU and
+    was killed mid-run. Returns whether it is on."""
+    if longest <= LONG:
+        return False
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    return True
 
 
 @contextmanager

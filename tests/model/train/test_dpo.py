@@ -133,3 +133,26 @@ def test_sft_weight_adds_the_chosen_sides_mean_nll() -> None:
         chosen = sequence_logps(*sampled_logps(model, collate([CHOSEN, REJECTED])))[0]
     nll = -float(chosen) / CHOSEN.sampled
     assert nll > 0 and float(rpo - plain) == pytest.approx(0.5 * nll, abs=1e-4)
+
+
+def test_a_run_with_long_sequences_checkpoints_its_layers_to_the_same_adapter(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Past `LONG` tokens the run recomputes each layer in the backward instead of keeping its
+    activations; with dropout on, the adapter it trains is the same."""
+    from model.train import loop
+
+    adapters = {}
+    for long in (10_000, 8):  # off, then on for these 20-token pairs
+        monkeypatch.setattr(loop, "LONG", long)
+        torch.manual_seed(0)
+        model = attach(tiny_model("qwen2").model, LoraSettings(rank=4, dropout=0.1))
+        pairs = [PreferencePair(CHOSEN, REJECTED), PreferencePair(REJECTED, CHOSEN)]
+        train_dpo(model, pairs, tmp_path / str(long), DpoSettings(batch_size=2, epochs=2))
+        layers = model.get_base_model().model.layers
+        assert layers[0].gradient_checkpointing is (long == 8)
+        adapters[long] = {
+            n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n
+        }
+    for name, weight in adapters[8].items():
+        torch.testing.assert_close(weight, adapters[10_000][name], rtol=1e-5, atol=1e-6)
