@@ -42,7 +42,7 @@ from pydantic import BaseModel, Field
 from model.train import distributed
 from model.train.data import TrainExample, batches, collate
 from model.train.logprobs import reference_logps, sampled_logps
-from model.train.loop import fit, optimizer_step, training
+from model.train.loop import checkpoint_if_long, fit, optimizer_step, training
 from model.train.lora import Progress
 
 P = TypeVar("P")  # a prompt: whatever `collect` samples episodes of (an eval case, say)
@@ -170,6 +170,8 @@ def train_grpo(
         number, share = batch
         # Each process samples the groups of its share of the prompts; all train on every group.
         groups = distributed.gather(collect(distributed.shard(share), number))
+        examples = [e for group in groups for rollout in group for e in rollout.examples]
+        checkpoint_if_long(m, max((len(e.input_ids) for e in examples), default=0))
         return grpo_step(m, optimizer, groups, s)
 
     return fit(

@@ -87,7 +87,8 @@ def optimizer_step(model: Any, optimizer: torch.optim.Optimizer, max_grad_norm: 
 
 
 def checkpoint_if_long(model: Any, longest: int) -> bool:
-    """Activation checkpointing for the whole run when its longest sequence passes `LONG`: each
+    """Activation checkpointing from now on when `longest` (a run's longest sequence, or an
+    online step's) passes `LONG`: each
     layer keeps only its input and runs again in the backward (dropout replays its masks, so
     the gradients are the same), about a third more compute. Without it a layer keeps some 60
     KB a token for the backward: a DPO pair padded to 4,960 tokens passed 24 GB on the CPU and
@@ -95,7 +96,9 @@ def checkpoint_if_long(model: Any, longest: int) -> bool:
     if longest <= LONG:
         return False
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    if not base.is_activation_checkpointing:  # once: each call would add an input hook
+        kwargs = {"use_reentrant": False}
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
     return True
 
 

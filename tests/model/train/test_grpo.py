@@ -115,3 +115,20 @@ def test_log_probs_are_computed_only_where_a_token_was_sampled() -> None:
     torch.testing.assert_close((logps * mask).sum(-1), want, rtol=1e-4, atol=1e-4)
     assert logps.shape == (2, 6)  # 12, 13, 16, 17, 74, 75: not the 64 from 12 on
     assert mask.sum() == batch.mask.sum()  # every sampled token counted, once
+
+
+def test_an_online_step_with_a_long_rollout_turns_checkpointing_on(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from model.train import loop
+
+    monkeypatch.setattr(loop, "LONG", len(GOOD.input_ids) - 1)  # GOOD is long, BAD is not
+    model = lora_model()
+    layers = model.get_base_model().model.layers
+    short = [[Rollout([BAD], 1.0), Rollout([BAD], 0.0)]]
+    s = GrpoSettings(learning_rate=1e-2, prompts_per_step=1)
+    train_grpo(model, ["a"], lambda share, step: short, tmp_path / "short", s)
+    assert not layers[0].gradient_checkpointing
+    long = [[Rollout([GOOD], 1.0), Rollout([BAD], 0.0)]]
+    train_grpo(model, ["a", "b"], lambda share, step: long, tmp_path / "long", s)
+    assert layers[0].gradient_checkpointing  # and it stays on, enabled once
