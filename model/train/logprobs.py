@@ -33,9 +33,9 @@ def sampled_logps(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]
     if not len(tokens):
         tokens = torch.tensor([batch.input_ids.shape[1] - 1], device=batch.input_ids.device)
     # No padding mask: padding is on the right, so under causal attention no real token sees
-    # it, and without a mask SDPA takes its causal kernel, memory linear in the length. With the
-    # mask it took the math path, whose [rows, heads, T, T] scores each layer keeps for the
-    # backward: 4,960 tokens, two rows, 24 layers passed 24 GB.
+    # it, and without a mask SDPA may take its causal kernel, memory linear in the length, where
+    # a mask takes the math path and its [rows, heads, T, T] scores. (Not enough on its own for
+    # a 4,960-token pair: `model.train.loop.checkpoint_if_long` is what kept it under 24 GB.)
     out = model(
         input_ids=batch.input_ids,
         logits_to_keep=tokens - 1,  # position i predicts token i + 1
