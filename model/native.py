@@ -11,7 +11,9 @@ does it with the rest); the loader asks for it with quantized weights only (the 
 It needs a C++ compiler (g++, or $CXX) and torch's headers, which the CPU wheel ships; where
 either is missing or the build fails, `load` returns False, says why through `progress`, and
 everything keeps torch's ops, slower but the same numbers up to the order of additions.
-$EDGEAGENT_NATIVE=0 turns the kernels off (to compare, or to rule them out).
+$EDGEAGENT_NATIVE=0 turns the kernels off (to compare, or to rule them out);
+$EDGEAGENT_NATIVE_MARCH builds them for another target than this CPU's own (`x86-64-v3`:
+AVX2 without AVX-512, to measure what such a CPU gets on one that has more).
 
 Not here: building anything at install time (the wheel stays pure Python), GPU kernels.
 """
@@ -85,8 +87,9 @@ def _built(cache: Path, progress: Callable[[str], None] | None) -> Path:
 def _flags() -> list[str]:
     torch_dir = Path(torch.__file__).parent
     abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
+    target = os.environ.get("EDGEAGENT_NATIVE_MARCH") or "native"
     return [
-        "-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-std=c++17",
+        "-O3", f"-march={target}", "-fopenmp", "-fno-math-errno", "-std=c++17",
         "-shared", "-fPIC", "-w",
         f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
         f"-I{torch_dir / 'include'}",

@@ -216,3 +216,12 @@ def test_the_avx2_and_plain_paths_compute_the_same_product(tmp_path, without) ->
     done = subprocess.run([sys.executable, "-c", CHECK, str(library)], capture_output=True,
                           text=True, check=True)  # fmt: skip
     assert float(done.stdout) < 1e-5
+
+
+def test_another_target_is_built_under_its_own_key(monkeypatch) -> None:
+    """$EDGEAGENT_NATIVE_MARCH builds for another target (AVX2 only, to measure what such a CPU
+    gets), into a file of its own: the native build is not taken for it, nor it for the native."""
+    native_key = native._key("g++")
+    monkeypatch.setenv("EDGEAGENT_NATIVE_MARCH", "x86-64-v3")
+    assert "-march=x86-64-v3" in native._flags() and "-march=native" not in native._flags()
+    assert native._key("g++") != native_key

@@ -273,3 +273,17 @@ def test_a_tied_table_is_the_heads_rows_and_saved_once(
     untied.model.lm_head.weight = nn.Parameter(untied.model.lm_head.weight.detach().clone())
     quantize(untied.model, quant)
     assert isinstance(untied.model.get_input_embeddings(), layers.Int8Embedding)
+
+
+@pytest.mark.parametrize("cap", ["AVX2", "avx512_core"])
+def test_onednn_capped_below_bfloat16_counts_as_a_cpu_without_it(cap, monkeypatch) -> None:
+    """ONEDNN_MAX_CPU_ISA below AVX512_CORE_BF16 makes oneDNN emulate bfloat16 products, so
+    prompts stay in float32 there, as on a CPU that lacks them."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    layers.native_bf16.cache_clear()
+    try:
+        assert layers.native_bf16() is False
+        assert layers.gemm_dtype(torch.float32) == torch.float32
+    finally:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+        layers.native_bf16.cache_clear()
