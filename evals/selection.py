@@ -8,7 +8,11 @@ Test-split cases never reach training: logged episodes of a test-split case are 
 SFT keeps own episodes at `min_own_reward` (flawless by default); DPO pairs own episodes of the
 same prompt (`prompt_of`), the best acceptable one (`evals.rewards.acceptable`: its own answer,
 no loop, no repeated call) chosen and the worst rejected, so a looping, repeating or empty
-episode is never chosen, and is the one rejected when the group has one.
+episode is never chosen, and is the one rejected when the group has one. Where none of a case's
+rollouts succeeded, the data set's reference answer of that case (`evals.references`, when the
+run asks for them) is the chosen side against the worst rollout (`reference_pairs`): the model's
+own mistakes, on either side of the line between calling and declining, each met by the right
+answer, so such pairs lean against whichever side a model errs on.
 
 Not here: collecting fresh rollouts (`evals.rollouts`), reference answers (`evals.references`),
 turning episodes into token examples (`model.train.data`), the run itself (`evals.train`).
@@ -122,6 +126,43 @@ def _last_sequence(t: Trajectory) -> TrainExample | None:
     (a focused read) are separate prompts with separate answers, left out of pairs."""
     examples = examples_from_trajectory(t, include_sub_episodes=False)
     return examples[-1] if examples else None
+
+
+def succeeded(t: Trajectory) -> bool:
+    """A rollout that got its case right, cleanly: the task's full reward, ended within budget
+    with no repeated call (what `evals.rewards` requires of a chosen side)."""
+    r = t.rewards
+    return (
+        r.get("task", 0.0) >= 1.0
+        and r.get("within_budget", 0.0) == 1.0
+        and (r.get("no_repeats", 1.0) == 1.0)
+    )
+
+
+def reference_pairs(
+    groups: Iterable[Sequence[Trajectory]], references: Iterable[TrainExample]
+) -> list[PreferencePair]:
+    """Per case none of whose rollouts succeeded, its reference answer chosen and its worst
+    rollout's last sequence rejected. Both start from the eval's own prompt (the reference is
+    built from it, `evals.references`), so they differ in the reply only. Only a case's own
+    reference pairs up: a `masked` example (the case with its function taken out) is another
+    prompt. The chosen side keeps `meta["source"] == "reference"`, so a report counts these
+    pairs apart."""
+    by_case = {
+        (e.meta.get("suite"), str(e.meta.get("case"))): e
+        for e in references
+        if not str(e.meta.get("category", "")).startswith("masked/")
+    }
+    pairs = []
+    for group in groups:
+        if not group or any(succeeded(t) for t in group):
+            continue
+        chosen = by_case.get((group[0].meta.get("suite"), str(group[0].meta.get("case"))))
+        worst = min(group, key=lambda t: t.rewards.get("total", 0.0))
+        rejected = _last_sequence(worst)
+        if chosen and rejected and rejected.sampled:
+            pairs.append(PreferencePair(chosen, rejected))
+    return pairs
 
 
 def preference_pairs(

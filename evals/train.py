@@ -42,6 +42,7 @@ from evals.selection import (
     is_own,
     own_acceptable,
     preference_pairs,
+    reference_pairs,
     sft_examples,
     usable,
 )
@@ -98,7 +99,9 @@ class Job(BaseModel):
     )
     resume: bool = Field(default=False, description="go on from the latest checkpoint")
     references: dict[str, int | None] = Field(
-        default_factory=dict, description="SFT: suite -> reference cases per category (all)"
+        default_factory=dict,
+        description="suite -> reference cases per category (all); SFT trains on them, DPO "
+        "chooses them over failed rollouts",
     )
     max_length: int | None = Field(default=None, description="longest reference example")
     command: str = Field(default="", description="the command line, for the report")
@@ -365,8 +368,10 @@ def train_offline(
     report: Report | None = None,
     extra: Sequence[TrainExample] = (),
 ) -> list[dict[str, float]]:
-    """SFT or DPO on scored episodes (fresh rollouts or the log's); SFT also on `extra`
-    examples (the data sets' reference answers). Returns per-step figures."""
+    """SFT or DPO on scored episodes (fresh rollouts or the log's) and `extra` examples (the
+    data sets' reference answers): SFT trains on them too, DPO chooses a case's reference where
+    none of its rollouts succeeded (`evals.selection.reference_pairs`; counts in OUT/pairs.json).
+    Returns per-step figures."""
     history, progress = _recorder(out, report)
     lm = generator.lm
     if method == "sft":
@@ -384,9 +389,15 @@ def train_offline(
         )
         train_sft(lm.model, examples, out, s, resume, progress)
     else:
-        pairs = preference_pairs(groups_by_case(episodes), ts.min_gap) + preference_pairs(
+        by_case = groups_by_case(episodes)
+        pairs = preference_pairs(by_case, ts.min_gap) + preference_pairs(
             groups_by_prompt(episodes), ts.min_gap, own_acceptable
         )
+        chosen_references = reference_pairs(by_case, extra)
+        pairs += chosen_references
+        counts = {"pairs": len(pairs), "reference chosen": len(chosen_references)}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "pairs.json").write_text(json.dumps(counts) + "\n")
         if not pairs:
             raise NoData("no case or prompt had a best and a worst episode apart: no pairs")
         s = DpoSettings(

@@ -48,9 +48,10 @@ def add_train_parser(sub: Any) -> None:
                    "before and after; 'none' to skip")  # fmt: skip
     p.add_argument("--eval-limit", default="50", help="test cases per eval suite: N, or "
                    "SUITE=N,... (others get 50)")  # fmt: skip
-    p.add_argument("--references", default="none", help="sft: also the reference answers of "
-                   f"these train splits, KIND[=N per category],... ({', '.join(REFERENCE_KINDS)}); "
-                   "'none' to skip")  # fmt: skip
+    p.add_argument("--references", default="none", help="the reference answers of these "
+                   f"train splits, KIND[=N per category],... ({', '.join(REFERENCE_KINDS)}): sft "
+                   "also trains on them, dpo chooses a case's over its rollouts where none "
+                   "succeeded; 'none' to skip")  # fmt: skip
     p.add_argument("--max-length", type=int, help="sft: drop reference examples longer than "
                    "this many tokens")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8, help="sft: examples per step")

@@ -10,8 +10,10 @@ from agent.settings import Settings
 from evals import doomloop, pytasks
 from evals.common import EvalCase
 from evals.pytasks_check import Task
+from evals.references import bfcl_example
 from evals.rewards import ARGUMENT_KINDS
 from evals.rollouts import RECORDED, SchemaTool, collect, episode
+from evals.selection import reference_pairs
 from evals.train import TrainSettings, train_cases
 from model.scripted import ScriptedGenerator
 
@@ -150,3 +152,25 @@ def test_a_doomloop_rollout_is_the_guard_off_turn_on_the_suites_prompt(tiny) -> 
     # The trainer rolls out the guard-off arm only.
     cases = train_cases(TrainSettings(suite="doomloop", limit=40))
     assert cases and all(c.data["method"] == "off" for c in cases)
+
+
+def test_a_case_no_rollout_solved_pairs_its_reference_against_the_worst(tiny) -> None:
+    """DPO with references: a case whose rollouts all failed gets the data set's answer as the
+    chosen side, from the very prompt the rollout saw, against its worst rollout; a case one
+    rollout solved gets none (its own best is the chosen side there)."""
+    case, lm = add_case(), tiny()
+    wrong = episode(ScriptedGenerator(lm, [call({"a": 2, "b": 4})]), case, Settings(), 0)
+    declined = episode(ScriptedGenerator(lm, ["No function fits."]), case, Settings(), 0.7, 1)
+    right = episode(ScriptedGenerator(lm, [call({"a": 2, "b": 3})]), case, Settings(), 0.7, 2)
+    reference = bfcl_example(lm, case)
+    assert reference is not None
+    (pair,) = reference_pairs([[wrong, declined]], [reference])
+    assert pair.chosen is reference and pair.chosen.meta["source"] == "reference"
+    rejected = pair.rejected
+    assert rejected.input_ids == wrong.steps[0].prompt_ids + wrong.steps[0].completion_ids
+    start = reference.mask.index(1)
+    assert reference.input_ids[:start] == wrong.steps[0].prompt_ids  # the same prompt
+    assert '"b": 3' in lm.tokenizer.decode(reference.input_ids[start:])
+    assert reference_pairs([[wrong, right]], [reference]) == []
+    other = bfcl_example(lm, add_case("simple_python_8"))
+    assert reference_pairs([[wrong]], [other]) == []  # another case's answer never pairs

@@ -19,6 +19,7 @@ from agent.loop import run
 from agent.settings import Settings
 from evals import selection as sel
 from evals import train as t
+from evals.references import bfcl_example
 from evals.rollouts import collect
 from evals.train_report import read_history
 from model.scripted import ScriptedGenerator
@@ -61,6 +62,24 @@ def test_dpo_from_rollouts_trains(tmp_path: Path) -> None:
     history = t.train_offline("dpo", gen, t.episodes_of(groups), ts, tmp_path)
     assert len(history) == 1 and abs(history[0]["loss"] - 0.6931) < 1e-3  # log 2 at the start
     assert read_history(tmp_path) == history
+
+
+def test_dpo_with_references_chooses_the_answer_no_rollout_found(tmp_path: Path) -> None:
+    """Every rollout of the case wrong: without references there is no pair; with the case's
+    reference answer it is the chosen side, and OUT/pairs.json counts it apart."""
+    lm = tiny_model()
+    lm.model = attach(lm.model)
+    gen = ScriptedGenerator(lm, [WRONG, NONE])
+    episodes = t.episodes_of(collect(gen, [add_case()], Settings(), k=1, temperature=1.0))
+    ts = t.TrainSettings(learning_rate=1e-3, save_steps=0)
+    with pytest.raises(t.NoData):
+        t.train_offline("dpo", gen, episodes, ts, tmp_path / "alone")
+    reference = bfcl_example(lm, add_case())
+    assert reference is not None
+    history = t.train_offline("dpo", gen, episodes, ts, tmp_path / "ref", extra=[reference])
+    assert len(history) == 1 and abs(history[0]["loss"] - 0.6931) < 1e-3
+    counts = json.loads((tmp_path / "ref" / "pairs.json").read_text())
+    assert counts == {"pairs": 1, "reference chosen": 1}
 
 
 class Seen:
