@@ -11,8 +11,8 @@ no loop, no repeated call) chosen and the worst rejected, so a looping, repeatin
 episode is never chosen, and is the one rejected when the group has one. Where none of a case's
 rollouts succeeded, the data set's reference answer of that case (`evals.references`, when the
 run asks for them) is the chosen side against the worst rollout (`reference_pairs`): the model's
-own mistakes, on either side of the line between calling and declining, each met by the right
-answer, so such pairs lean against whichever side a model errs on.
+own mistakes, each met by the right answer, and (with `masked` references) each "call it" by
+its twin "not without its function".
 
 Not here: collecting fresh rollouts (`evals.rollouts`), reference answers (`evals.references`),
 turning episodes into token examples (`model.train.data`), the run itself (`evals.train`).
@@ -144,25 +144,41 @@ def reference_pairs(
 ) -> list[PreferencePair]:
     """Per case none of whose rollouts succeeded, its reference answer chosen and its worst
     rollout's last sequence rejected. Both start from the eval's own prompt (the reference is
-    built from it, `evals.references`), so they differ in the reply only. Only a case's own
-    reference pairs up: a `masked` example (the case with its function taken out) is another
-    prompt. The chosen side keeps `meta["source"] == "reference"`, so a report counts these
-    pairs apart."""
-    by_case = {
-        (e.meta.get("suite"), str(e.meta.get("case"))): e
-        for e in references
-        if not str(e.meta.get("category", "")).startswith("masked/")
-    }
+    built from it, `evals.references`), so they differ in the reply only. Where the reference
+    is a call and `references` hold the case's `masked` twin (the same request with the needed
+    function taken out), the twin pair comes too: declining chosen, that very call rejected.
+    Without twins, a model that errs mostly by declining gets pairs that all say "call", and
+    learns to call everywhere (measured: dev irrelevance 40 -> 2 of 42 in one run); with them
+    each "call it" is met by "not without its function", so what is learnt is when, not how
+    often. The chosen sides keep `meta["source"] == "reference"`, counted apart."""
+    refs = list(references)
+    by_case = {_key(e.meta.get("suite"), e.meta.get("case")): e for e in refs}
     pairs = []
     for group in groups:
         if not group or any(succeeded(t) for t in group):
             continue
-        chosen = by_case.get((group[0].meta.get("suite"), str(group[0].meta.get("case"))))
+        suite, case = group[0].meta.get("suite"), group[0].meta.get("case")
+        chosen = by_case.get(_key(suite, case))
         worst = min(group, key=lambda t: t.rewards.get("total", 0.0))
         rejected = _last_sequence(worst)
-        if chosen and rejected and rejected.sampled:
-            pairs.append(PreferencePair(chosen, rejected))
+        if not (chosen and rejected and rejected.sampled):
+            continue
+        pairs.append(PreferencePair(chosen, rejected))
+        if (masked := by_case.get(_key(suite, f"{case}:masked"))) is not None:
+            pairs.append(PreferencePair(masked, _with_reply_of(masked, chosen)))
     return pairs
+
+
+def _key(suite: object, case: object) -> tuple[str, str]:
+    return str(suite), str(case)
+
+
+def _with_reply_of(example: TrainExample, other: TrainExample) -> TrainExample:
+    """`example`'s prompt followed by `other`'s reply (its trained tokens)."""
+    start = example.mask.index(1)
+    reply = [t for t, m in zip(other.input_ids, other.mask, strict=True) if m]
+    ids = example.input_ids[:start] + reply
+    return TrainExample(ids, [0] * start + [1] * len(reply), dict(example.meta))
 
 
 def preference_pairs(

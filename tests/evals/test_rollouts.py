@@ -10,7 +10,7 @@ from agent.settings import Settings
 from evals import doomloop, pytasks
 from evals.common import EvalCase
 from evals.pytasks_check import Task
-from evals.references import bfcl_example
+from evals.references import bfcl_example, masked_case
 from evals.rewards import ARGUMENT_KINDS
 from evals.rollouts import RECORDED, SchemaTool, collect, episode
 from evals.selection import reference_pairs
@@ -174,3 +174,23 @@ def test_a_case_no_rollout_solved_pairs_its_reference_against_the_worst(tiny) ->
     assert reference_pairs([[wrong, right]], [reference]) == []
     other = bfcl_example(lm, add_case("simple_python_8"))
     assert reference_pairs([[wrong]], [other]) == []  # another case's answer never pairs
+
+
+def test_a_call_its_rollouts_missed_comes_with_its_masked_twin(tiny) -> None:
+    """With the case's masked example among the references, the pair that says "call add"
+    comes with one that says "not without add": the same request with add taken out, declining
+    chosen against that very call."""
+    lm, case = tiny(), add_case()
+    mul = {**ADD, "name": "multiply", "description": "Multiply two integers."}
+    case = case.model_copy(update={"data": {**case.data, "functions": [ADD, mul]}})
+    masked = bfcl_example(lm, masked_case(case, [case]))
+    reference = bfcl_example(lm, case)
+    assert masked is not None and reference is not None
+    declined = episode(ScriptedGenerator(lm, ["No function fits."]), case, Settings(), 0)
+    first, twin = reference_pairs([[declined]], [reference, masked])
+    assert first.chosen is reference and twin.chosen is masked
+    start = masked.mask.index(1)
+    assert twin.rejected.input_ids[:start] == masked.input_ids[:start]  # the masked prompt
+    assert '"name": "add"' not in lm.tokenizer.decode(masked.input_ids[:start])
+    reply = lm.tokenizer.decode(twin.rejected.input_ids[start:])
+    assert '"b": 3' in reply and sum(twin.rejected.mask) == len(twin.rejected.input_ids) - start
