@@ -207,6 +207,8 @@ def run_training(
         data = {"episodes": len(episodes), "own episodes": own, "source": str(job.log_path),
                 **{f"reference {k}": v for k, v in count_by(extra).items()}}  # fmt: skip
         train_offline(job.method, generator, episodes, ts, out, job.resume, report, extra)
+        if (counted := out / "pairs.json").is_file():  # DPO's pairs, those with a reference
+            data.update({f"{k} (dpo)": v for k, v in json.loads(counted.read_text()).items()})
     w.trained()
     if not distributed.is_main():
         return None

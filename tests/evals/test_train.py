@@ -118,6 +118,7 @@ def test_the_whole_run_from_fresh_rollouts_to_the_report_then_resumed(tmp_path: 
     assert seen.events == ["training", "collect 1", "group 3", "train 1", "trained"]
     assert text == (job.out / "report.md").read_text()
     assert "Data: episodes 3, own episodes 0" in text and "Test split" not in text  # no evals
+    assert "pairs (dpo) 1, reference chosen (dpo) 0" in text
     (row,) = [json.loads(line) for line in (job.out / "rollouts.jsonl").open()]
     assert row["case"] == cases[0].id and len(row["ids"]) == 3
     assert {e.id for e in read_trajectories(job.log_path)} == set(row["ids"])
