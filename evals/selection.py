@@ -132,11 +132,8 @@ def succeeded(t: Trajectory) -> bool:
     """A rollout that got its case right, cleanly: the task's full reward, ended within budget
     with no repeated call (what `evals.rewards` requires of a chosen side)."""
     r = t.rewards
-    return (
-        r.get("task", 0.0) >= 1.0
-        and r.get("within_budget", 0.0) == 1.0
-        and (r.get("no_repeats", 1.0) == 1.0)
-    )
+    clean = r.get("within_budget", 0.0) == 1.0 and r.get("no_repeats", 1.0) == 1.0
+    return r.get("task", 0.0) >= 1.0 and clean
 
 
 def reference_pairs(
@@ -148,11 +145,11 @@ def reference_pairs(
     is a call and `references` hold the case's `masked` twin (the same request with the needed
     function taken out), the twin pair comes too: declining chosen, that very call rejected.
     Without twins, a model that errs mostly by declining gets pairs that all say "call", and
-    learns to call everywhere (measured: dev irrelevance 40 -> 2 of 42 in one run); with them
-    each "call it" is met by "not without its function", so what is learnt is when, not how
-    often. The chosen sides keep `meta["source"] == "reference"`, counted apart."""
-    refs = list(references)
-    by_case = {_key(e.meta.get("suite"), e.meta.get("case")): e for e in refs}
+    learns to call everywhere (dev irrelevance 40 -> 2 of 42 in one run); twins meet each
+    "call it" with "not without its function", which halved that swing in the one run made
+    (23 of 42), not stopped it: pairs from both sides in proportion are still wanted
+    (evals/TRAINING.md). The chosen sides keep `meta["source"] == "reference"`."""
+    by_case = {_key(e.meta.get("suite"), e.meta.get("case")): e for e in references}
     pairs = []
     for group in groups:
         if not group or any(succeeded(t) for t in group):
