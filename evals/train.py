@@ -67,6 +67,9 @@ class NoData(ValueError):
 class TrainSettings(BaseModel):
     suite: str = "bfcl"
     limit: int | None = Field(default=None, description="train-split cases to use")
+    categories: str | None = Field(
+        default=None, description="which of the suite's categories; None: ROLLOUT_ARMS' pick"
+    )
     k: int = Field(default=4, ge=0, description="sampled rollouts per case, plus one greedy")
     temperature: float = Field(default=1.0, gt=0)
     min_reward: float = Field(default=1.0, description="SFT keeps episodes scoring this much")
@@ -144,7 +147,8 @@ ROLLOUT_ARMS = {"doomloop": "off"}
 
 
 def train_cases(ts: TrainSettings) -> list:
-    return runner.load_suite_cases(ts.suite, "train", ts.limit, None, ROLLOUT_ARMS.get(ts.suite))
+    picked = ts.categories or ROLLOUT_ARMS.get(ts.suite)
+    return runner.load_suite_cases(ts.suite, "train", ts.limit, None, picked)
 
 
 def eval_cases(names: Iterable[str], limits: dict[str, int]) -> dict[str, list]:

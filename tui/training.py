@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evals.choices import REFERENCE_KINDS, ROLLOUT_SUITES
+from evals.choices import CATEGORIES_HELP, REFERENCE_KINDS, ROLLOUT_SUITES
 from tui.commands import bar, load_model, say
 from tui.flags import add_settings_flags, csv, settings_from
 
@@ -25,6 +25,7 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--suite", default="bfcl", choices=ROLLOUT_SUITES, help="task set (train split)")
     p.add_argument("--out", required=True, help="run folder: adapter, checkpoints, report")
     p.add_argument("--limit", type=int, help="at most N train-split cases")
+    p.add_argument("--categories", help=CATEGORIES_HELP)
     p.add_argument("-k", type=int, default=4, help="sampled rollouts per case (plus one greedy)")
     p.add_argument("--sample-temperature", type=float, default=1.0, help="for the K rollouts")
     p.add_argument("--from-log", action="store_true", help="sft/dpo: train on the episodes "
@@ -116,6 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     ts = t.TrainSettings(
         suite=args.suite,
         limit=args.limit,
+        categories=args.categories,
         k=args.k,
         temperature=args.sample_temperature,
         min_reward=args.min_reward,

@@ -186,6 +186,8 @@ def test_train_cli_refuses_bad_input_in_one_line(capsys, tmp_path: Path) -> None
     args = ["train", "sft", "--out", str(tmp_path), "--eval-limit", "bfcl=x"]
     assert main(args) == 2
     assert "--eval-limit takes N" in capsys.readouterr().err
+    assert main(["train", "dpo", "--out", str(tmp_path), "--categories", "nonsense"]) == 2
+    assert "nonsense" in capsys.readouterr().err
     assert not json.dumps(list(tmp_path.iterdir()))[2:]  # nothing written on bad input
 
 
