@@ -68,7 +68,7 @@ class TrainSettings(BaseModel):
     suite: str = "bfcl"
     limit: int | None = Field(default=None, description="train-split cases to use")
     categories: str | None = Field(
-        default=None, description="which of the suite's categories; None: ROLLOUT_ARMS' pick"
+        default=None, description="the suite's categories to use (in ROLLOUT_ARMS' arm)"
     )
     k: int = Field(default=4, ge=0, description="sampled rollouts per case, plus one greedy")
     temperature: float = Field(default=1.0, gt=0)
@@ -147,8 +147,13 @@ ROLLOUT_ARMS = {"doomloop": "off"}
 
 
 def train_cases(ts: TrainSettings) -> list:
-    picked = ts.categories or ROLLOUT_ARMS.get(ts.suite)
-    return runner.load_suite_cases(ts.suite, "train", ts.limit, None, picked)
+    arm = ROLLOUT_ARMS.get(ts.suite)
+    if not (arm and ts.categories):
+        return runner.load_suite_cases(ts.suite, "train", ts.limit, None, ts.categories or arm)
+    # Picked families of a suite with a rollout arm: still that arm's cases only.
+    armed = {c.id for c in runner.load_suite_cases(ts.suite, "train", None, None, arm)}
+    picked = runner.load_suite_cases(ts.suite, "train", None, None, ts.categories)
+    return [c for c in picked if c.id in armed][: ts.limit]
 
 
 def eval_cases(names: Iterable[str], limits: dict[str, int]) -> dict[str, list]:

@@ -155,6 +155,8 @@ def test_a_doomloop_rollout_is_the_guard_off_turn_on_the_suites_prompt(tiny) -> 
     # --categories picks within a suite, each picked category in its share of the limit.
     picked = train_cases(TrainSettings(suite="bfcl", limit=6, categories="irrelevance,live_simple"))
     assert sorted(c.category for c in picked) == ["irrelevance"] * 3 + ["live_simple"] * 3
+    counts = train_cases(TrainSettings(suite="doomloop", limit=2, categories="count"))
+    assert len(counts) == 2 and all(c.category == "count:off" for c in counts)
 
 
 def test_a_case_no_rollout_solved_pairs_its_reference_against_the_worst(tiny) -> None:
