@@ -20,3 +20,7 @@ REFERENCE_KINDS = ("bfcl", "masked", "abstain", "doomloop", "pytools", "searchqa
 
 # The suites `evals.rollouts.episode` rolls out, i.e. what `edgeagent train --suite` takes.
 ROLLOUT_SUITES = ("bfcl", "searchqa", "incar", "pytools", "doomloop")
+
+# `edgeagent adapter calibrate`'s default target: the shipped adapter's decline rate on BFCL's
+# dev no-fit cases (168 of 192), the line its test figures were measured at (`evals.calibrate`).
+CALIBRATION_TARGET = 0.875

@@ -200,6 +200,22 @@ def _bfcl_train() -> dict[str, list[EvalCase]]:
     return by
 
 
+# BFCL's dev split, where no function fits: train cases past what the recipe reaches. Its
+# references take at most 45 cases of a category (`bfcl=45`) and its rollouts the first 25;
+# the margin covers references dropped as too long, which reach further (measured with
+# --max-length 800: the last irrelevance reference is case 45, the last live_irrelevance one
+# case 51). A run given more references per category trains on part of this split.
+DEV_START = 45 + 10
+
+
+def no_fit_dev_cases(limit: int | None = None) -> list[EvalCase]:
+    """The dev split of BFCL's no-fit categories (irrelevance, live_irrelevance): each one's
+    train cases from `DEV_START` on, at most `limit` of each, in the suite's order."""
+    by = _bfcl_train()
+    return [c for cat in sorted(by) if cat.endswith(NO_CALL_CATEGORIES)
+            for c in by[cat][DEV_START:][:limit]]  # fmt: skip
+
+
 def masked_example(lm: LoadedModel, case: EvalCase) -> TrainExample | None:
     masked = masked_case(case, _bfcl_train().get(case.category, [case]))
     example = bfcl_example(lm, masked) if masked else None

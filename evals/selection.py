@@ -121,7 +121,7 @@ def own_acceptable(t: Trajectory) -> bool:
     return acceptable(t.rewards)
 
 
-def _last_sequence(t: Trajectory) -> TrainExample | None:
+def last_sequence(t: Trajectory) -> TrainExample | None:
     """The episode's own last sequence (its final turns): what a preference compares. Sub-episodes
     (a focused read) are separate prompts with separate answers, left out of pairs."""
     examples = examples_from_trajectory(t, include_sub_episodes=False)
@@ -157,7 +157,7 @@ def reference_pairs(
         suite, case = group[0].meta.get("suite"), group[0].meta.get("case")
         chosen = by_case.get(_key(suite, case))
         worst = min(group, key=lambda t: t.rewards.get("total", 0.0))
-        rejected = _last_sequence(worst)
+        rejected = last_sequence(worst)
         if not (chosen and rejected and rejected.sampled):
             continue
         pairs.append(PreferencePair(chosen, rejected))
@@ -189,12 +189,24 @@ def preference_pairs(
     answer, repetition penalty), so loops are what gets rejected."""
     pairs = []
     for group in groups:
-        ranked = sorted(group, key=lambda t: (eligible(t), t.rewards.get("total", 0.0)))
-        worst, best = ranked[0], ranked[-1]
-        gap = best.rewards.get("total", 0.0) - worst.rewards.get("total", 0.0)
-        if not eligible(best) or (eligible(worst) and gap < min_gap):
+        if not (ends := paired_ends(group, min_gap, eligible)):
             continue
-        chosen, rejected = _last_sequence(best), _last_sequence(worst)
+        chosen, rejected = last_sequence(ends[0]), last_sequence(ends[1])
         if chosen and rejected and chosen.sampled and rejected.sampled:
             pairs.append(PreferencePair(chosen, rejected))
     return pairs
+
+
+def paired_ends(
+    group: Sequence[Trajectory],
+    min_gap: float,
+    eligible: Callable[[Trajectory], bool] = lambda t: True,
+) -> tuple[Trajectory, Trajectory] | None:
+    """The group's (best, worst) episodes as `preference_pairs` pairs them, or None where it
+    pairs none."""
+    ranked = sorted(group, key=lambda t: (eligible(t), t.rewards.get("total", 0.0)))
+    worst, best = ranked[0], ranked[-1]
+    gap = best.rewards.get("total", 0.0) - worst.rewards.get("total", 0.0)
+    if not eligible(best) or (eligible(worst) and gap < min_gap):
+        return None
+    return best, worst

@@ -34,6 +34,7 @@ from agent.log import TrajectoryLog, read_trajectories
 from agent.settings import Settings
 from agent.trajectory import LogSink, Trajectory
 from evals import references, runner
+from evals.anchors import anchor_pairs
 from evals.rollouts import Group, collect
 from evals.selection import (
     count_by,
@@ -81,6 +82,9 @@ class TrainSettings(BaseModel):
     epochs: int = Field(default=1, ge=1)
     learning_rate: float | None = Field(default=None, gt=0, description="None: the method's")
     sft_weight: float = Field(default=0.0, ge=0, description="DPO: chosen side's NLL weight")
+    anchors: bool = Field(
+        default=False, description="DPO: a forced-call anchor per pair choosing a call"
+    )
     save_steps: int = Field(default=1, ge=0)
     batch_size: int = Field(default=8, ge=1, description="SFT: examples per optimizer step")
     max_steps: int | None = Field(default=None, ge=1, description="SFT: stop after N steps")
@@ -381,8 +385,9 @@ def train_offline(
 ) -> list[dict[str, float]]:
     """SFT or DPO on scored episodes (fresh rollouts or the log's) and `extra` examples (the
     data sets' reference answers): SFT trains on them too, DPO chooses a case's reference where
-    none of its rollouts succeeded (`evals.selection.reference_pairs`; counts in OUT/pairs.json).
-    Returns per-step figures."""
+    none of its rollouts succeeded (`evals.selection.reference_pairs`) and, with `ts.anchors`,
+    adds the model's declines over its forced calls (`evals.anchors`); counts in
+    OUT/pairs.json. Returns per-step figures."""
     history, progress = _recorder(out, report)
     lm = generator.lm
     if method == "sft":
@@ -407,6 +412,10 @@ def train_offline(
         chosen_references = reference_pairs(by_case, extra)
         pairs += chosen_references
         counts = {"pairs": len(pairs), "reference chosen": len(chosen_references)}
+        if ts.anchors:  # after the others, so a run with them trains on the same list first
+            anchors = anchor_pairs(lm, by_case, ts.min_gap)
+            pairs += anchors
+            counts |= {"pairs": len(pairs), "anchors": len(anchors)}
         out.mkdir(parents=True, exist_ok=True)
         (out / "pairs.json").write_text(json.dumps(counts) + "\n")
         if not pairs:

@@ -67,6 +67,18 @@ def lora_adapter(one_thread):
     return make
 
 
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny qwen2 model saved as a Hugging Face folder, for commands that take --model."""
+    from model.tiny import tiny_model
+
+    lm = tiny_model("qwen2")
+    folder = tmp_path_factory.mktemp("tiny-qwen2")
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def embedded_lm():
     """The embedded default model with its real weights (converted into the cache once)."""

@@ -14,7 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evals.choices import CATEGORIES_HELP, REFERENCE_KINDS, ROLLOUT_SUITES
+from evals.choices import (
+    CALIBRATION_TARGET,
+    CATEGORIES_HELP,
+    REFERENCE_KINDS,
+    ROLLOUT_SUITES,
+)
 from tui.commands import bar, load_model, say
 from tui.flags import add_settings_flags, csv, settings_from
 
@@ -44,6 +49,9 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--sft-weight", type=float, default=0.0, help="dpo: weight of the chosen "
                    "side's mean negative log-likelihood beside the preference loss (0: plain "
                    "DPO; keeps the chosen answers likely, see model.train.dpo)")  # fmt: skip
+    p.add_argument("--anchors", action="store_true", help="dpo: for each pair that chooses a "
+                   "call over a decline, one where no function fits that chooses the model's "
+                   "decline over its own call, forced (see evals.anchors)")  # fmt: skip
     p.add_argument("--rank", type=int, default=16, help="LoRA rank")
     p.add_argument("--eval", default="SUITE,doomloop", help="suites scored on the test split "
                    "before and after; 'none' to skip")  # fmt: skip
@@ -84,6 +92,22 @@ def add_adapter_parser(sub: Any) -> None:
                    "(default: the sources' ranks summed, exact)")  # fmt: skip
     p.add_argument("--out", required=True, help="folder for the average")
     p.set_defaults(func=cmd_adapter_average)
+    p = verbs.add_parser(
+        "calibrate",
+        help="keep the share of a step's change (0, 1/4, ... 1) with which the model declines "
+        "on BFCL's dev no-fit cases about as often as --target (see evals.calibrate)",
+    )
+    p.add_argument("start", help="the adapter the step was trained from")
+    p.add_argument("step", help="the adapter after the step (trained from START)")
+    p.add_argument("--target", type=float, default=CALIBRATION_TARGET, help="decline rate to "
+                   f"come near (default {CALIBRATION_TARGET}: the shipped adapter's on the same "
+                   "cases)")  # fmt: skip
+    p.add_argument("--dev-limit", type=int, default=150, help="dev cases per category at most")
+    p.add_argument("--rank", type=int, help="as for average")
+    p.add_argument("--out", required=True, help="folder for the chosen adapter, "
+                   "calibration.json and the per-share runs (dev/)")  # fmt: skip
+    add_settings_flags(p)
+    p.set_defaults(func=cmd_adapter_calibrate)
 
 
 def cmd_adapter_bfloat16(args: argparse.Namespace) -> int:
@@ -108,6 +132,37 @@ def cmd_adapter_average(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adapter_calibrate(args: argparse.Namespace) -> int:
+    from evals.calibrate import calibrate, dev_runner
+    from evals.references import no_fit_dev_cases
+    from model.adapter import read_config
+    from model.generate import Generator
+
+    try:  # wrong folders or a target out of range are one line, before any model loads
+        for folder in (args.start, args.step):
+            read_config(Path(folder))
+        if not 0.0 < args.target < 1.0:
+            raise ValueError(f"--target is a rate between 0 and 1; got {args.target}")
+    except ValueError as e:
+        say(f"edgeagent: error: {e}")
+        return 2
+    settings = settings_from(args)
+
+    def load(adapter: Path) -> Generator:
+        model = settings.model.model_copy(update={"adapter": str(adapter)})
+        return Generator(load_model(settings.model_copy(update={"model": model})))
+
+    cases = no_fit_dev_cases(args.dev_limit)
+    run = dev_runner(load, cases, settings, bar)
+    got = calibrate(Path(args.start), Path(args.step), Path(args.out), run, args.target,
+                    args.rank)  # fmt: skip
+    for t in got.tried:
+        say(f"share {t.share:.2f}: declined {t.declined} of {t.cases} "
+            f"({t.declined / t.cases:.1%}, CI {t.low:.0%}-{t.high:.0%})")  # fmt: skip
+    say(f"edgeagent: kept {got.chosen:.2f} of the step's change; adapter in {args.out}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from agent.log import default_log_path
     from evals import train as t
@@ -125,11 +180,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         learning_rate=args.lr,
         sft_weight=args.sft_weight,
+        anchors=args.anchors,
         batch_size=args.batch_size,
         max_steps=args.max_steps,
         context_grad=args.context_grad,
         save_steps=args.save_steps,
     )
+    if args.anchors and args.method != "dpo":
+        say("edgeagent: error: --anchors pairs declines against calls: it is for dpo only")
+        return 2
     settings = settings_from(args)
     out = Path(args.out)
     names = [] if args.eval == "none" else csv(args.eval.replace("SUITE", args.suite))

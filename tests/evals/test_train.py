@@ -188,6 +188,9 @@ def test_train_cli_refuses_bad_input_in_one_line(capsys, tmp_path: Path) -> None
     assert "--eval-limit takes N" in capsys.readouterr().err
     assert main(["train", "dpo", "--out", str(tmp_path), "--categories", "nonsense"]) == 2
     assert "nonsense" in capsys.readouterr().err
+    assert main(["train", "sft", "--out", str(tmp_path), "--anchors"]) == 2
+    err = capsys.readouterr().err
+    assert "--anchors" in err and "dpo only" in err and err.count("\n") == 1
     assert not json.dumps(list(tmp_path.iterdir()))[2:]  # nothing written on bad input
 
 

@@ -34,15 +34,6 @@ def test_quantized_weights_read_fewer_bytes_per_token() -> None:
         assert weight_bytes(quantize(tiny_model("llama").model, quant)) < plain
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lm = tiny_model("qwen2")
-    folder = tmp_path_factory.mktemp("tiny-qwen2")
-    lm.model.save_pretrained(folder)
-    lm.tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.mark.slow
 def test_bench_runs_each_engine_in_its_own_process(
     tiny_folder: Path, capsys, monkeypatch, tmp_path
