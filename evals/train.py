@@ -17,8 +17,9 @@ a callable. Test-split cases never reach training: rollouts draw from the train 
 and logged episodes of a test-split case are dropped (`evals.selection`).
 
 Not here: the losses (`model.train.sft`, `model.train.dpo`, `model.train.grpo`), choosing
-episodes (`evals.selection`), rollouts and references (`evals.rollouts`, `evals.references`),
-the report (`evals.train_report`), the CLI and progress bars (`tui.training`).
+episodes (`evals.selection`) and anchors (`evals.anchors`), sizing a step
+(`evals.calibrate`), rollouts and references (`evals.rollouts`, `evals.references`), the
+report (`evals.train_report`), the CLI and progress bars (`tui.training`).
 """
 
 from __future__ import annotations
@@ -412,7 +413,7 @@ def train_offline(
         chosen_references = reference_pairs(by_case, extra)
         pairs += chosen_references
         counts = {"pairs": len(pairs), "reference chosen": len(chosen_references)}
-        if ts.anchors:  # after the others, so a run with them trains on the same list first
+        if ts.anchors:  # appended last: the other pairs keep their places in the list
             anchors = anchor_pairs(lm, by_case, ts.min_gap)
             pairs += anchors
             counts |= {"pairs": len(pairs), "anchors": len(anchors)}

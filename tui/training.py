@@ -143,6 +143,8 @@ def cmd_adapter_calibrate(args: argparse.Namespace) -> int:
             read_config(Path(folder))
         if not 0.0 < args.target < 1.0:
             raise ValueError(f"--target is a rate between 0 and 1; got {args.target}")
+        if args.dev_limit < 1:
+            raise ValueError(f"--dev-limit takes at least 1 case; got {args.dev_limit}")
     except ValueError as e:
         say(f"edgeagent: error: {e}")
         return 2

@@ -92,6 +92,7 @@ def test_calibrate_cli_on_a_tiny_model_and_its_one_line_errors(
     for bad, says in [
         ([str(tmp_path), str(step)], "is not a LoRA adapter folder"),
         ([str(start), str(step), "--target", "87.5"], "--target is a rate between 0 and 1"),
+        ([str(start), str(step), "--dev-limit", "0"], "--dev-limit takes at least 1"),
     ]:
         assert main(["adapter", "calibrate", *bad, "--out", str(out)]) == 2
         err = capsys.readouterr().err
